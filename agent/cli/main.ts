@@ -1,0 +1,42 @@
+import { Command } from 'commander';
+import { logger } from '../log/logger.js';
+import { benchCommand } from './commands/bench.js';
+import { buildModelCommand, DEFAULT_BUILD_CONFIG } from './commands/build-model.js';
+import { inspectCommand } from './commands/inspect.js';
+
+const program = new Command()
+  .name('edge-exit')
+  .description('Multi-exit int8 inference agent for edge gateways')
+  .showHelpAfterError();
+
+program
+  .command('inspect')
+  .description('print a .tflite model: inputs, outputs, ops, shapes, quantization, MACs per op and candidate cut points')
+  .argument('<model>', 'path to a .tflite file')
+  .option('--json', 'machine-readable output')
+  .action((model: string, options: { json?: boolean }) => inspectCommand(model, options));
+
+program
+  .command('build-model')
+  .description('cut the base model into segments and heads and write models/<name>/ (cached)')
+  .option('-c, --config <name|file>', 'build config: a name under models/configs/ or a .json path', DEFAULT_BUILD_CONFIG)
+  .option('-o, --out <dir>', 'package directory (default models/<name>)')
+  .option('-f, --force', 'rebuild even if the package is up to date')
+  .action(buildModelCommand);
+
+program
+  .command('bench')
+  .description('measure the runtime side by side: stock vs XNNPACK, monolithic vs segment chain')
+  .option('-c, --config <name|file>', 'build config of the package to measure', DEFAULT_BUILD_CONFIG)
+  .option('--images-per-class <n>', 'CIFAR-10 test images per class (plus cat.bmp)', '20')
+  .option('--threads <list>', 'thread counts to measure', '1,2')
+  .option('--no-write', 'do not update docs/benchmarks.md')
+  .action(benchCommand);
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  logger.debug({ err: error }, 'command failed');
+  process.stderr.write(`edge-exit: ${(error as Error).message}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,114 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { readTfliteModel } from '../tflite/reader.js';
+import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestSchema, type Manifest, type ModelFileEntry } from './manifest.js';
+import { sha256Hex } from './sha256.js';
+import { describeSpecMismatch, tensorSpecOf } from './tensor-spec.js';
+
+export class ModelPackageError extends Error {
+  constructor(
+    readonly packageDir: string,
+    readonly problems: string[],
+  ) {
+    super(
+      `Model package ${packageDir} is not usable:\n${problems.map((p) => `  - ${p}`).join('\n')}\n` +
+        'Rebuild it with `edge-exit build-model --force` (or fix the listed files).',
+    );
+    this.name = 'ModelPackageError';
+  }
+}
+
+export interface ModelPackage {
+  dir: string;
+  manifest: Manifest;
+  /** The verified bytes of each .tflite file, by file name, so nothing is read twice. */
+  files: Map<string, Buffer>;
+}
+
+export function readManifest(dir: string): Manifest {
+  const file = path.join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new ModelPackageError(dir, [`${MANIFEST_FILE} is missing: no package has been built here (run \`edge-exit build-model\`)`]);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ModelPackageError(dir, [`${MANIFEST_FILE} is not valid JSON: ${(error as Error).message}`]);
+  }
+  const version = (json as { formatVersion?: unknown })?.formatVersion;
+  if (version !== MANIFEST_FORMAT_VERSION) {
+    throw new ModelPackageError(dir, [`${MANIFEST_FILE} has formatVersion ${String(version)}; this edge-exit reads version ${MANIFEST_FORMAT_VERSION}`]);
+  }
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new ModelPackageError(
+      dir,
+      parsed.error.issues.map((issue) => `${MANIFEST_FILE} field ${issue.path.join('.') || '(root)'}: ${issue.message}`),
+    );
+  }
+  return parsed.data;
+}
+
+function checkModelFile(dir: string, entry: ModelFileEntry, what: string, files: Map<string, Buffer>, problems: string[]): void {
+  const file = path.join(dir, entry.file);
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch {
+    problems.push(`${what} file ${entry.file} is missing`);
+    return;
+  }
+  const digest = sha256Hex(bytes);
+  if (digest !== entry.sha256) {
+    problems.push(`${what} file ${entry.file} has sha256 ${digest}, but the manifest says ${entry.sha256}: the file was changed or corrupted`);
+    return;
+  }
+  let model;
+  try {
+    model = readTfliteModel(bytes);
+  } catch (error) {
+    problems.push(`${what} file ${entry.file}: ${(error as Error).message}`);
+    return;
+  }
+  for (const which of ['input', 'output'] as const) {
+    const mismatch = describeSpecMismatch(entry[which], tensorSpecOf(model, which));
+    if (mismatch.length > 0) problems.push(`${what} file ${entry.file}: its ${which} has ${mismatch.join(', ')}`);
+  }
+  files.set(entry.file, bytes);
+}
+
+/** Reads a package and checks everything a run relies on, listing every problem found at once. */
+export function loadModelPackage(dir: string): ModelPackage {
+  const manifest = readManifest(dir);
+  const problems: string[] = [];
+  const files = new Map<string, Buffer>();
+  manifest.segments.forEach((segment, i) => {
+    if (segment.index !== i) problems.push(`segment ${i} has index ${segment.index}; segments must be listed in order`);
+    checkModelFile(dir, segment, `segment ${i}`, files, problems);
+    const next = manifest.segments[i + 1];
+    if (next) {
+      const seam = describeSpecMismatch(segment.output, next.input);
+      if (seam.length > 0) problems.push(`the seam between segments ${i} and ${i + 1} does not match: segment ${i + 1}'s input has ${seam.join(', ')}`);
+    }
+  });
+  for (const head of manifest.heads) {
+    checkModelFile(dir, head, `head ${head.name}`, files, problems);
+    const segment = manifest.segments[head.afterSegment];
+    if (!segment) {
+      problems.push(`head ${head.name} reads segment ${head.afterSegment}, which does not exist`);
+    } else {
+      const seam = describeSpecMismatch(segment.output, head.input);
+      if (seam.length > 0) problems.push(`head ${head.name}'s input does not match segment ${head.afterSegment}'s output: it has ${seam.join(', ')}`);
+    }
+    const labels = manifest.labels[head.task];
+    const classes = head.output.shape[head.output.shape.length - 1];
+    if (!labels) problems.push(`head ${head.name} names task ${head.task}, which has no labels in the manifest`);
+    else if (labels.length !== classes) problems.push(`head ${head.name} outputs ${classes} classes but task ${head.task} has ${labels.length} labels`);
+  }
+  if (problems.length > 0) throw new ModelPackageError(dir, problems);
+  return { dir, manifest, files };
+}

@@ -1,0 +1,148 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import test from 'ava';
+import { argmax } from '../agent/inference/top-k.js';
+import { imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
+import { detectEdgeTpu, type SystemRoots } from '../agent/runtime/edgetpu.js';
+import { EdgeTpuUnavailableError, ModelLoadError, TensorShapeError } from '../agent/runtime/errors.js';
+import { TfliteInterpreter } from '../agent/runtime/interpreter.js';
+import { CAT_PHOTO, EDGETPU_MODEL, EGYPTIAN_CAT, MOBILENET_V2, cifarSamples, temporaryDir } from './helpers/shared.js';
+
+const size = { width: 224, height: 224, resize: 'stretch' as const };
+
+/** A fake /sys, /dev and library tree, as a gateway's kernel and packages would lay them out. */
+function fakeSystem(options: { usb?: [string, string]; apex?: boolean; library?: 'real' | 'garbage' }): SystemRoots {
+  const root = temporaryDir('edge-exit-sys-');
+  const sys = path.join(root, 'sys');
+  const dev = path.join(root, 'dev');
+  const lib = path.join(root, 'lib');
+  for (const dir of [sys, dev, lib, path.join(sys, 'bus', 'usb', 'devices', 'usb1')]) fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(sys, 'bus', 'usb', 'devices', 'usb1', 'idVendor'), '1d6b\n');
+  fs.writeFileSync(path.join(sys, 'bus', 'usb', 'devices', 'usb1', 'idProduct'), '0002\n');
+  if (options.usb) {
+    const dir = path.join(sys, 'bus', 'usb', 'devices', '2-1');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'idVendor'), `${options.usb[0]}\n`);
+    fs.writeFileSync(path.join(dir, 'idProduct'), `${options.usb[1]}\n`);
+  }
+  if (options.apex) fs.writeFileSync(path.join(dev, 'apex_0'), '');
+  if (options.library === 'garbage') fs.writeFileSync(path.join(lib, 'libedgetpu.so.1'), 'not an ELF file');
+  return { sys, dev, libraryDirs: [lib] };
+}
+
+test('XNNPACK and stock runtimes both classify the real cat photo as Egyptian cat', async (t) => {
+  const rgb = await imageFileToRgb(CAT_PHOTO, size);
+  for (const backend of ['xnnpack', 'stock'] as const) {
+    const interpreter = TfliteInterpreter.fromFile(MOBILENET_V2, { backend, threads: 2 });
+    t.is(interpreter.backend, backend);
+    t.deepEqual(interpreter.input().shape, [1, 224, 224, 3]);
+    t.is(interpreter.input().dtype, 'uint8');
+    t.is(interpreter.output().data.length, 1001);
+    interpreter.input().data.set(rgb);
+    const ms = interpreter.invoke();
+    t.true(ms > 0);
+    t.is(argmax(interpreter.output().data), EGYPTIAN_CAT, backend);
+  }
+});
+
+test('inputs and outputs carry the quantization read from the model file', (t) => {
+  const interpreter = TfliteInterpreter.fromFile(MOBILENET_V2);
+  const q = interpreter.input().quantization;
+  t.truthy(q);
+  t.true(q!.scale > 0 && q!.scale < 1);
+  t.true(q!.zeroPoint >= 0 && q!.zeroPoint <= 255);
+  t.truthy(interpreter.output().quantization);
+});
+
+test('XNNPACK and stock agree on top-1 for real CIFAR-10 images', async (t) => {
+  const xnn = TfliteInterpreter.fromFile(MOBILENET_V2, { backend: 'xnnpack', threads: 1 });
+  const stock = TfliteInterpreter.fromFile(MOBILENET_V2, { backend: 'stock', threads: 1 });
+  let agree = 0;
+  const files = cifarSamples(6);
+  for (const file of files) {
+    const rgb = await imageFileToRgb(file, size);
+    xnn.setInput(rgb);
+    stock.setInput(rgb);
+    xnn.invoke();
+    stock.invoke();
+    if (argmax(xnn.output().data) === argmax(stock.output().data)) agree += 1;
+  }
+  t.true(agree >= files.length - 1, `agreed on ${agree} of ${files.length}`);
+});
+
+test('a missing XNNPACK plugin falls back to the stock path and still classifies', async (t) => {
+  const interpreter = TfliteInterpreter.fromFile(MOBILENET_V2, { backend: 'xnnpack', xnnpackPluginPath: '/nonexistent/libplugin.so' });
+  t.is(interpreter.backend, 'stock');
+  interpreter.setInput(await imageFileToRgb(CAT_PHOTO, size));
+  interpreter.invoke();
+  t.is(argmax(interpreter.output().data), EGYPTIAN_CAT);
+});
+
+test('a missing model file names the path and the fix', (t) => {
+  const error = t.throws(() => TfliteInterpreter.fromFile('/nonexistent/model.tflite'), { instanceOf: ModelLoadError });
+  t.regex(error!.message, /\/nonexistent\/model\.tflite/);
+  t.regex(error!.message, /does not exist/);
+});
+
+test('a truncated model file is refused before it reaches the native runtime', (t) => {
+  const dir = temporaryDir();
+  const file = path.join(dir, 'truncated.tflite');
+  const bytes = fs.readFileSync(MOBILENET_V2);
+  fs.writeFileSync(file, bytes.subarray(0, Math.floor(bytes.length / 2)));
+  const error = t.throws(() => TfliteInterpreter.fromFile(file), { instanceOf: ModelLoadError });
+  t.regex(error!.message, /truncated\.tflite/);
+  t.regex(error!.message, /truncated|corrupt/i);
+});
+
+test('a file that is not TFLite says so', (t) => {
+  const error = t.throws(() => TfliteInterpreter.fromFile(cifarSamples(1)[0]!), { instanceOf: ModelLoadError });
+  t.regex(error!.message, /not a TFLite/i);
+});
+
+test('an Edge TPU model without a TPU says so and what to install', (t) => {
+  const error = t.throws(() => TfliteInterpreter.fromFile(EDGETPU_MODEL, { systemRoots: fakeSystem({}) }), { instanceOf: EdgeTpuUnavailableError });
+  t.regex(error!.message, /compiled for the Edge TPU/);
+  t.regex(error!.message, /no Coral Edge TPU was found/);
+  t.regex(error!.message, /libedgetpu1-std/);
+});
+
+test('an Edge TPU model on the CPU backend is refused with the alternatives', (t) => {
+  const error = t.throws(() => TfliteInterpreter.fromFile(EDGETPU_MODEL, { backend: 'xnnpack' }), { instanceOf: ModelLoadError });
+  t.regex(error!.message, /compiled for the Edge TPU/);
+});
+
+test('a Coral device without libedgetpu asks for the runtime package', (t) => {
+  const error = t.throws(() => TfliteInterpreter.fromFile(EDGETPU_MODEL, { systemRoots: fakeSystem({ usb: ['18d1', '9302'] }) }), {
+    instanceOf: EdgeTpuUnavailableError,
+  });
+  t.regex(error!.message, /usb:0/);
+  t.regex(error!.message, /libedgetpu\.so\.1 was not found/);
+});
+
+test('a broken libedgetpu is reported instead of crashing the process', (t) => {
+  const error = t.throws(() => TfliteInterpreter.fromFile(EDGETPU_MODEL, { systemRoots: fakeSystem({ usb: ['1a6e', '089a'], library: 'garbage' }) }), {
+    instanceOf: EdgeTpuUnavailableError,
+  });
+  t.regex(error!.message, /cannot be loaded/);
+});
+
+test('Edge TPU detection reads USB ids and apex nodes from sysfs and /dev', (t) => {
+  t.deepEqual(detectEdgeTpu(fakeSystem({})).devices, []);
+  const usb = detectEdgeTpu(fakeSystem({ usb: ['1a6e', '089a'] }));
+  t.deepEqual(usb.devices.map((d) => d.device), ['usb:0']);
+  const both = detectEdgeTpu(fakeSystem({ usb: ['18d1', '9302'], apex: true, library: 'garbage' }));
+  t.deepEqual(both.devices.map((d) => d.device), ['usb:0', 'pci:0']);
+  t.truthy(both.libraryPath);
+  t.deepEqual(detectEdgeTpu(fakeSystem({ usb: ['18d1', '0001'] })).devices, []);
+});
+
+test('an input of the wrong size is refused with the expected size', (t) => {
+  const interpreter = TfliteInterpreter.fromFile(MOBILENET_V2);
+  const error = t.throws(() => interpreter.setInput(new Uint8Array(32 * 32 * 3)), { instanceOf: TensorShapeError });
+  t.regex(error!.message, /takes 150528 values/);
+  t.regex(error!.message, /1x224x224x3/);
+});
+
+test('threads out of range are refused', (t) => {
+  t.throws(() => TfliteInterpreter.fromFile(MOBILENET_V2, { threads: 0 }), { instanceOf: RangeError });
+});
