@@ -421,15 +421,13 @@ function evaluatePoint(
   const { exitTaken, predictions } = simulateExits(policy, data.perExitProbabilities, point.maxExit);
   const exitHistogram = new Array<number>(data.cumulativeMacs.length).fill(0);
   let correct = 0;
-  let macs = 0;
-  let latency = 0;
   exitTaken.forEach((exit, sample) => {
     exitHistogram[exit]!++;
     if (predictions[sample] === data.labels[sample]) correct++;
-    macs += data.cumulativeMacs[exit]!;
-    latency += data.cumulativeLatencyMs[exit]!;
   });
   const count = exitTaken.length;
+  // From the histogram, so that a point stopping everything at exit j costs exactly cost[j].
+  const expected = (costs: readonly number[]) => exitHistogram.reduce((sum, n, exit) => sum + (n / count) * costs[exit]!, 0);
   return {
     name: point.name,
     policy: point.policy,
@@ -438,8 +436,8 @@ function evaluatePoint(
     maxExit: point.maxExit,
     ...(point.targetAccuracy !== undefined ? { targetAccuracy: point.targetAccuracy } : {}),
     validationAccuracy: correct / count,
-    expectedMacs: macs / count,
-    expectedLatencyMs: latency / count,
+    expectedMacs: expected(data.cumulativeMacs),
+    expectedLatencyMs: expected(data.cumulativeLatencyMs),
     exitHistogram,
   };
 }
