@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { logger } from '../log/logger.js';
 import { benchCommand } from './commands/bench.js';
-import { buildModelCommand, DEFAULT_BUILD_CONFIG } from './commands/build-model.js';
+import { buildModelCommand, DEFAULT_BUILD_CONFIG, DEFAULT_TASK_CONFIG } from './commands/build-model.js';
+import { evalCommand } from './commands/eval.js';
 import { inspectCommand } from './commands/inspect.js';
 
 const program = new Command()
@@ -32,6 +33,15 @@ program
   .option('--threads <list>', 'thread counts to measure', '1,2')
   .option('--no-write', 'do not update docs/benchmarks.md')
   .action(benchCommand);
+
+program
+  .command('eval')
+  .description('per-exit and per-operating-point accuracy, cost and exit histogram on the test split, as JSON and plots')
+  .option('-c, --config <name|file>', 'build config of the package (it must have a task)', DEFAULT_TASK_CONFIG)
+  .option('--limit <n>', 'evaluate on a class-balanced subset of n test images')
+  .option('--threads <n>', 'interpreter threads', '1')
+  .option('-o, --out <dir>', 'report directory (default docs/results/<package>)')
+  .action(evalCommand);
 
 try {
   await program.parseAsync();

@@ -41,18 +41,26 @@ export const headSchema = modelFileSchema.extend({
   afterSegment: z.number().int().nonnegative(),
   /** Key into manifest.labels. */
   task: z.string(),
+  /** Trained exit heads: how they pool and how wide they are, and what they scored on validation. */
+  grid: z.number().int().positive().optional(),
+  hidden: z.number().int().nonnegative().optional(),
+  floatValidationAccuracy: z.number().min(0).max(1).optional(),
+  int8ValidationAccuracy: z.number().min(0).max(1).optional(),
 });
 export type HeadEntry = z.infer<typeof headSchema>;
 
-/** Filled by calibration (issue 3): a named set of exit thresholds with its measured cost and accuracy. */
+/** Filled by calibration: a named set of exit thresholds with its cost and accuracy measured on the validation split. */
 export const operatingPointSchema = z.object({
   name: z.string(),
   policy: z.enum(['max-probability', 'entropy', 'patience']),
   thresholds: z.array(z.number().min(0).max(1)),
+  patience: z.number().int().min(1).optional(),
   maxExit: z.number().int().nonnegative(),
+  targetAccuracy: z.number().min(0).max(1).optional(),
   validationAccuracy: z.number().min(0).max(1),
   expectedMacs: z.number().nonnegative(),
   expectedLatencyMs: z.number().nonnegative(),
+  exitHistogram: z.array(z.number().int().nonnegative()),
 });
 export type OperatingPoint = z.infer<typeof operatingPointSchema>;
 
@@ -75,5 +83,16 @@ export const manifestSchema = z.object({
   segments: z.array(segmentSchema).min(1),
   heads: z.array(headSchema).min(1),
   operatingPoints: z.array(operatingPointSchema),
+  /** How the exit heads were trained, for packages built for a task. */
+  training: z
+    .object({
+      dataset: z.string(),
+      trainImages: z.number().int().nonnegative(),
+      validationImages: z.number().int().nonnegative(),
+      seed: z.number().int(),
+      /** Latency figures the operating points' expected costs use. */
+      latencyKey: z.string(),
+    })
+    .optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;

@@ -6,17 +6,38 @@ import { findCutPoints, POOLED, type CutPoint } from './cut-points.js';
 import { extractSubmodel } from './extract.js';
 
 export interface CutResult {
-  /** input → cut 1, cut 1 → cut 2, ..., last cut → pooled. */
+  /** input → cut 1, cut 1 → cut 2, ..., last cut → the end (pooled unless told otherwise). */
   segments: TfliteModel[];
   /** pooled → the original outputs. */
   head: TfliteModel;
+}
+
+/** Segments and, when the backbone runs to pooled, the original classifier. */
+interface Cut {
+  segments: TfliteModel[];
+  head: TfliteModel | undefined;
 }
 
 export class CutError extends Error {
   override name = 'CutError';
 }
 
+/** The whole backbone in segments (input → cuts → pooled), and the original classifier as a head. */
 export function cutModel(model: TfliteModel, cutNames: string[]): CutResult {
+  const { segments, head } = cut(model, cutNames, POOLED);
+  return { segments, head: head! };
+}
+
+/**
+ * Segments from the input through the cuts to `end`, an earlier point than
+ * pooled when task heads read mid-level features and the rest of the backbone
+ * would be wasted work.
+ */
+export function cutBackbone(model: TfliteModel, cutNames: string[], end: string): TfliteModel[] {
+  return cut(model, cutNames, end).segments;
+}
+
+function cut(model: TfliteModel, cutNames: string[], endName: string): Cut {
   const points = findCutPoints(model);
   const byName = new Map(points.map((p) => [p.name, p]));
   const pooled = byName.get(POOLED);
@@ -45,9 +66,14 @@ export function cutModel(model: TfliteModel, cutNames: string[]): CutResult {
     }
   });
 
+  const end = byName.get(endName);
+  if (!end || (endName !== POOLED && !validNames.includes(endName))) throw new CutError(`unknown end point "${endName}"; ${listing}`);
+  const lastCut = cuts.at(-1);
+  if (lastCut && end.afterOp <= lastCut.afterOp) throw new CutError(`the end "${endName}" must come after the last cut "${lastCut.name}"; ${listing}`);
+
   const sg = model.subgraphs[0]!;
   const source = model.description ? ` (from "${model.description}")` : '';
-  const boundaries = [...cuts, pooled];
+  const boundaries = [...cuts, end];
   const segments = boundaries.map((end, k) => {
     const start = boundaries[k - 1];
     const from = start ? start.name : 'input';
@@ -59,6 +85,7 @@ export function cutModel(model: TfliteModel, cutNames: string[]): CutResult {
       description: `edge-exit segment ${k}: ${from} -> ${end.name}${source}`,
     });
   });
+  if (end !== pooled) return { segments, head: undefined };
   const head = extractSubmodel(model, {
     firstOp: pooled.afterOp + 1,
     lastOp: sg.operators.length - 1,

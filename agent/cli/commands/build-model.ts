@@ -5,6 +5,8 @@ import { buildModelPackage, type BuildResult } from '../../model-package/build.j
 import { progressBar } from '../progress.js';
 
 export const DEFAULT_BUILD_CONFIG = 'mobilenet_v2_imagenet';
+/** The multi-exit package the agent runs by default. */
+export const DEFAULT_TASK_CONFIG = 'mobilenet_v2_cifar10';
 
 export function buildConfigPath(nameOrPath: string): string {
   return nameOrPath.endsWith('.json') ? path.resolve(nameOrPath) : path.join(modelsDir(), 'configs', `${nameOrPath}.json`);

@@ -1,0 +1,54 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../../config/paths.js';
+import { balancedSubset, DatasetError, readImageFolder } from '../../datasets/image-folder.js';
+import { evaluatePackage, type EvaluationReport } from '../../evaluation/evaluate.js';
+import { evaluationPlots } from '../../evaluation/report-plots.js';
+import { MultiExitEngine } from '../../inference/multi-exit-engine.js';
+import { loadBuildConfig } from '../../model-package/build-config.js';
+import { loadModelPackage } from '../../model-package/load.js';
+import { progressBar } from '../progress.js';
+import { buildConfigPath, ensureModelPackage } from './build-model.js';
+
+export function formatEvaluation(report: EvaluationReport): string {
+  const lines = [
+    `${report.package} on ${report.images} test images`,
+    '',
+    '| exit | accuracy | MMACs to reach |',
+    '| --- | --- | --- |',
+    ...report.exitAccuracy.map((a, i) => `| ${i} | ${(a * 100).toFixed(2)}% | ${(report.cumulativeMacs[i]! / 1e6).toFixed(1)} |`),
+    '',
+    '| operating point | policy | test accuracy | validation accuracy | mean MMACs | mean ms | exit histogram |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...report.points.map(
+      (p) =>
+        `| ${p.name} | ${p.policy} | ${(p.accuracy * 100).toFixed(2)}% | ${(p.validationAccuracy * 100).toFixed(2)}% | ${(p.meanMacs / 1e6).toFixed(1)} | ${p.meanLatencyMs.toFixed(2)} | ${p.exitHistogram.join(' / ')} |`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
+export async function evalCommand(options: { config: string; limit?: string; threads: string; out?: string }): Promise<void> {
+  const config = loadBuildConfig(buildConfigPath(options.config));
+  if (!config.task || !config.datasetPath) throw new Error(`Build config ${config.configFile} has no task: there are no exits to evaluate.`);
+  const built = await ensureModelPackage(options.config);
+  const pkg = loadModelPackage(built.dir);
+  const folder = readImageFolder(path.join(config.datasetPath, config.task.testSplit));
+  const labels = pkg.manifest.labels[config.task.name]!;
+  if (folder.classes.join('\n') !== labels.join('\n')) {
+    throw new DatasetError(`The test split's classes (${folder.classes.join(', ')}) differ from the package's (${labels.join(', ')}); evaluate on a split of the same task.`);
+  }
+  const images = options.limit ? balancedSubset(folder, Math.ceil(Number(options.limit) / folder.classes.length)) : folder.samples;
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: Number(options.threads) }, config.task.name);
+  const bar = progressBar('eval');
+  const report = await evaluatePackage(engine, pkg.manifest.operatingPoints, images, { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize }, (d, t) =>
+    bar.update(d, t),
+  );
+  bar.stop();
+  const outDir = path.resolve(options.out ?? path.join(PROJECT_ROOT, 'docs', 'results', pkg.manifest.name));
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'eval.json'), `${JSON.stringify(report, null, 2)}\n`);
+  for (const [file, svg] of Object.entries(await evaluationPlots(report))) fs.writeFileSync(path.join(outDir, file), svg);
+  console.log(formatEvaluation(report));
+  console.log(`\nReport and plots written to ${outDir}`);
+}

@@ -1,0 +1,115 @@
+import type { ExitPolicy } from '../exit-policy/policy.js';
+import { argmax, dequantizeSoftmax } from '../exit-policy/probabilities.js';
+import type { HeadEntry } from '../model-package/manifest.js';
+import type { ModelPackage } from '../model-package/load.js';
+import type { InterpreterOptions, TfliteInterpreter } from '../runtime/interpreter.js';
+import { SegmentChain } from './segment-chain.js';
+
+export interface ExitResult {
+  label: number;
+  confidence: number;
+  /** 0-based exit that answered. */
+  exit: number;
+  /** Milliseconds of each segment that ran, and of each exit head that ran. */
+  segmentMs: number[];
+  headMs: number[];
+  probabilities: Float32Array;
+  /**
+   * The int8 tensor at the last cut that ran (the output of segment `exit`),
+   * which a server resumes from. A view of the interpreter's buffer: valid
+   * until the next classify call.
+   */
+  features: Int8Array;
+}
+
+export interface AllExitsResult {
+  probabilities: Float32Array[];
+  segmentMs: number[];
+  headMs: number[];
+}
+
+/**
+ * Runs a multi-exit package frame by frame: segment, exit head, policy, and on
+ * to the next segment only when the policy says the exit is not sure enough.
+ */
+export class MultiExitEngine {
+  readonly exits: readonly HeadEntry[];
+  private readonly headInterpreters: TfliteInterpreter[];
+  private readonly probabilityBuffers: Float32Array[];
+
+  private constructor(readonly chain: SegmentChain, task: string) {
+    const heads = chain.pkg.manifest.heads.filter((h) => h.task === task).sort((a, b) => a.afterSegment - b.afterSegment);
+    if (heads.length === 0) throw new RangeError(`Package ${chain.pkg.manifest.name} has no heads for task ${task}`);
+    heads.forEach((head, i) => {
+      if (head.afterSegment !== i) {
+        throw new RangeError(`Package ${chain.pkg.manifest.name}: exit ${i} of task ${task} reads segment ${head.afterSegment}; a multi-exit package has one exit after each segment`);
+      }
+    });
+    this.exits = heads;
+    this.headInterpreters = heads.map((h) => chain.heads.get(h.name)!);
+    this.probabilityBuffers = heads.map((h) => new Float32Array(h.output.shape.at(-1)!));
+  }
+
+  static fromPackage(pkg: ModelPackage, options: InterpreterOptions = {}, task?: string): MultiExitEngine {
+    const chosenTask = task ?? Object.keys(pkg.manifest.labels)[0]!;
+    return new MultiExitEngine(SegmentChain.fromPackage(pkg, options), chosenTask);
+  }
+
+  get exitCount(): number {
+    return this.exits.length;
+  }
+
+  /** The model input, to be written in place before classify(). */
+  get input() {
+    return this.chain.input;
+  }
+
+  private runExit(index: number): { ms: number; probabilities: Float32Array } {
+    const ms = this.chain.runHead(this.exits[index]!.name);
+    const output = this.headInterpreters[index]!.output();
+    const q = output.quantization ?? { scale: 1 / 256, zeroPoint: -128 };
+    return { ms, probabilities: dequantizeSoftmax(output.data as Int8Array, q.scale, q.zeroPoint, this.probabilityBuffers[index]) };
+  }
+
+  /** Classifies the frame already written to `input`, stopping at `maxExit` at the latest. */
+  classify(policy: ExitPolicy, maxExit = this.exitCount - 1): ExitResult {
+    if (!Number.isInteger(maxExit) || maxExit < 0 || maxExit >= this.exitCount) {
+      throw new RangeError(`maxExit = ${maxExit} is outside [0, ${this.exitCount - 1}]`);
+    }
+    const segmentMs: number[] = [];
+    const headMs: number[] = [];
+    const history: number[] = [];
+    for (let exitIndex = 0; ; exitIndex++) {
+      segmentMs.push(this.chain.runSegment(exitIndex));
+      const { ms, probabilities } = this.runExit(exitIndex);
+      headMs.push(ms);
+      if (exitIndex === maxExit || policy.decide({ exitIndex, probabilities, history })) {
+        const label = argmax(probabilities);
+        return {
+          label,
+          confidence: probabilities[label]!,
+          exit: exitIndex,
+          segmentMs,
+          headMs,
+          probabilities,
+          features: this.chain.segments[exitIndex]!.output().data as Int8Array,
+        };
+      }
+      history.push(argmax(probabilities));
+    }
+  }
+
+  /** Every segment and every exit head, for evaluation and calibration; probabilities are fresh copies. */
+  runAllExits(): AllExitsResult {
+    const segmentMs: number[] = [];
+    const headMs: number[] = [];
+    const probabilities: Float32Array[] = [];
+    for (let i = 0; i < this.exitCount; i++) {
+      segmentMs.push(this.chain.runSegment(i));
+      const exit = this.runExit(i);
+      headMs.push(exit.ms);
+      probabilities.push(Float32Array.from(exit.probabilities));
+    }
+    return { probabilities, segmentMs, headMs };
+  }
+}
