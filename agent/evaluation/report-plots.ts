@@ -18,7 +18,7 @@ export async function evaluationPlots(report: EvaluationReport): Promise<Record<
     }));
   const staticExits = (cost: (p: PointEvaluation) => number) => report.points.filter(isStatic).map((p) => ({ label: p.name, accuracy: p.accuracy, cost: cost(p) }));
   const title = `${report.package}: test accuracy against cost (${report.images} images)`;
-  const shown = report.points.filter((p) => p.name === 'full' || p.name === 'balanced' || p.name.endsWith('@-2.0') || p.name.endsWith('@-5.0'));
+  const shown = report.points.filter((p) => p.name === 'full' || p.name === 'balanced' || p.name.endsWith('@-2.0'));
   return {
     'accuracy-vs-macs.svg': await accuracyCostPlotSvg(curves((p) => p.meanMacs / 1e6), { title, costLabel: 'mean MMACs per image', staticExits: staticExits((p) => p.meanMacs / 1e6) }),
     'accuracy-vs-latency.svg': await accuracyCostPlotSvg(curves((p) => p.meanLatencyMs), { title, costLabel: 'mean measured ms per image', staticExits: staticExits((p) => p.meanLatencyMs) }),
