@@ -27,9 +27,11 @@ program
 
 program
   .command('bench')
-  .description('measure the runtime side by side: stock vs XNNPACK, monolithic vs segment chain')
-  .option('-c, --config <name|file>', 'build config of the package to measure', DEFAULT_BUILD_CONFIG)
-  .option('--images-per-class <n>', 'CIFAR-10 test images per class (plus cat.bmp)', '20')
+  .description('side-by-side benchmarks: stock vs XNNPACK, monolithic vs segment chain, operating points vs the full model')
+  .option('-c, --config <name|file>', 'build config of the runtime suite\'s package', DEFAULT_BUILD_CONFIG)
+  .option('--task-config <name|file>', 'build config of the exits suite\'s multi-exit package', DEFAULT_TASK_CONFIG)
+  .option('--suites <list>', 'runtime (stock vs XNNPACK, monolithic vs chain) and/or exits (operating points vs full model)', 'runtime,exits')
+  .option('--images-per-class <n>', 'CIFAR-10 test images per class (the runtime suite adds cat.bmp)', '20')
   .option('--threads <list>', 'thread counts to measure', '1,2')
   .option('--no-write', 'do not update docs/benchmarks.md')
   .action(benchCommand);
