@@ -154,6 +154,8 @@ export async function trainHead(train: FeatureSet, validation: FeatureSet, class
       tf.dispose([loss, indices]);
     }
     options.onEpoch?.(epoch + 1, lossSum / batches);
+    // Training never waits on I/O; yielding lets timers (the progress bar) run between epochs.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   const validationAccuracy = accuracyOf(tf, forward, validation, mean, std);
   const layers: DenseLayer[] = await Promise.all(

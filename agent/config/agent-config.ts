@@ -1,0 +1,168 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { PROJECT_ROOT } from './paths.js';
+
+/** Device ids become MQTT topic levels and file names: no wildcards, separators or spaces. */
+export const deviceIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only, 1 to 64 of them (it becomes an MQTT topic level)');
+
+const thresholdsSchema = z.array(z.number().min(0).max(1));
+
+export const sourceSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('replay'),
+    /** An ImageFolder split: labels come from the class folders, so live accuracy is known. */
+    dataset: z.string().default('${shared}/data/cifar10/test'),
+    loop: z.boolean().default(true),
+    seed: z.number().int().default(1),
+  }),
+  z.object({
+    kind: z.literal('folder'),
+    path: z.string(),
+    /** Move handled images here; otherwise they are only remembered as seen. */
+    doneDir: z.string().optional(),
+    pollMs: z.number().int().min(50).max(60_000).default(500),
+  }),
+  z.object({
+    kind: z.literal('camera'),
+    /** auto tries rpicam-still, then libcamera-still, then raspistill (legacy stack). */
+    command: z.enum(['auto', 'rpicam-still', 'libcamera-still', 'raspistill']).default('auto'),
+    width: z.number().int().min(64).max(4056).default(640),
+    height: z.number().int().min(64).max(3040).default(480),
+    timeoutMs: z.number().int().min(500).max(60_000).default(5000),
+  }),
+]);
+export type SourceConfig = z.infer<typeof sourceSchema>;
+
+export const policySchema = z.object({
+  /** A calibrated operating point of the package ("balanced", "max-probability@-1.0", ...). */
+  operatingPoint: z.string().default('balanced'),
+  /** Explicit thresholds override the operating point's (with `policy`). */
+  policy: z.enum(['max-probability', 'entropy', 'patience']).optional(),
+  thresholds: thresholdsSchema.optional(),
+  patience: z.number().int().min(1).max(16).optional(),
+  maxExit: z.number().int().min(0).max(31).optional(),
+});
+
+export const controllerSchema = z.object({
+  enabled: z.boolean().default(true),
+  /** Lowest accuracy allowed, in points below the final exit's validation accuracy. */
+  maxAccuracyDropPoints: z.number().min(0).max(50).default(5),
+  maxTemperatureC: z.number().min(30).max(110).default(75),
+  /** Battery state of charge kept in reserve: at or below it the agent runs at its cheapest. */
+  minBatteryReserve: z.number().min(0).max(0.9).default(0.1),
+  /** Seconds a decision stands before a non-urgent change (simulated seconds in the simulator). */
+  minDwellS: z.number().min(0).max(3600).default(30),
+});
+
+export const agentConfigSchema = z.object({
+  deviceId: deviceIdSchema.default('edge-exit-1'),
+  model: z
+    .object({
+      /** Build config of the multi-exit package (a name under models/configs/ or a path). */
+      buildConfig: z.string().default('mobilenet_v2_cifar10'),
+      backend: z.enum(['auto', 'xnnpack', 'stock', 'edgetpu']).default('auto'),
+      threads: z.number().int().min(1).max(16).default(2),
+      edgetpuDevice: z.string().regex(/^(usb|pci)(:\d+)?$/, 'usb, usb:N, pci or pci:N').optional(),
+    })
+    .prefault({}),
+  source: sourceSchema.prefault({ kind: 'replay' }),
+  /** Highest frame rate; the controller may lower it. */
+  maxFrameRate: z.number().positive().max(120).default(20),
+  policy: policySchema.prefault({}),
+  controller: controllerSchema.prefault({}),
+  /** Energy figures: a device profile name (see agent/energy/device-profiles.ts). */
+  deviceProfile: z.enum(['pi4', 'pi5', 'jetson-nano', 'jetson-orin-nano', 'coral-usb-pi4']).default('pi4'),
+  /** The firmware bridge, as firmware-bridge/ reads it ({ kind: 'simulated' | 'sysfs' | ... }). */
+  bridge: z.record(z.string(), z.unknown()).default({ kind: 'simulated' }),
+  logs: z
+    .object({
+      path: z.string().default('data/edge-exit.db'),
+      maxAgeDays: z.number().min(0.01).max(3650).default(30),
+      maxBytes: z.number().int().min(1 << 20).max(1 << 40).default(512 << 20),
+    })
+    .prefault({}),
+  statusIntervalMs: z.number().int().min(100).max(60_000).default(1000),
+});
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly problems: string[] = [],
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** zod's issues in the words an operator needs: the field, the rule, the value given. */
+export function describeIssues(error: z.ZodError, input: unknown): string[] {
+  return error.issues.map((issue) => {
+    const field = issue.path.join('.') || '(root)';
+    let value: unknown = input;
+    for (const key of issue.path) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key as PropertyKey] : undefined;
+    const given = value === undefined ? '' : ` (got ${JSON.stringify(value)})`;
+    return `${field}: ${issue.message}${given}`;
+  });
+}
+
+/** Validates a config object (a file's, or one changed over MQTT); throws ConfigError naming each field. */
+export function parseAgentConfig(input: unknown, origin = 'config'): AgentConfig {
+  const parsed = agentConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    const problems = describeIssues(parsed.error, input);
+    throw new ConfigError(`Invalid ${origin}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, problems);
+  }
+  return parsed.data;
+}
+
+/**
+ * Environment overrides: EDGE_EXIT__CONTROLLER__MAX_TEMPERATURE_C=70 sets
+ * controller.maxTemperatureC. Values are read as JSON when they parse, else as text.
+ */
+export function applyEnvironmentOverrides(config: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+  const out = structuredClone(config);
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('EDGE_EXIT__') || raw === undefined) continue;
+    const keys = name
+      .slice('EDGE_EXIT__'.length)
+      .split('__')
+      .map((part) => part.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
+    let target: Record<string, unknown> = out;
+    for (const key of keys.slice(0, -1)) {
+      if (typeof target[key] !== 'object' || target[key] === null) target[key] = {};
+      target = target[key] as Record<string, unknown>;
+    }
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // Plain text, e.g. a device id.
+    }
+    target[keys.at(-1)!] = value;
+  }
+  return out;
+}
+
+export const DEFAULT_CONFIG_FILE = path.join(PROJECT_ROOT, 'edge-exit.config.json');
+
+/** The config file (optional: every field has a default), then environment overrides, then validation. */
+export function loadAgentConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): { config: AgentConfig; file: string | undefined } {
+  const chosen = file ?? env.EDGE_EXIT_CONFIG ?? (fs.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  let raw: Record<string, unknown> = {};
+  if (chosen) {
+    let text: string;
+    try {
+      text = fs.readFileSync(chosen, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`Cannot read config file ${chosen}: ${(error as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (error) {
+      throw new ConfigError(`Config file ${chosen} is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  return { config: parseAgentConfig(applyEnvironmentOverrides(raw, env), chosen ? `config file ${chosen}` : 'configuration'), file: chosen };
+}

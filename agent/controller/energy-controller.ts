@@ -1,0 +1,153 @@
+import type { OperatingPoint } from '../model-package/manifest.js';
+import { operatingLadder } from './operating-ladder.js';
+
+export interface ControllerBounds {
+  maxAccuracyDropPoints: number;
+  maxTemperatureC: number;
+  minBatteryReserve: number;
+  minDwellS: number;
+}
+
+/** What the controller knows at one moment; any reading may be missing. */
+export interface ControllerInputs {
+  /** Seconds on the clock the agent runs by (simulated in the simulator). */
+  nowS: number;
+  stateOfCharge?: number;
+  charging?: boolean;
+  temperatureC?: number;
+  /** The lowest passive trip point of the thermal zones, when the kernel gives one. */
+  tripPointC?: number;
+}
+
+/** Pressure levels, from plenty of energy and headroom to an emergency. */
+export const LEVELS = ['relaxed', 'normal', 'saving', 'critical'] as const;
+export type Level = (typeof LEVELS)[number];
+
+export interface ControllerDecision {
+  level: Level;
+  operatingPoint: string;
+  maxExit: number;
+  frameRate: number;
+  offloadAllowed: boolean;
+  reason: string;
+  /** Whether this decision differs from the one before. */
+  changed: boolean;
+}
+
+/** State-of-charge and headroom limits of each level, and how far past them a level must recover. */
+const BATTERY_LEVEL_ABOVE_RESERVE = { normal: 0.5, saving: 0.25, critical: 0.05 } as const;
+const HEADROOM_C = { normal: 10, saving: 5, critical: 1 } as const;
+const BATTERY_HYSTERESIS = 0.05;
+const THERMAL_HYSTERESIS_C = 3;
+const FRAME_RATE_SHARE: Record<Level, number> = { relaxed: 1, normal: 1, saving: 0.75, critical: 0.4 };
+
+function levelIndex(level: Level): number {
+  return LEVELS.indexOf(level);
+}
+
+/**
+ * Maps battery, charging and temperature to an operating point of the
+ * package's ladder, the deepest exit, the frame rate and whether offload is
+ * allowed. Levels rise as soon as a limit is crossed (at once when it is an
+ * emergency, else after the dwell time) and fall back only past a margin and
+ * after the dwell time, so the agent does not flap around a threshold.
+ */
+export class EnergyController {
+  private readonly ladder: OperatingPoint[];
+  private current: ControllerDecision | undefined;
+  private changedAtS = -Infinity;
+
+  constructor(
+    points: readonly OperatingPoint[],
+    private bounds: ControllerBounds,
+    private maxFrameRate: number,
+  ) {
+    this.ladder = operatingLadder(points, bounds.maxAccuracyDropPoints);
+    if (this.ladder.length === 0) throw new RangeError('No operating point is within the accuracy bound');
+  }
+
+  /** Operator bounds changed (config file or MQTT): they apply from the next decision. */
+  updateBounds(bounds: ControllerBounds, maxFrameRate: number): void {
+    this.bounds = bounds;
+    this.maxFrameRate = maxFrameRate;
+  }
+
+  get decision(): ControllerDecision | undefined {
+    return this.current;
+  }
+
+  private thermalLimitC(inputs: ControllerInputs): number {
+    return inputs.tripPointC === undefined ? this.bounds.maxTemperatureC : Math.min(this.bounds.maxTemperatureC, inputs.tripPointC);
+  }
+
+  /** The level each reading asks for on its own, with the margin applied when it would mean easing off. */
+  private batteryLevel(inputs: ControllerInputs, previous: Level | undefined): { level: Level; why: string } {
+    if (inputs.charging) return { level: 'relaxed', why: 'charging' };
+    if (inputs.stateOfCharge === undefined) return { level: 'normal', why: 'battery level unknown' };
+    const soc = inputs.stateOfCharge;
+    const above = soc - this.bounds.minBatteryReserve;
+    const margin = (level: Level) => (previous !== undefined && levelIndex(level) < levelIndex(previous) ? BATTERY_HYSTERESIS : 0);
+    const pct = `${(soc * 100).toFixed(0)}%`;
+    if (above <= BATTERY_LEVEL_ABOVE_RESERVE.critical + margin('saving')) return { level: 'critical', why: `battery ${pct}, at the reserve` };
+    if (above <= BATTERY_LEVEL_ABOVE_RESERVE.saving + margin('normal')) return { level: 'saving', why: `battery ${pct}, low` };
+    if (above <= BATTERY_LEVEL_ABOVE_RESERVE.normal + margin('relaxed')) return { level: 'normal', why: `battery ${pct}` };
+    return { level: 'relaxed', why: `battery ${pct}` };
+  }
+
+  private thermalLevel(inputs: ControllerInputs, previous: Level | undefined): { level: Level; why: string } {
+    if (inputs.temperatureC === undefined) return { level: 'normal', why: 'temperature unknown' };
+    const limit = this.thermalLimitC(inputs);
+    const headroom = limit - inputs.temperatureC;
+    const margin = (level: Level) => (previous !== undefined && levelIndex(level) < levelIndex(previous) ? THERMAL_HYSTERESIS_C : 0);
+    const where = `${inputs.temperatureC.toFixed(1)} °C, ${headroom.toFixed(1)} °C below the ${limit} °C limit`;
+    if (headroom <= HEADROOM_C.critical + margin('saving')) return { level: 'critical', why: `hot: ${where}` };
+    if (headroom <= HEADROOM_C.saving + margin('normal')) return { level: 'saving', why: `warm: ${where}` };
+    if (headroom <= HEADROOM_C.normal + margin('relaxed')) return { level: 'normal', why: where };
+    return { level: 'relaxed', why: where };
+  }
+
+  private pointFor(level: Level): OperatingPoint {
+    const ladder = this.ladder;
+    if (level === 'relaxed') return ladder[0]!;
+    if (level === 'normal') return ladder.find((p) => p.name === 'balanced') ?? ladder[Math.floor(ladder.length / 2)]!;
+    if (level === 'saving') return ladder[Math.max(0, ladder.length - 2)]!;
+    return ladder[ladder.length - 1]!;
+  }
+
+  decide(inputs: ControllerInputs): ControllerDecision {
+    const previousLevel = this.current?.level;
+    const battery = this.batteryLevel(inputs, previousLevel);
+    const thermal = this.thermalLevel(inputs, previousLevel);
+    const wanted = levelIndex(battery.level) >= levelIndex(thermal.level) ? battery : thermal;
+    let level = wanted.level;
+    let reason = `${wanted.why} (battery: ${battery.why}; thermal: ${thermal.why})`;
+    const dwelling = inputs.nowS - this.changedAtS < this.bounds.minDwellS;
+    if (this.current && level !== this.current.level && dwelling && level !== 'critical') {
+      level = this.current.level;
+      reason = `holding ${level} for the ${this.bounds.minDwellS} s dwell time; ${reason}`;
+    }
+    const point = this.pointFor(level);
+    const overheated = inputs.temperatureC !== undefined && inputs.temperatureC >= this.thermalLimitC(inputs);
+    const frameRate = this.maxFrameRate * FRAME_RATE_SHARE[level] * (overheated ? 0.5 : 1);
+    const decision: ControllerDecision = {
+      level,
+      operatingPoint: point.name,
+      maxExit: point.maxExit,
+      frameRate,
+      // The radio costs energy the battery cannot spare at its reserve.
+      offloadAllowed: battery.level !== 'critical',
+      reason,
+      changed: false,
+    };
+    const previous = this.current;
+    decision.changed =
+      !previous ||
+      previous.operatingPoint !== decision.operatingPoint ||
+      previous.frameRate !== decision.frameRate ||
+      previous.offloadAllowed !== decision.offloadAllowed ||
+      previous.maxExit !== decision.maxExit;
+    if (decision.changed && (!previous || previous.level !== level)) this.changedAtS = inputs.nowS;
+    this.current = decision;
+    return decision;
+  }
+}

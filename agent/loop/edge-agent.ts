@@ -1,0 +1,276 @@
+import type { EnergyController, ControllerDecision } from '../controller/energy-controller.js';
+import type { DeviceProfile } from '../energy/device-profiles.js';
+import { frameEnergy } from '../energy/energy-model.js';
+import { createExitPolicy, type ExitPolicy } from '../exit-policy/policy.js';
+import type { MultiExitEngine } from '../inference/multi-exit-engine.js';
+import { logger } from '../log/logger.js';
+import type { OperatingPoint } from '../model-package/manifest.js';
+import { encodedImageToRgb, ImageDecodeError, type RgbTarget } from '../preprocess/image-to-rgb.js';
+import type { BridgeReading, FirmwareBridge } from '../../firmware-bridge/types.js';
+import type { FrameSource } from '../sources/frame-source.js';
+import { FramePacer } from '../sources/frame-source.js';
+import { LiveStats } from './live-stats.js';
+
+/** What the agent writes to its local log; the SQLite store implements it. */
+export interface AgentLog {
+  logInference(row: InferenceRecord): void;
+  logDecision(row: DecisionRecord): void;
+  logTelemetry(row: TelemetryRecord): void;
+}
+
+export interface InferenceRecord {
+  ts: number;
+  source: string;
+  frameId: string;
+  trueLabel?: number;
+  exit: number;
+  label: number;
+  confidence: number;
+  policy: string;
+  operatingPoint: string;
+  segmentMs: number[];
+  totalMs: number;
+  energyJ: number;
+  batterySoc?: number;
+  temperatureC?: number;
+  offloaded: boolean;
+}
+
+export interface DecisionRecord {
+  ts: number;
+  operatingPoint: string;
+  maxExit: number;
+  frameRate: number;
+  offloadAllowed: boolean;
+  reason: string;
+  inputs: Record<string, unknown>;
+}
+
+export interface TelemetryRecord {
+  ts: number;
+  batterySoc?: number;
+  voltageV?: number;
+  currentA?: number;
+  powerW?: number;
+  charging?: boolean;
+  temperatureC?: number;
+  framesPerSecond: number;
+  json?: Record<string, unknown>;
+}
+
+/**
+ * A clock the loop runs by. Real time on a gateway; in the simulator, simulated
+ * seconds that advance by each frame's interval, so a day passes in minutes.
+ */
+export interface AgentClock {
+  nowMs(): number;
+  /** Waits out a frame slot (really sleeps on a gateway; advances simulated time in the simulator). */
+  wait(ms: number): Promise<void>;
+}
+
+export const realClock: AgentClock = {
+  nowMs: () => Date.now(),
+  wait: (ms) => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve()),
+};
+
+/** A bridge whose battery and heat follow the energy the agent reports (the simulator). */
+export interface EnergySink {
+  consume(joules: number): void;
+}
+
+export interface AgentParts {
+  engine: MultiExitEngine;
+  source: FrameSource;
+  bridge: FirmwareBridge & Partial<EnergySink>;
+  controller: EnergyController | undefined;
+  /** The static choice when the controller is off. */
+  staticPoint: OperatingPoint;
+  points: readonly OperatingPoint[];
+  profile: DeviceProfile;
+  log: AgentLog;
+  target: RgbTarget;
+  maxFrameRate: number;
+  clock?: AgentClock;
+  /** How often (agent clock ms) the bridge is read and the controller decides. */
+  controlIntervalMs?: number;
+  onStatus?: (status: AgentStatus) => void;
+  statusIntervalMs?: number;
+}
+
+export interface AgentStatus {
+  atMs: number;
+  frames: number;
+  framesPerSecond: number;
+  exitHistogram: number[];
+  accuracy: number | undefined;
+  stateOfCharge: number | undefined;
+  temperatureC: number | undefined;
+  operatingPoint: string;
+  frameRate: number;
+  skipped: number;
+  missingReadings: string[];
+}
+
+/** The value of the hottest sensor, the one thermal limits are about. */
+function hottest(reading: BridgeReading): number | undefined {
+  const values = Object.values(reading.temperaturesC);
+  return values.length > 0 ? Math.max(...values) : undefined;
+}
+
+function lowestPassiveTrip(reading: BridgeReading): number | undefined {
+  const trips = Object.values(reading.tripPointsC)
+    .flat()
+    .filter((t) => t.type === 'passive' || t.type === 'hot')
+    .map((t) => t.temperatureC);
+  return trips.length > 0 ? Math.min(...trips) : undefined;
+}
+
+/**
+ * The gateway's main loop: frame, preprocess, multi-exit inference under the
+ * controller's operating point, energy accounting, log; the bridge is read and
+ * the controller consulted every control interval.
+ */
+export class EdgeAgent {
+  readonly stats: LiveStats;
+  private readonly clock: AgentClock;
+  private readonly policies = new Map<string, ExitPolicy>();
+  private readonly pacer: FramePacer;
+  private decision: ControllerDecision | undefined;
+  private reading: BridgeReading | undefined;
+  private lastControlMs = -Infinity;
+  private lastStatusMs = -Infinity;
+  private stopping = false;
+  private warnedMissing = new Set<string>();
+
+  constructor(private readonly parts: AgentParts) {
+    this.clock = parts.clock ?? realClock;
+    this.stats = new LiveStats(parts.engine.exitCount);
+    this.pacer = new FramePacer(() => this.clock.nowMs());
+  }
+
+  private policyFor(name: string): { point: OperatingPoint; policy: ExitPolicy } {
+    const point = this.parts.points.find((p) => p.name === name) ?? this.parts.staticPoint;
+    let policy = this.policies.get(point.name);
+    if (!policy) {
+      policy = createExitPolicy({ policy: point.policy, thresholds: point.thresholds, patience: point.patience }, this.parts.engine.exitCount);
+      this.policies.set(point.name, policy);
+    }
+    return { point, policy };
+  }
+
+  get currentDecision(): ControllerDecision | undefined {
+    return this.decision;
+  }
+
+  private async control(nowMs: number): Promise<void> {
+    const reading = await this.parts.bridge.read();
+    this.reading = reading;
+    for (const missing of reading.missing) {
+      if (this.warnedMissing.has(missing.reading)) continue;
+      this.warnedMissing.add(missing.reading);
+      logger.warn(`firmware bridge: no ${missing.reading} (${missing.reason}); the controller goes on without it`);
+    }
+    const temperatureC = hottest(reading);
+    this.parts.log.logTelemetry({
+      ts: nowMs,
+      batterySoc: reading.stateOfCharge,
+      voltageV: reading.voltageV,
+      currentA: reading.currentA,
+      powerW: reading.powerW,
+      charging: reading.charging,
+      temperatureC,
+      framesPerSecond: this.stats.framesPerSecond(nowMs),
+      json: { exitHistogram: this.stats.exitHistogram, operatingPoint: this.decision?.operatingPoint ?? this.parts.staticPoint.name },
+    });
+    if (!this.parts.controller) return;
+    const inputs = { nowS: nowMs / 1000, stateOfCharge: reading.stateOfCharge, charging: reading.charging, temperatureC, tripPointC: lowestPassiveTrip(reading) };
+    const decision = this.parts.controller.decide(inputs);
+    if (decision.changed) {
+      this.parts.log.logDecision({ ts: nowMs, ...decision, inputs });
+      logger.info({ operatingPoint: decision.operatingPoint, frameRate: decision.frameRate, level: decision.level }, `controller: ${decision.reason}`);
+    }
+    this.decision = decision;
+  }
+
+  /** Classifies one frame; false when the source has ended or the agent is stopping. */
+  async step(): Promise<boolean> {
+    if (this.stopping) return false;
+    const now = this.clock.nowMs();
+    if (now - this.lastControlMs >= (this.parts.controlIntervalMs ?? 1000)) {
+      this.lastControlMs = now;
+      await this.control(now);
+    }
+    const frameRate = this.decision?.frameRate ?? this.parts.maxFrameRate;
+    await this.clock.wait(this.pacer.delayFor(frameRate));
+    const frame = await this.parts.source.next();
+    if (!frame) return false;
+    try {
+      this.parts.engine.input.data.set(await encodedImageToRgb(frame.bytes, this.parts.target, frame.origin));
+    } catch (error) {
+      if (!(error instanceof ImageDecodeError)) throw error;
+      this.stats.skipped++;
+      logger.warn(`${error.message} Skipped; the agent goes on with the next frame.`);
+      return true;
+    }
+    const { point, policy } = this.policyFor(this.decision?.operatingPoint ?? this.parts.staticPoint.name);
+    const result = this.parts.engine.classify(policy, Math.min(this.decision?.maxExit ?? point.maxExit, point.maxExit));
+    const computeMs = result.segmentMs.reduce((a, b) => a + b, 0) + result.headMs.reduce((a, b) => a + b, 0);
+    const energy = frameEnergy(this.parts.profile, {
+      computeMs,
+      frameIntervalMs: Math.max(1000 / frameRate, computeMs),
+      offloadBytes: 0,
+      measuredActivePowerW: this.reading?.powerW,
+    });
+    this.parts.bridge.consume?.(energy.totalJ);
+    const at = this.clock.nowMs();
+    const correct = frame.trueLabel === undefined ? undefined : result.label === frame.trueLabel;
+    this.stats.record(result.exit, correct, at);
+    this.parts.log.logInference({
+      ts: at,
+      source: this.parts.source.name,
+      frameId: frame.id,
+      trueLabel: frame.trueLabel,
+      exit: result.exit,
+      label: result.label,
+      confidence: result.confidence,
+      policy: policy.name,
+      operatingPoint: point.name,
+      segmentMs: result.segmentMs,
+      totalMs: computeMs,
+      energyJ: energy.totalJ,
+      batterySoc: this.reading?.stateOfCharge,
+      temperatureC: this.reading ? hottest(this.reading) : undefined,
+      offloaded: false,
+    });
+    if (this.parts.onStatus && at - this.lastStatusMs >= (this.parts.statusIntervalMs ?? 1000)) {
+      this.lastStatusMs = at;
+      this.parts.onStatus(this.status(at));
+    }
+    return true;
+  }
+
+  status(atMs = this.clock.nowMs()): AgentStatus {
+    return {
+      atMs,
+      frames: this.stats.frames,
+      framesPerSecond: this.stats.framesPerSecond(atMs),
+      exitHistogram: [...this.stats.exitHistogram],
+      accuracy: this.stats.accuracy(),
+      stateOfCharge: this.reading?.stateOfCharge,
+      temperatureC: this.reading ? hottest(this.reading) : undefined,
+      operatingPoint: this.decision?.operatingPoint ?? this.parts.staticPoint.name,
+      frameRate: this.decision?.frameRate ?? this.parts.maxFrameRate,
+      skipped: this.stats.skipped,
+      missingReadings: this.reading?.missing.map((m) => m.reading) ?? [],
+    };
+  }
+
+  /** Runs until the source ends, `stop()` is called, or `until` says so. */
+  async run(until: () => boolean = () => false): Promise<void> {
+    while (!until() && (await this.step()));
+  }
+
+  stop(): void {
+    this.stopping = true;
+  }
+}

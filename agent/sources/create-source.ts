@@ -1,0 +1,21 @@
+import path from 'node:path';
+import type { SourceConfig } from '../config/agent-config.js';
+import { expandPath, PROJECT_ROOT } from '../config/paths.js';
+import { CameraSource } from './camera-source.js';
+import { FolderSource } from './folder-source.js';
+import type { FrameSource } from './frame-source.js';
+import { ReplaySource } from './replay-source.js';
+
+export function createFrameSource(config: SourceConfig, baseDir = PROJECT_ROOT): FrameSource {
+  switch (config.kind) {
+    case 'replay':
+      return new ReplaySource(expandPath(config.dataset, baseDir), { loop: config.loop, seed: config.seed });
+    case 'folder':
+      return new FolderSource(expandPath(config.path, baseDir), {
+        pollMs: config.pollMs,
+        doneDir: config.doneDir ? path.resolve(baseDir, config.doneDir) : undefined,
+      });
+    case 'camera':
+      return new CameraSource(config);
+  }
+}

@@ -1,0 +1,40 @@
+/** One encoded frame from a camera, a folder or a dataset, before preprocessing. */
+export interface Frame {
+  id: string;
+  /** Where it came from: a file path, or the camera command. */
+  origin: string;
+  /** The encoded image (JPEG, PNG, WebP or BMP), as an image offload would send it. */
+  bytes: Buffer;
+  /** Known only when replaying a labelled dataset. */
+  trueLabel?: number;
+  capturedAt: number;
+}
+
+/**
+ * Every frame source: the agent asks for the next frame when its pacing says
+ * a frame is due; `undefined` means the source has ended (a replay that does
+ * not loop). Sources that wait for the world (a watched folder) resolve when
+ * a frame arrives or `close()` is called.
+ */
+export interface FrameSource {
+  readonly name: string;
+  next(): Promise<Frame | undefined>;
+  close(): Promise<void>;
+}
+
+/** Sleeps until the next frame slot of a frame rate that may change between frames. */
+export class FramePacer {
+  private nextAt = 0;
+
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
+  /** Milliseconds to wait before the next frame at `frameRate`; records the slot taken. */
+  delayFor(frameRate: number): number {
+    const interval = 1000 / frameRate;
+    const now = this.now();
+    if (this.nextAt < now - interval) this.nextAt = now;
+    const wait = Math.max(0, this.nextAt - now);
+    this.nextAt = Math.max(this.nextAt, now) + interval;
+    return wait;
+  }
+}

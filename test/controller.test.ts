@@ -1,0 +1,90 @@
+import test from 'ava';
+import { EnergyController, type ControllerBounds } from '../agent/controller/energy-controller.js';
+import { operatingLadder } from '../agent/controller/operating-ladder.js';
+import type { OperatingPoint } from '../agent/model-package/manifest.js';
+
+/** A calibrated ladder shaped like the CIFAR-10 package's: cost falls as accuracy is given up. */
+function point(name: string, accuracy: number, latency: number, maxExit = 3): OperatingPoint {
+  return { name, policy: 'max-probability', thresholds: [0.9, 0.9, 0.9, 1], maxExit, validationAccuracy: accuracy, expectedMacs: latency * 1e7, expectedLatencyMs: latency, exitHistogram: [0, 0, 0, 1] };
+}
+const POINTS = [
+  point('full', 0.8, 3.0),
+  point('max-probability@-0.5', 0.795, 2.6),
+  point('balanced', 0.79, 2.2),
+  point('max-probability@-2.0', 0.78, 1.9),
+  point('max-probability@-5.0', 0.75, 1.4),
+  point('max-probability@-10.0', 0.7, 1.0),
+  point('exit-0', 0.6, 0.9, 0),
+];
+const BOUNDS: ControllerBounds = { maxAccuracyDropPoints: 5, maxTemperatureC: 75, minBatteryReserve: 0.1, minDwellS: 30 };
+
+test('the ladder keeps calibrated points within the accuracy bound, most accurate first, and no static exits', (t) => {
+  t.deepEqual(operatingLadder(POINTS, 5).map((p) => p.name), ['full', 'max-probability@-0.5', 'balanced', 'max-probability@-2.0', 'max-probability@-5.0']);
+  t.deepEqual(operatingLadder(POINTS, 1).map((p) => p.name), ['full', 'max-probability@-0.5', 'balanced']);
+});
+
+test('plenty of battery and headroom run the most accurate point at the full frame rate', (t) => {
+  const controller = new EnergyController(POINTS, BOUNDS, 20);
+  const d = controller.decide({ nowS: 0, stateOfCharge: 0.95, temperatureC: 45 });
+  t.is(d.level, 'relaxed');
+  t.is(d.operatingPoint, 'full');
+  t.is(d.frameRate, 20);
+  t.true(d.offloadAllowed);
+  t.regex(d.reason, /battery 95%/);
+});
+
+test('a draining battery walks down the ladder to the cheapest allowed point and stops offloading at the reserve', (t) => {
+  const controller = new EnergyController(POINTS, { ...BOUNDS, minDwellS: 0 }, 20);
+  const seen = [0.9, 0.55, 0.3, 0.12].map((soc, i) => controller.decide({ nowS: i * 100, stateOfCharge: soc, temperatureC: 40 }));
+  t.deepEqual(seen.map((d) => d.operatingPoint), ['full', 'balanced', 'max-probability@-2.0', 'max-probability@-5.0']);
+  t.deepEqual(seen.map((d) => d.level), ['relaxed', 'normal', 'saving', 'critical']);
+  t.true(seen[3]!.frameRate < seen[2]!.frameRate && seen[2]!.frameRate < seen[0]!.frameRate);
+  t.false(seen[3]!.offloadAllowed);
+  t.true(seen[2]!.offloadAllowed);
+});
+
+test('hysteresis: a battery wobbling around a threshold does not flap', (t) => {
+  const controller = new EnergyController(POINTS, { ...BOUNDS, minDwellS: 0 }, 20);
+  let changes = 0;
+  for (let i = 0; i < 40; i++) {
+    const soc = 0.6 + (i % 2 === 0 ? 0.01 : -0.01);
+    if (controller.decide({ nowS: i * 60, stateOfCharge: soc, temperatureC: 40 }).changed) changes++;
+  }
+  t.is(changes, 2, 'one change in (first decision), one when it first dips, none after');
+});
+
+test('the dwell time holds a decision, except in an emergency', (t) => {
+  const controller = new EnergyController(POINTS, BOUNDS, 20);
+  t.is(controller.decide({ nowS: 0, stateOfCharge: 0.9, temperatureC: 40 }).operatingPoint, 'full');
+  const held = controller.decide({ nowS: 10, stateOfCharge: 0.3, temperatureC: 40 });
+  t.is(held.operatingPoint, 'full');
+  t.regex(held.reason, /holding relaxed for the 30 s dwell time/);
+  t.is(controller.decide({ nowS: 31, stateOfCharge: 0.3, temperatureC: 40 }).operatingPoint, 'max-probability@-2.0');
+  const hot = controller.decide({ nowS: 32, stateOfCharge: 0.3, temperatureC: 76 });
+  t.is(hot.level, 'critical');
+  t.is(hot.operatingPoint, 'max-probability@-5.0');
+  t.is(hot.frameRate, 20 * 0.4 * 0.5, 'over the limit the frame rate is halved again');
+});
+
+test('the lower of the operator limit and the kernel trip point bounds the temperature', (t) => {
+  const controller = new EnergyController(POINTS, { ...BOUNDS, minDwellS: 0 }, 20);
+  t.is(controller.decide({ nowS: 0, stateOfCharge: 0.9, temperatureC: 58 }).level, 'relaxed');
+  t.is(controller.decide({ nowS: 1, stateOfCharge: 0.9, temperatureC: 58, tripPointC: 60 }).level, 'saving');
+  const d = controller.decide({ nowS: 2, stateOfCharge: 0.9, temperatureC: 59.5, tripPointC: 60 });
+  t.is(d.level, 'critical');
+  t.regex(d.reason, /60 °C limit/);
+});
+
+test('charging relaxes the battery side; missing readings fall back to the normal level and say so', (t) => {
+  const controller = new EnergyController(POINTS, { ...BOUNDS, minDwellS: 0 }, 20);
+  t.is(controller.decide({ nowS: 0, stateOfCharge: 0.15, charging: true, temperatureC: 40 }).level, 'relaxed');
+  const blind = controller.decide({ nowS: 1 });
+  t.is(blind.level, 'normal');
+  t.is(blind.operatingPoint, 'balanced');
+  t.regex(blind.reason, /battery level unknown/);
+  t.regex(blind.reason, /temperature unknown/);
+});
+
+test('a package without a full point, or bounds no point meets, are refused', (t) => {
+  t.throws(() => new EnergyController(POINTS.slice(1), BOUNDS, 20), { message: /no "full" operating point/ });
+});
