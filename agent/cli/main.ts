@@ -4,6 +4,9 @@ import { benchCommand } from './commands/bench.js';
 import { buildModelCommand, DEFAULT_BUILD_CONFIG, DEFAULT_TASK_CONFIG } from './commands/build-model.js';
 import { evalCommand } from './commands/eval.js';
 import { inspectCommand } from './commands/inspect.js';
+import { logPath, runCommand } from './commands/run.js';
+import { statusCommand } from './commands/status.js';
+import { loadAgentConfig } from '../config/agent-config.js';
 
 const program = new Command()
   .name('edge-exit')
@@ -44,6 +47,20 @@ program
   .option('--threads <n>', 'interpreter threads', '1')
   .option('-o, --out <dir>', 'report directory (default docs/results/<package>)')
   .action(evalCommand);
+
+program
+  .command('run')
+  .description('run the agent: frames, multi-exit inference, energy-aware controller, local SQLite logs (Ctrl-C flushes and stops)')
+  .option('-c, --config <file>', 'agent config file (default: $EDGE_EXIT_CONFIG, or edge-exit.config.json if present, or the defaults)')
+  .option('--frames <n>', 'stop after n frames')
+  .action(runCommand);
+
+program
+  .command('status')
+  .description("print the running agent's live state")
+  .option('-c, --config <file>', 'agent config file')
+  .option('--json', 'machine-readable output')
+  .action(statusCommand);
 
 try {
   await program.parseAsync();

@@ -68,13 +68,19 @@ export const agentConfigSchema = z.object({
     .prefault({}),
   source: sourceSchema.prefault({ kind: 'replay' }),
   /** Highest frame rate; the controller may lower it. */
-  maxFrameRate: z.number().positive().max(120).default(20),
+  maxFrameRate: z.number().positive().max(120).default(40),
   policy: policySchema.prefault({}),
   controller: controllerSchema.prefault({}),
   /** Energy figures: a device profile name (see agent/energy/device-profiles.ts). */
   deviceProfile: z.enum(['pi4', 'pi5', 'jetson-nano', 'jetson-orin-nano', 'coral-usb-pi4']).default('pi4'),
-  /** The firmware bridge, as firmware-bridge/ reads it ({ kind: 'simulated' | 'sysfs' | ... }). */
-  bridge: z.record(z.string(), z.unknown()).default({ kind: 'simulated' }),
+  /**
+   * The firmware bridge, as firmware-bridge/ reads it ({ kind: 'simulated' | 'sysfs' | 'i2c' | ... }).
+   * The default is the demo: a simulated small battery in a warm enclosure whose clock advances
+   * frame by frame, so a battery's life passes in a minute or two.
+   */
+  bridge: z.record(z.string(), z.unknown()).default({ kind: 'simulated', clock: 'manual', capacityWh: 0.5, ambientC: 35 }),
+  /** With a simulated bridge: how much slower the simulated device computes than this machine (energy and heat follow it). */
+  simulation: z.object({ computeTimeScale: z.number().min(0.01).max(100).default(6) }).prefault({}),
   logs: z
     .object({
       path: z.string().default('data/edge-exit.db'),

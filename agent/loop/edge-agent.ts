@@ -10,53 +10,10 @@ import type { BridgeReading, FirmwareBridge } from '../../firmware-bridge/types.
 import type { FrameSource } from '../sources/frame-source.js';
 import { FramePacer } from '../sources/frame-source.js';
 import { LiveStats } from './live-stats.js';
+import type { LogStore } from '../store/log-store.js';
 
-/** What the agent writes to its local log; the SQLite store implements it. */
-export interface AgentLog {
-  logInference(row: InferenceRecord): void;
-  logDecision(row: DecisionRecord): void;
-  logTelemetry(row: TelemetryRecord): void;
-}
-
-export interface InferenceRecord {
-  ts: number;
-  source: string;
-  frameId: string;
-  trueLabel?: number;
-  exit: number;
-  label: number;
-  confidence: number;
-  policy: string;
-  operatingPoint: string;
-  segmentMs: number[];
-  totalMs: number;
-  energyJ: number;
-  batterySoc?: number;
-  temperatureC?: number;
-  offloaded: boolean;
-}
-
-export interface DecisionRecord {
-  ts: number;
-  operatingPoint: string;
-  maxExit: number;
-  frameRate: number;
-  offloadAllowed: boolean;
-  reason: string;
-  inputs: Record<string, unknown>;
-}
-
-export interface TelemetryRecord {
-  ts: number;
-  batterySoc?: number;
-  voltageV?: number;
-  currentA?: number;
-  powerW?: number;
-  charging?: boolean;
-  temperatureC?: number;
-  framesPerSecond: number;
-  json?: Record<string, unknown>;
-}
+/** What the agent writes to its local log: the SQLite store, or anything with the same calls. */
+export type AgentLog = Pick<LogStore, 'logInference' | 'logControllerDecision' | 'logTelemetry'>;
 
 /**
  * A clock the loop runs by. Real time on a gateway; in the simulator, simulated
@@ -91,6 +48,12 @@ export interface AgentParts {
   target: RgbTarget;
   maxFrameRate: number;
   clock?: AgentClock;
+  /**
+   * Simulation only: how much slower the simulated device computes than this
+   * machine (e.g. about 6 for a Pi 4 against a desktop core); energy accounting
+   * uses measured times scaled by it.
+   */
+  computeTimeScale?: number;
   /** How often (agent clock ms) the bridge is read and the controller decides. */
   controlIntervalMs?: number;
   onStatus?: (status: AgentStatus) => void;
@@ -179,14 +142,14 @@ export class EdgeAgent {
       powerW: reading.powerW,
       charging: reading.charging,
       temperatureC,
-      framesPerSecond: this.stats.framesPerSecond(nowMs),
-      json: { exitHistogram: this.stats.exitHistogram, operatingPoint: this.decision?.operatingPoint ?? this.parts.staticPoint.name },
+      framesPerS: this.stats.framesPerSecond(nowMs),
+      extra: { exitHistogram: this.stats.exitHistogram, operatingPoint: this.decision?.operatingPoint ?? this.parts.staticPoint.name },
     });
     if (!this.parts.controller) return;
     const inputs = { nowS: nowMs / 1000, stateOfCharge: reading.stateOfCharge, charging: reading.charging, temperatureC, tripPointC: lowestPassiveTrip(reading) };
     const decision = this.parts.controller.decide(inputs);
     if (decision.changed) {
-      this.parts.log.logDecision({ ts: nowMs, ...decision, inputs });
+      this.parts.log.logControllerDecision({ ts: nowMs, ...decision, inputs });
       logger.info({ operatingPoint: decision.operatingPoint, frameRate: decision.frameRate, level: decision.level }, `controller: ${decision.reason}`);
     }
     this.decision = decision;
@@ -215,13 +178,16 @@ export class EdgeAgent {
     const { point, policy } = this.policyFor(this.decision?.operatingPoint ?? this.parts.staticPoint.name);
     const result = this.parts.engine.classify(policy, Math.min(this.decision?.maxExit ?? point.maxExit, point.maxExit));
     const computeMs = result.segmentMs.reduce((a, b) => a + b, 0) + result.headMs.reduce((a, b) => a + b, 0);
+    const deviceComputeMs = computeMs * (this.parts.computeTimeScale ?? 1);
     const energy = frameEnergy(this.parts.profile, {
-      computeMs,
-      frameIntervalMs: Math.max(1000 / frameRate, computeMs),
+      computeMs: deviceComputeMs,
+      frameIntervalMs: 1000 / frameRate,
       offloadBytes: 0,
-      measuredActivePowerW: this.reading?.powerW,
+      // A simulator's power figure is made from the agent's own reports, so it is not a measurement.
+      measuredBoardPowerW: this.parts.bridge.consume ? undefined : this.reading?.powerW,
     });
-    this.parts.bridge.consume?.(energy.totalJ);
+    // A simulated battery draws idle power by itself; it is told only what the work added.
+    this.parts.bridge.consume?.(energy.aboveIdleJ);
     const at = this.clock.nowMs();
     const correct = frame.trueLabel === undefined ? undefined : result.label === frame.trueLabel;
     this.stats.record(result.exit, correct, at);

@@ -8,6 +8,14 @@ import { formatExitBench, runExitBench } from '../../../tools/bench/exit-bench.j
 import { formatModelBench, runModelBench } from '../../../tools/bench/model-bench.js';
 import { BENCHMARKS_FILE, writeBenchSection } from '../../../tools/bench/results-file.js';
 import { progressBar } from '../progress.js';
+import fs from 'node:fs';
+import { PROJECT_ROOT } from '../../config/paths.js';
+import { controllerSchema } from '../../config/agent-config.js';
+import { operatingLadder } from '../../controller/operating-ladder.js';
+import { deviceProfile } from '../../energy/device-profiles.js';
+import { timelineSvg } from '../../plots/timeline-plot.js';
+import { ReplaySource } from '../../sources/replay-source.js';
+import { runSimulatedDay, type DayResult } from '../../../tools/bench/simulated-day.js';
 import { buildConfigPath, ensureModelPackage } from './build-model.js';
 
 export interface BenchOptions {
@@ -75,9 +83,92 @@ async function exitsSuite(options: BenchOptions): Promise<void> {
   }
 }
 
+/** The simulated day's device: a Pi 4 in a warm enclosure on a small battery, so a day fits in minutes. */
+const DAY = {
+  profile: 'pi4',
+  // This machine's cores run the model about 6x faster than a Pi 4's Cortex-A72 (an estimate, see docs/benchmarks.md).
+  computeTimeScale: 6,
+  maxFrameRate: 40,
+  bridge: { capacityWh: 0.5, ambientC: 35, thermalResistanceCPerW: 8, thermalTimeConstantS: 120, idlePowerW: 2.7 },
+  thermalLimitC: 70,
+  sampleEveryS: 20,
+};
+
+function formatDay(results: DayResult[]): string {
+  const balanced = results.find((r) => r.name === 'static balanced');
+  return [
+    '| run | frames before empty | x static balanced | accuracy | peak °C | s over limit | lifetime h |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...results.map(
+      (r) =>
+        `| ${r.name} | ${r.frames} | ${balanced ? (r.frames / balanced.frames).toFixed(2) : '-'} | ${(r.accuracy * 100).toFixed(2)}% | ${r.peakTemperatureC.toFixed(1)} | ${r.secondsOverLimit.toFixed(0)} | ${r.lifetimeH.toFixed(2)} |`,
+    ),
+  ].join('\n');
+}
+
+async function daySuite(options: BenchOptions): Promise<void> {
+  const config = loadBuildConfig(buildConfigPath(options.taskConfig));
+  if (!config.task || !config.datasetPath) throw new Error(`Build config ${config.configFile} has no task, so it has no exits to run.`);
+  const built = await ensureModelPackage(options.taskConfig);
+  const pkg = loadModelPackage(built.dir);
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, config.task.name);
+  const points = pkg.manifest.operatingPoints;
+  const bounds = controllerSchema.parse({ maxTemperatureC: DAY.thermalLimitC });
+  const testDir = path.join(config.datasetPath, config.task.testSplit);
+  const bar = progressBar('simulated day (battery used, %)');
+  const results = await runSimulatedDay({
+    engine,
+    points,
+    makeSource: () => new ReplaySource(testDir, { loop: true, seed: 1 }),
+    target: { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize },
+    profile: deviceProfile(DAY.profile),
+    bridge: DAY.bridge,
+    bounds,
+    maxFrameRate: DAY.maxFrameRate,
+    computeTimeScale: DAY.computeTimeScale,
+    thermalLimitC: DAY.thermalLimitC,
+    sampleEveryS: DAY.sampleEveryS,
+    variants: [
+      { name: 'static full', controlled: false, staticPoint: 'full' },
+      { name: 'static balanced', controlled: false, staticPoint: 'balanced' },
+      { name: 'controller', controlled: true, staticPoint: 'balanced' },
+    ],
+    onProgress: (socs) => bar.update(Math.round((1 - Math.max(...socs)) * 100), 100),
+  });
+  bar.stop();
+  const table = formatDay(results);
+  console.log(`${table}\n`);
+  const outDir = path.join(PROJECT_ROOT, 'docs', 'results', 'simulated-day');
+  fs.mkdirSync(outDir, { recursive: true });
+  const ladder = operatingLadder(points, bounds.maxAccuracyDropPoints).map((p) => p.name);
+  const rows = (value: (row: DayResult['timeline'][number]) => number) => results.flatMap((r) => r.timeline.map((row) => ({ t: row.tS / 3600, value: value(row), series: r.name })));
+  fs.writeFileSync(path.join(outDir, 'battery.svg'), await timelineSvg(rows((row) => row.soc * 100), { title: 'Battery over the simulated day', xLabel: 'hours', yLabel: 'state of charge (%)' }));
+  fs.writeFileSync(path.join(outDir, 'temperature.svg'), await timelineSvg(rows((row) => row.temperatureC), { title: `Temperature (limit ${DAY.thermalLimitC} °C)`, xLabel: 'hours', yLabel: '°C' }));
+  fs.writeFileSync(
+    path.join(outDir, 'operating-point.svg'),
+    await timelineSvg(
+      results.filter((r) => r.name === 'controller').flatMap((r) => [
+        ...r.timeline.map((row) => ({ t: row.tS / 3600, value: ladder.indexOf(row.point), series: 'ladder step (0 = full, higher = cheaper)' })),
+        ...r.timeline.map((row) => ({ t: row.tS / 3600, value: row.frameRate, series: 'frame rate (fps)' })),
+      ]),
+      { title: 'What the controller chose', xLabel: 'hours', yLabel: '', interpolate: 'step-after', separatePanels: true },
+    ),
+  );
+  fs.writeFileSync(path.join(outDir, 'day.json'), `${JSON.stringify(results, null, 2)}\n`);
+  if (options.write) {
+    const how =
+      `Produced by \`edge-exit bench --suites day\` on ${today()}: three agents on the same replay of the CIFAR-10 test split, taking turns frame by frame on one engine, ` +
+      `each with its own simulated ${DAY.bridge.capacityWh} Wh battery and heatsink (ambient ${DAY.bridge.ambientC} °C, ${DAY.bridge.thermalResistanceCPerW} °C/W, time constant ${DAY.bridge.thermalTimeConstantS} s, limit ${DAY.thermalLimitC} °C), ` +
+      `device profile ${DAY.profile} with compute times scaled by ${DAY.computeTimeScale} (this machine against a Pi 4), at most ${DAY.maxFrameRate} fps. ` +
+      'Plots: [battery](results/simulated-day/battery.svg), [temperature](results/simulated-day/temperature.svg), [operating point](results/simulated-day/operating-point.svg).';
+    writeBenchSection('day', 'Simulated day: static full, static balanced, controller', `${how}\n\n${table}`);
+  }
+}
+
 export async function benchCommand(options: BenchOptions): Promise<void> {
   const suites = options.suites.split(',');
   if (suites.includes('runtime')) await runtimeSuite(options);
   if (suites.includes('exits')) await exitsSuite(options);
+  if (suites.includes('day')) await daySuite(options);
   if (options.write) console.log(`Written to ${BENCHMARKS_FILE}`);
 }

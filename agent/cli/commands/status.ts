@@ -1,0 +1,28 @@
+import { loadAgentConfig } from '../../config/agent-config.js';
+import { formatStatusLine, readStatusFile, statusFilePath } from '../../loop/status-file.js';
+import { logPath } from './run.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Prints the running agent's latest status (it rewrites its status file every status interval). */
+export function statusCommand(options: { config?: string; json?: boolean }): void {
+  const { config } = loadAgentConfig(options.config);
+  const file = statusFilePath(logPath(config));
+  const status = readStatusFile(file);
+  if (!status) throw new Error(`No status at ${file}: the agent has not run with this config yet (start it with \`edge-exit run\`).`);
+  const running = alive(status.pid) && status.logHealth !== 'stopped';
+  if (options.json) {
+    console.log(JSON.stringify({ running, ...status }, null, 2));
+    return;
+  }
+  const age = ((Date.now() - status.writtenAt) / 1000).toFixed(0);
+  console.log(`${status.deviceId}: ${running ? `running (pid ${status.pid})` : 'not running'}, status from ${age} s ago; logging ${status.logHealth ?? 'unknown'}`);
+  console.log(formatStatusLine(status));
+}

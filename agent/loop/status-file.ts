@@ -1,0 +1,43 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AgentStatus } from './edge-agent.js';
+
+/** The running agent's latest status, next to its log database, for `edge-exit status`. */
+export function statusFilePath(logPath: string): string {
+  return path.join(path.dirname(logPath), 'status.json');
+}
+
+export interface StatusFile extends AgentStatus {
+  pid: number;
+  deviceId: string;
+  writtenAt: number;
+  logHealth?: string;
+}
+
+export function writeStatusFile(file: string, status: StatusFile): void {
+  const temporary = `${file}.tmp`;
+  fs.writeFileSync(temporary, JSON.stringify(status));
+  fs.renameSync(temporary, file);
+}
+
+export function readStatusFile(file: string): StatusFile | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as StatusFile;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One line for a terminal: rate, exits, accuracy, battery, temperature, operating point. */
+export function formatStatusLine(status: AgentStatus): string {
+  const total = status.exitHistogram.reduce((a, b) => a + b, 0) || 1;
+  const exits = status.exitHistogram.map((n) => `${Math.round((n / total) * 100)}`).join('/');
+  const pct = (v: number | undefined, digits = 0) => (v === undefined ? '--' : `${(v * 100).toFixed(digits)}%`);
+  const temp = status.temperatureC === undefined ? '--' : `${status.temperatureC.toFixed(1)}°C`;
+  return (
+    `${status.frames} frames  ${status.framesPerSecond.toFixed(1)} fps  exits% ${exits}  acc ${pct(status.accuracy, 1)}  ` +
+    `battery ${pct(status.stateOfCharge)}  ${temp}  point ${status.operatingPoint} @ ${status.frameRate.toFixed(1)} fps` +
+    (status.skipped > 0 ? `  skipped ${status.skipped}` : '') +
+    (status.missingReadings.length > 0 ? `  missing: ${status.missingReadings.join(', ')}` : '')
+  );
+}
