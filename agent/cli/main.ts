@@ -6,6 +6,7 @@ import { evalCommand } from './commands/eval.js';
 import { inspectCommand } from './commands/inspect.js';
 import { logPath, runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
+import { registerLogsCommand } from './commands/logs.js';
 import { loadAgentConfig } from '../config/agent-config.js';
 
 const program = new Command()
@@ -61,6 +62,8 @@ program
   .option('-c, --config <file>', 'agent config file')
   .option('--json', 'machine-readable output')
   .action(statusCommand);
+
+registerLogsCommand(program, () => logPath(loadAgentConfig(undefined).config));
 
 try {
   await program.parseAsync();
