@@ -101,18 +101,23 @@ test('expected cost does not rise as the target accuracy is lowered', (t) => {
   for (let i = 1; i < byMacs.length; i++) t.true(byMacs[i]!.expectedMacs <= byMacs[i - 1]!.expectedMacs + 1e-3);
 });
 
-test('full never exits early and balanced is the cheapest point within 1 point of the final exit', (t) => {
+test('full never exits early and balanced is the cheapest point within 1 point of the final exit, less the margin', (t) => {
   const full = result.points.find((point) => point.name === 'full')!;
   t.deepEqual(full.exitHistogram, [0, 0, 0, 600]);
   t.is(full.expectedLatencyMs, data.cumulativeLatencyMs[3]!);
   t.is(full.validationAccuracy, result.finalExitAccuracy);
 
-  const balanced = result.points.find((point) => point.name === 'balanced')!;
-  t.true(balanced.validationAccuracy >= result.finalExitAccuracy - 0.01 - 1e-12);
-  const eligible = result.points.filter((point) => point.name !== 'balanced' && point.validationAccuracy >= result.finalExitAccuracy - 0.01 - 1e-12);
-  t.true(eligible.length > 1);
-  for (const point of eligible) t.true(balanced.expectedLatencyMs <= point.expectedLatencyMs, point.name);
-  t.true(balanced.expectedLatencyMs < full.expectedLatencyMs);
+  for (const margin of [0, 0.5]) {
+    const points = margin === 0.5 ? result.points : calibrateOperatingPoints(data, { balancedMarginPoints: margin }).points;
+    const required = result.finalExitAccuracy - (1 - margin) / 100 - 1e-12;
+    const balanced = points.find((point) => point.name === 'balanced')!;
+    t.true(balanced.validationAccuracy >= required, `margin ${margin}`);
+    const eligible = points.filter((point) => point.name !== 'balanced' && point.validationAccuracy >= required);
+    t.true(eligible.length > 1);
+    for (const point of eligible) t.true(balanced.expectedLatencyMs <= point.expectedLatencyMs, `${point.name}, margin ${margin}`);
+    t.true(balanced.expectedLatencyMs < full.expectedLatencyMs);
+  }
+  t.throws(() => calibrateOperatingPoints(data, { balancedMarginPoints: 1 }), { instanceOf: RangeError, message: /balancedMarginPoints = 1 is outside \[0, 1\)/ });
 });
 
 test('static exits stop every sample at one exit', (t) => {

@@ -39,7 +39,14 @@ const BATTERY_LEVEL_ABOVE_RESERVE = { normal: 0.5, saving: 0.25, critical: 0.05 
 const HEADROOM_C = { normal: 10, saving: 5, critical: 1 } as const;
 const BATTERY_HYSTERESIS = 0.05;
 const THERMAL_HYSTERESIS_C = 3;
-const FRAME_RATE_SHARE: Record<Level, number> = { relaxed: 1, normal: 1, saving: 0.75, critical: 0.4 };
+/**
+ * Heat comes from the duty cycle, so thermal pressure lowers the frame rate.
+ * Battery pressure mostly does not: the board's idle power dominates a frame's
+ * energy, so fewer frames per second means fewer frames per charge. Only at the
+ * reserve does the agent slow down, to stay alive longer.
+ */
+const THERMAL_FRAME_RATE_SHARE: Record<Level, number> = { relaxed: 1, normal: 1, saving: 0.75, critical: 0.4 };
+const RESERVE_FRAME_RATE_SHARE = 0.5;
 
 function levelIndex(level: Level): number {
   return LEVELS.indexOf(level);
@@ -128,7 +135,8 @@ export class EnergyController {
     }
     const point = this.pointFor(level);
     const overheated = inputs.temperatureC !== undefined && inputs.temperatureC >= this.thermalLimitC(inputs);
-    const frameRate = this.maxFrameRate * FRAME_RATE_SHARE[level] * (overheated ? 0.5 : 1);
+    const frameRate =
+      this.maxFrameRate * THERMAL_FRAME_RATE_SHARE[thermal.level] * (battery.level === 'critical' ? RESERVE_FRAME_RATE_SHARE : 1) * (overheated ? 0.5 : 1);
     const decision: ControllerDecision = {
       level,
       operatingPoint: point.name,

@@ -41,7 +41,31 @@ export interface ExitTrainingInput {
 }
 
 /** Samples used to find each layer's activation range for int8 quantization. */
-const RANGE_SAMPLES = 2000;
+const RANGE_SAMPLES = 5000;
+/**
+ * Hidden activations are clipped at this quantile: a handful of outliers would
+ * otherwise stretch the int8 scale and blur every ordinary value. Logits keep
+ * their full range, since the largest one is the answer.
+ */
+const HIDDEN_RANGE_QUANTILE = 0.9999;
+
+function quantile(sorted: Float32Array, q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(q * (sorted.length - 1))))]!;
+}
+
+function activationRanges(layers: HeadSpec['layers'], set: FeatureSet): { min: number; max: number }[] {
+  const count = Math.min(RANGE_SAMPLES, set.labels.length);
+  const values = layers.map((layer) => new Float32Array(count * layer.outSize));
+  for (let s = 0; s < count; s++) {
+    const outputs = denseOutputsFloat(layers, set.features.subarray(s * set.dim, (s + 1) * set.dim));
+    outputs.forEach((out, i) => values[i]!.set(out, s * out.length));
+  }
+  return values.map((all, i) => {
+    const sorted = all.sort();
+    const clip = i < layers.length - 1 ? HIDDEN_RANGE_QUANTILE : 1;
+    return { min: quantile(sorted, 1 - clip), max: quantile(sorted, clip) };
+  });
+}
 
 async function cachedFeatures(
   file: string,
@@ -56,21 +80,6 @@ async function cachedFeatures(
   const sets = await extractFeatures(segments, images, taps, target, onProgress);
   writeFeatureCache(file, sets);
   return sets;
-}
-
-function activationRanges(layers: HeadSpec['layers'], set: FeatureSet): { min: number; max: number }[] {
-  const ranges = layers.map(() => ({ min: Infinity, max: -Infinity }));
-  const count = Math.min(RANGE_SAMPLES, set.labels.length);
-  for (let s = 0; s < count; s++) {
-    const outputs = denseOutputsFloat(layers, set.features.subarray(s * set.dim, (s + 1) * set.dim));
-    outputs.forEach((out, i) => {
-      for (const v of out) {
-        if (v < ranges[i]!.min) ranges[i]!.min = v;
-        if (v > ranges[i]!.max) ranges[i]!.max = v;
-      }
-    });
-  }
-  return ranges;
 }
 
 /** Runs the real int8 segments and int8 heads over the validation images. */

@@ -59,6 +59,12 @@ export interface CalibrationOptions {
   gridSize?: number;
   /** The cost minimized; the other one breaks ties. */
   objective?: 'latency' | 'macs';
+  /**
+   * Points of the balanced tolerance kept in reserve for the gap between the
+   * validation split and unseen data, so "balanced" stays within its 1 point
+   * off the validation split too (default 0.5).
+   */
+  balancedMarginPoints?: number;
 }
 
 export interface CalibrationResult {
@@ -75,6 +81,7 @@ export const DEFAULT_PATIENCE_VALUES: readonly number[] = [2, 3];
 export const DEFAULT_GRID_SIZE = 128;
 /** `balanced` may give up this much accuracy (percentage points) against the final exit. */
 export const BALANCED_TOLERANCE_POINTS = 1;
+export const DEFAULT_BALANCED_MARGIN_POINTS = 0.5;
 const MAX_REFINEMENT_ROUNDS = 50;
 
 type Rule = { policy: ExitPolicyName; patience?: number };
@@ -522,7 +529,9 @@ export function calibrateOperatingPoints(data: CalibrationData, options: Calibra
   const full = staticExit(maxExit, 'full');
   points.push(full);
 
-  const balancedRequired = requiredCorrectFor(finalCorrect, sampleCount, -BALANCED_TOLERANCE_POINTS);
+  const margin = options.balancedMarginPoints ?? DEFAULT_BALANCED_MARGIN_POINTS;
+  if (!(margin >= 0 && margin < BALANCED_TOLERANCE_POINTS)) throw new RangeError(`balancedMarginPoints = ${margin} is outside [0, ${BALANCED_TOLERANCE_POINTS})`);
+  const balancedRequired = requiredCorrectFor(finalCorrect, sampleCount, -(BALANCED_TOLERANCE_POINTS - margin));
   let balanced = full;
   for (const point of points) {
     if (Math.round(point.validationAccuracy * sampleCount) < balancedRequired) continue;

@@ -20,7 +20,7 @@ import { sha256Hex } from './sha256.js';
 import { tensorSpecOf } from './tensor-spec.js';
 
 /** Changes whenever the builder's output for the same inputs would change. */
-const BUILDER_VERSION = 2;
+const BUILDER_VERSION = 3;
 /** The latency figure calibration minimizes: one thread, the steadiest measurement. */
 const CALIBRATION_LATENCY_KEY = 'xnnpack-1t';
 
@@ -233,7 +233,7 @@ export async function buildModelPackage(config: ResolvedBuildConfig, options: Bu
     progress?.({ stage: 'calibrate', done: 0, total: 1 });
     const calibration = calibrateOperatingPoints(
       { perExitProbabilities: trained.validationProbabilities, labels: trained.validationLabels, cumulativeMacs, cumulativeLatencyMs },
-      { deltas: task!.calibrationDeltas },
+      { deltas: task!.calibrationDeltas, balancedMarginPoints: task!.balancedMarginPoints },
     );
     operatingPoints = [...calibration.points, ...calibration.staticExits];
     progress?.({ stage: 'calibrate', done: 1, total: 1 });

@@ -9,10 +9,37 @@ import { logger } from '../../log/logger.js';
 import { EdgeAgent } from '../../loop/edge-agent.js';
 import { formatStatusLine, statusFilePath, writeStatusFile } from '../../loop/status-file.js';
 import { loadModelPackage } from '../../model-package/load.js';
+import type { OperatingPoint } from '../../model-package/manifest.js';
+import { createExitPolicy } from '../../exit-policy/policy.js';
 import { createFrameSource } from '../../sources/create-source.js';
 import { LogStore } from '../../store/log-store.js';
 import { createBridge, SimulatedBridge } from '../../../firmware-bridge/index.js';
 import { ensureModelPackage } from './build-model.js';
+
+/** The package's calibrated point named in the config, or a custom one when thresholds are given by hand. */
+export function chooseOperatingPoint(config: AgentConfig, calibrated: readonly OperatingPoint[], exitCount: number) {
+  const { policy, thresholds, patience, maxExit, operatingPoint } = config.policy;
+  if (thresholds) {
+    if (!policy) throw new Error('policy.thresholds needs policy.policy (max-probability, entropy or patience)');
+    const point: OperatingPoint = {
+      name: 'custom',
+      policy,
+      thresholds,
+      patience,
+      maxExit: maxExit ?? exitCount - 1,
+      validationAccuracy: 0,
+      expectedMacs: 0,
+      expectedLatencyMs: 0,
+      exitHistogram: [],
+    };
+    // Validates the count and the range against this package's exits.
+    createExitPolicy({ policy, thresholds, patience }, exitCount);
+    return { points: [...calibrated, point], staticPoint: point, custom: true };
+  }
+  const staticPoint = calibrated.find((p) => p.name === operatingPoint);
+  if (!staticPoint) throw new Error(`policy.operatingPoint "${operatingPoint}" is not in the package; it has ${calibrated.map((p) => p.name).join(', ')}`);
+  return { points: calibrated, staticPoint: maxExit === undefined ? staticPoint : { ...staticPoint, maxExit: Math.min(maxExit, staticPoint.maxExit) }, custom: false };
+}
 
 export function logPath(config: AgentConfig): string {
   return path.resolve(PROJECT_ROOT, config.logs.path);
@@ -26,17 +53,14 @@ export async function runCommand(options: { config?: string; frames?: string }):
   const pkg = loadModelPackage(built.dir);
   const task = Object.keys(pkg.manifest.labels)[0]!;
   const engine = MultiExitEngine.fromPackage(pkg, { backend: config.model.backend, threads: config.model.threads, edgetpuDevice: config.model.edgetpuDevice }, task);
-  const points = pkg.manifest.operatingPoints;
-  const staticPoint = points.find((p) => p.name === config.policy.operatingPoint);
-  if (!staticPoint) {
-    throw new Error(`policy.operatingPoint "${config.policy.operatingPoint}" is not in package ${pkg.manifest.name}; it has ${points.map((p) => p.name).join(', ')}`);
-  }
+  const { points, staticPoint, custom } = chooseOperatingPoint(config, pkg.manifest.operatingPoints, engine.exitCount);
   const source = createFrameSource(config.source);
   const bridge = await createBridge(config.bridge);
   const dbFile = logPath(config);
   fs.mkdirSync(path.dirname(dbFile), { recursive: true });
   const store = LogStore.open(dbFile, { maxAgeDays: config.logs.maxAgeDays, maxBytes: config.logs.maxBytes });
-  const controller = config.controller.enabled ? new EnergyController(points, config.controller, config.maxFrameRate) : undefined;
+  // Thresholds set by hand are the operator's choice: the controller then leaves the operating point alone.
+  const controller = config.controller.enabled && !custom ? new EnergyController(points, config.controller, config.maxFrameRate) : undefined;
   const statusFile = statusFilePath(dbFile);
   const tty = process.stderr.isTTY;
   const agent = new EdgeAgent({

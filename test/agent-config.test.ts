@@ -1,0 +1,47 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import test from 'ava';
+import { ConfigError, loadAgentConfig, parseAgentConfig } from '../agent/config/agent-config.js';
+import { temporaryDir } from './helpers/shared.js';
+
+function configFile(content: string): string {
+  const file = path.join(temporaryDir('edge-exit-config-'), 'edge-exit.config.json');
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+test('no config file means every default, and the defaults are the offline demo', (t) => {
+  const { config, file } = loadAgentConfig(undefined, {});
+  t.is(file, undefined);
+  t.is(config.source.kind, 'replay');
+  t.is(config.bridge.kind, 'simulated');
+  t.is(config.policy.operatingPoint, 'balanced');
+});
+
+test('environment overrides reach nested fields and are validated like the file', (t) => {
+  const file = configFile(JSON.stringify({ deviceId: 'gw-1', controller: { maxTemperatureC: 80 } }));
+  const { config } = loadAgentConfig(file, { EDGE_EXIT__CONTROLLER__MAX_TEMPERATURE_C: '65', EDGE_EXIT__DEVICE_ID: 'gw-2' });
+  t.is(config.controller.maxTemperatureC, 65);
+  t.is(config.deviceId, 'gw-2');
+  const error = t.throws(() => loadAgentConfig(file, { EDGE_EXIT__CONTROLLER__MAX_TEMPERATURE_C: '500' }), { instanceOf: ConfigError });
+  t.regex(error!.message, /controller\.maxTemperatureC: .*<=110.*\(got 500\)/);
+});
+
+test('an invalid config stops start-up naming each field, its allowed range and the value', (t) => {
+  const file = configFile(JSON.stringify({ deviceId: 'bad/id+', maxFrameRate: 0, controller: { minBatteryReserve: 2 }, source: { kind: 'webcam' } }));
+  const error = t.throws(() => loadAgentConfig(file, {}), { instanceOf: ConfigError });
+  t.regex(error!.message, new RegExp(file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  t.regex(error!.message, /deviceId: letters, digits, _ and - only.*\(got "bad\/id\+"\)/);
+  t.regex(error!.message, /maxFrameRate: .*>0.*\(got 0\)/);
+  t.regex(error!.message, /controller\.minBatteryReserve: .*<=0\.9.*\(got 2\)/);
+  t.regex(error!.message, /source\.kind/);
+});
+
+test('a config file that is not JSON, or cannot be read, says which file and why', (t) => {
+  t.throws(() => loadAgentConfig(configFile('{ "deviceId": '), {}), { instanceOf: ConfigError, message: /is not valid JSON/ });
+  t.throws(() => loadAgentConfig('/nonexistent/edge-exit.json', {}), { instanceOf: ConfigError, message: /Cannot read config file \/nonexistent\/edge-exit\.json/ });
+});
+
+test('thresholds given by hand must lie in [0, 1]', (t) => {
+  t.throws(() => parseAgentConfig({ policy: { policy: 'entropy', thresholds: [0.2, 1.4] } }), { instanceOf: ConfigError, message: /policy\.thresholds\.1: .*<=1/ });
+});

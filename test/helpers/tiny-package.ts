@@ -1,0 +1,45 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadBuildConfig } from '../../agent/model-package/build-config.js';
+import { buildModelPackage } from '../../agent/model-package/build.js';
+import { loadModelPackage, type ModelPackage } from '../../agent/model-package/load.js';
+import { MOBILENET_V2, SHARED, temporaryDir } from './shared.js';
+
+export const TINY_INPUT = 96;
+
+/**
+ * A small real multi-exit CIFAR-10 package (96x96 input, a few images per
+ * class, a few epochs): seconds to build, with every part of a real one.
+ */
+export async function buildTinyPackage(overrides: { task?: Record<string, unknown> } = {}): Promise<ModelPackage> {
+  const dir = temporaryDir('edge-exit-tiny-');
+  const configFile = path.join(dir, 'config.json');
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({
+      name: 'tiny_cifar10',
+      baseModel: { path: MOBILENET_V2 },
+      inputSize: TINY_INPUT,
+      cuts: ['block_6', 'block_10', 'block_13'],
+      end: 'block_16',
+      latencyRuns: 3,
+      task: {
+        name: 'cifar10',
+        dataset: path.join(SHARED, 'data', 'cifar10'),
+        trainPerClass: 40,
+        validationPerClass: 15,
+        heads: [
+          { grid: 2, hidden: 0 },
+          { grid: 2, hidden: 16 },
+          { grid: 2, hidden: 16 },
+          { grid: 2, hidden: 32 },
+        ],
+        training: { epochs: 4, seed: 7 },
+        ...overrides.task,
+      },
+    }),
+  );
+  const out = path.join(dir, 'pkg');
+  await buildModelPackage(loadBuildConfig(configFile), { outDir: out, cacheDir: path.join(dir, 'cache') });
+  return loadModelPackage(out);
+}
