@@ -95,8 +95,11 @@ export async function runCommand(options: { config?: string; frames?: string }):
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
   const limit = options.frames ? Number(options.frames) : Infinity;
+  // A simulated battery that runs flat ends the demo; a real one ends the device.
+  const flat = () => bridge instanceof SimulatedBridge && (agent.status().stateOfCharge ?? 1) <= 0;
   try {
-    await agent.run(() => agent.stats.frames >= limit);
+    await agent.run(() => agent.stats.frames >= limit || flat());
+    if (flat()) logger.info('the simulated battery is empty');
   } finally {
     if (tty) process.stderr.write('\n');
     await source.close();
