@@ -33,6 +33,7 @@ export const simulatedConfigSchema = z
     capacityWh: within(0.1, 100_000, 'Wh').default(37),
     initialStateOfCharge: within(0, 1, '(fraction)').default(1),
     idlePowerW: within(0, 500, 'W').default(2.7),
+    fanPowerW: within(0, 50, 'W').default(0.5),
     cellsInSeries: wholeWithin(1, 16).default(1),
     ambientC: within(-40, 60, '°C').default(25),
     initialTemperatureC: within(-40, 150, '°C').optional(),

@@ -14,6 +14,8 @@ export interface SimulatedBridgeOptions {
   initialStateOfCharge?: number;
   /** Drawn all the time on top of the energy the agent reports (OS, camera, radio), W. */
   idlePowerW?: number;
+  /** Drawn by the fan at full duty (a 30 mm 5 V fan: about 0.5 W), W; cooling is not free. */
+  fanPowerW?: number;
   /** Li-ion cells in series, for the voltage shown. */
   cellsInSeries?: number;
   ambientC?: number;
@@ -44,6 +46,7 @@ const DEFAULTS = {
   capacityWh: 37, // two 18650 cells of 5 Ah at 3.7 V
   initialStateOfCharge: 1,
   idlePowerW: 2.7, // a Pi 4 idling with a camera attached
+  fanPowerW: 0.5,
   cellsInSeries: 1,
   ambientC: 25,
   thermalResistanceCPerW: 8,
@@ -136,6 +139,8 @@ export class SimulatedBridge implements FirmwareBridge {
   advance(seconds: number): void {
     if (!(seconds >= 0) || !Number.isFinite(seconds)) throw new RangeError(`advance() needs a finite time >= 0 s, got ${seconds}`);
     if (seconds === 0) return;
+    // The fan drains the battery but heats the air it moves, not the SoC.
+    const baseW = this.o.idlePowerW + this.o.fanPowerW * this.fanDuty;
     const loadW = this.o.idlePowerW + this.pendingHeatJ / seconds;
     this.pendingHeatJ = 0;
 
@@ -145,7 +150,7 @@ export class SimulatedBridge implements FirmwareBridge {
       const dt = seconds / steps;
       chargedJ += this.chargePowerAt(this.simulatedS + (i + 0.5) * dt) * dt;
     }
-    this.energyJ = Math.min(this.capacityJ, Math.max(0, this.energyJ - this.o.idlePowerW * seconds + chargedJ));
+    this.energyJ = Math.min(this.capacityJ, Math.max(0, this.energyJ - baseW * seconds + chargedJ));
 
     // First order: C dT/dt = P - (T - Ta) / R, solved exactly for constant P over the step.
     const resistance = this.thermalResistance();
@@ -154,7 +159,7 @@ export class SimulatedBridge implements FirmwareBridge {
     this.temperatureC = steadyC + (this.temperatureC - steadyC) * Math.exp(-seconds / tau);
 
     this.simulatedS += seconds;
-    this.lastLoadW = loadW;
+    this.lastLoadW = loadW + this.o.fanPowerW * this.fanDuty;
   }
 
   setCharging(on: boolean): void {

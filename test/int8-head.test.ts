@@ -14,18 +14,10 @@ import { TfliteInterpreter } from '../agent/runtime/interpreter.js';
 import { BuiltinOperator, builtinOperatorName, TensorType, type TfliteModel } from '../agent/tflite/model.js';
 import { readTfliteModel } from '../agent/tflite/reader.js';
 import { writeTfliteModel } from '../agent/tflite/writer.js';
+import { seededRandom } from '../agent/datasets/split.js';
 
-/** mulberry32: small seeded generator so every run sees the same heads and inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded generator: every run sees the same heads and inputs. */
+const rng = seededRandom;
 
 function gaussian(random: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());

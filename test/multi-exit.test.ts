@@ -9,42 +9,15 @@ import { loadBuildConfig } from '../agent/model-package/build-config.js';
 import { buildModelPackage } from '../agent/model-package/build.js';
 import { loadModelPackage, ModelPackageError } from '../agent/model-package/load.js';
 import { ImageDecodeError, imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
-import { CIFAR_TEST, MOBILENET_V2, SHARED, temporaryDir } from './helpers/shared.js';
+import { CIFAR_TEST, SHARED, temporaryDir } from './helpers/shared.js';
+import { writeTinyConfig } from './helpers/tiny-package.js';
 
 const workDir = temporaryDir('edge-exit-multi-exit-');
 const packageDir = path.join(workDir, 'pkg');
 const CIFAR = path.join(SHARED, 'data', 'cifar10');
 
-/** A small multi-exit package: a low input size and a few images per class keep the build to seconds. */
 function writeConfig(overrides: Record<string, unknown> = {}, task: Record<string, unknown> = {}): string {
-  const file = path.join(workDir, `config-${Math.random().toString(36).slice(2)}.json`);
-  fs.writeFileSync(
-    file,
-    JSON.stringify({
-      name: 'tiny_cifar10',
-      baseModel: { path: MOBILENET_V2 },
-      inputSize: 96,
-      cuts: ['block_6', 'block_10', 'block_13'],
-      end: 'block_16',
-      latencyRuns: 3,
-      task: {
-        name: 'cifar10',
-        dataset: CIFAR,
-        trainPerClass: 40,
-        validationPerClass: 15,
-        heads: [
-          { grid: 2, hidden: 0 },
-          { grid: 2, hidden: 16 },
-          { grid: 2, hidden: 16 },
-          { grid: 2, hidden: 32 },
-        ],
-        training: { epochs: 4, seed: 7 },
-        ...task,
-      },
-      ...overrides,
-    }),
-  );
-  return file;
+  return writeTinyConfig(workDir, overrides, task);
 }
 
 /** A copy of an ImageFolder with only a few images per class, which a test may then damage. */

@@ -78,7 +78,7 @@ export const agentConfigSchema = z.object({
    * The default is the demo: a simulated small battery in a warm enclosure whose clock advances
    * frame by frame, so a battery's life passes in a minute or two.
    */
-  bridge: z.record(z.string(), z.unknown()).default({ kind: 'simulated', clock: 'manual', capacityWh: 0.5, ambientC: 35 }),
+  bridge: z.record(z.string(), z.unknown()).default({ kind: 'simulated', clock: 'manual', capacityWh: 0.5, ambientC: 38 }),
   /** With a simulated bridge: how much slower the simulated device computes than this machine (energy and heat follow it). */
   simulation: z.object({ computeTimeScale: z.number().min(0.01).max(100).default(6) }).prefault({}),
   logs: z

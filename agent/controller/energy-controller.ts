@@ -25,6 +25,9 @@ export type Level = (typeof LEVELS)[number];
 
 export interface ControllerDecision {
   level: Level;
+  /** The level each side asked for, before the dwell time: the fan follows the thermal one, the alert line the battery one. */
+  batteryLevel?: Level;
+  thermalLevel?: Level;
   operatingPoint: string;
   maxExit: number;
   frameRate: number;
@@ -41,12 +44,11 @@ const BATTERY_HYSTERESIS = 0.05;
 const THERMAL_HYSTERESIS_C = 3;
 /**
  * Heat comes from the duty cycle, so thermal pressure lowers the frame rate.
- * Battery pressure mostly does not: the board's idle power dominates a frame's
- * energy, so fewer frames per second means fewer frames per charge. Only at the
- * reserve does the agent slow down, to stay alive longer.
+ * Battery pressure does not: the board's idle power is most of a frame's
+ * energy, so fewer frames per second would mean fewer frames per charge.
+ * It moves to cheaper operating points and, at the reserve, stops offloading.
  */
 const THERMAL_FRAME_RATE_SHARE: Record<Level, number> = { relaxed: 1, normal: 1, saving: 0.75, critical: 0.4 };
-const RESERVE_FRAME_RATE_SHARE = 0.5;
 
 function levelIndex(level: Level): number {
   return LEVELS.indexOf(level);
@@ -135,10 +137,11 @@ export class EnergyController {
     }
     const point = this.pointFor(level);
     const overheated = inputs.temperatureC !== undefined && inputs.temperatureC >= this.thermalLimitC(inputs);
-    const frameRate =
-      this.maxFrameRate * THERMAL_FRAME_RATE_SHARE[thermal.level] * (battery.level === 'critical' ? RESERVE_FRAME_RATE_SHARE : 1) * (overheated ? 0.5 : 1);
+    const frameRate = this.maxFrameRate * THERMAL_FRAME_RATE_SHARE[thermal.level] * (overheated ? 0.5 : 1);
     const decision: ControllerDecision = {
       level,
+      batteryLevel: battery.level,
+      thermalLevel: thermal.level,
       operatingPoint: point.name,
       maxExit: point.maxExit,
       frameRate,

@@ -106,6 +106,22 @@ async function validateInt8(input: ExitTrainingInput, heads: TfliteInterpreter[]
 }
 
 /**
+ * The int8 AVERAGE_POOL_2D keeps its input's quantization, so it rounds every
+ * cell mean to the seam's int8 grid (half away from zero, as TFLite's integer
+ * kernel does). Training on the same rounded values leaves the dense layers'
+ * quantization as the only difference between a head's float and int8 forms.
+ */
+export function roundToSeamGrid(set: FeatureSet, scale: number, zeroPoint: number): FeatureSet {
+  const features = new Float32Array(set.features.length);
+  for (let i = 0; i < features.length; i++) {
+    const mean = set.features[i]! / scale + zeroPoint;
+    const rounded = Math.min(127, Math.max(-128, Math.sign(mean) * Math.round(Math.abs(mean))));
+    features[i] = (rounded - zeroPoint) * scale;
+  }
+  return { ...set, features };
+}
+
+/**
  * Trains one exit head per segment on features of the real int8 segments,
  * quantizes each to an int8 TFLite model, and measures both on validation.
  */
@@ -123,7 +139,10 @@ export async function trainExitHeads(input: ExitTrainingInput): Promise<ExitTrai
   const exits: TrainedExit[] = [];
   for (let i = 0; i < input.heads.length; i++) {
     const config = input.heads[i]!;
-    const trained = await trainHead(train[i]!, validation[i]!, input.classes, {
+    const q = input.segments[i]!.output().quantization!;
+    const trainSet = roundToSeamGrid(train[i]!, q.scale, q.zeroPoint);
+    const validationSet = roundToSeamGrid(validation[i]!, q.scale, q.zeroPoint);
+    const trained = await trainHead(trainSet, validationSet, input.classes, {
       ...input.training,
       hidden: config.hidden,
       seed: input.training.seed + i,
@@ -135,7 +154,7 @@ export async function trainExitHeads(input: ExitTrainingInput): Promise<ExitTrai
       input: { shape: seam.shape as [1, number, number, number], scale: seam.quantization!.scale, zeroPoint: seam.quantization!.zeroPoint },
       pool: { grid: config.grid },
       layers: trained.layers,
-      activationRanges: activationRanges(trained.layers, train[i]!),
+      activationRanges: activationRanges(trained.layers, trainSet),
     };
     exits.push({ spec, bytes: writeTfliteModel(buildInt8Head(spec)), floatValidationAccuracy: trained.validationAccuracy, int8ValidationAccuracy: Number.NaN });
   }

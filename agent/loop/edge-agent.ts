@@ -148,11 +148,26 @@ export class EdgeAgent {
     if (!this.parts.controller) return;
     const inputs = { nowS: nowMs / 1000, stateOfCharge: reading.stateOfCharge, charging: reading.charging, temperatureC, tripPointC: lowestPassiveTrip(reading) };
     const decision = this.parts.controller.decide(inputs);
+    await this.actuate(decision);
     if (decision.changed) {
       this.parts.log.logControllerDecision({ ts: nowMs, ...decision, inputs });
       logger.info({ operatingPoint: decision.operatingPoint, frameRate: decision.frameRate, level: decision.level }, `controller: ${decision.reason}`);
     }
     this.decision = decision;
+  }
+
+  /** The fan follows thermal pressure and the alert line the battery reserve; the LED shows the agent is alive. */
+  private async actuate(decision: ControllerDecision): Promise<void> {
+    const bridge = this.parts.bridge;
+    // The fan draws power too: it runs only once the headroom gets small.
+    const fanDuty = { relaxed: 0, normal: 0, saving: 0.5, critical: 1 }[decision.thermalLevel ?? decision.level];
+    try {
+      await bridge.setFan?.(fanDuty);
+      await bridge.setLowBatteryAlert?.(decision.batteryLevel === 'critical');
+      await bridge.setLed?.(true);
+    } catch (error) {
+      logger.warn(`firmware bridge actuator failed: ${(error as Error).message}`);
+    }
   }
 
   /** Classifies one frame; false when the source has ended or the agent is stopping. */

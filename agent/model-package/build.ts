@@ -20,7 +20,7 @@ import { sha256Hex } from './sha256.js';
 import { tensorSpecOf } from './tensor-spec.js';
 
 /** Changes whenever the builder's output for the same inputs would change. */
-const BUILDER_VERSION = 3;
+const BUILDER_VERSION = 4;
 /** The latency figure calibration minimizes: one thread, the steadiest measurement. */
 const CALIBRATION_LATENCY_KEY = 'xnnpack-1t';
 

@@ -8,12 +8,12 @@ import { MOBILENET_V2, SHARED, temporaryDir } from './shared.js';
 export const TINY_INPUT = 96;
 
 /**
- * A small real multi-exit CIFAR-10 package (96x96 input, a few images per
- * class, a few epochs): seconds to build, with every part of a real one.
+ * The build config of a small real multi-exit CIFAR-10 package (96x96 input, a
+ * few images per class, a few epochs): seconds to build, with every part of a
+ * real one. Overrides replace top-level fields; `task` fields merge into the task.
  */
-export async function buildTinyPackage(overrides: { task?: Record<string, unknown> } = {}): Promise<ModelPackage> {
-  const dir = temporaryDir('edge-exit-tiny-');
-  const configFile = path.join(dir, 'config.json');
+export function writeTinyConfig(dir: string, overrides: Record<string, unknown> = {}, task: Record<string, unknown> = {}): string {
+  const configFile = path.join(dir, `config-${Math.random().toString(36).slice(2)}.json`);
   fs.writeFileSync(
     configFile,
     JSON.stringify({
@@ -35,10 +35,17 @@ export async function buildTinyPackage(overrides: { task?: Record<string, unknow
           { grid: 2, hidden: 32 },
         ],
         training: { epochs: 4, seed: 7 },
-        ...overrides.task,
+        ...task,
       },
+      ...overrides,
     }),
   );
+  return configFile;
+}
+
+export async function buildTinyPackage(): Promise<ModelPackage> {
+  const dir = temporaryDir('edge-exit-tiny-');
+  const configFile = writeTinyConfig(dir);
   const out = path.join(dir, 'pkg');
   await buildModelPackage(loadBuildConfig(configFile), { outDir: out, cacheDir: path.join(dir, 'cache') });
   return loadModelPackage(out);

@@ -89,7 +89,7 @@ const DAY = {
   // This machine's cores run the model about 6x faster than a Pi 4's Cortex-A72 (an estimate, see docs/benchmarks.md).
   computeTimeScale: 6,
   maxFrameRate: 40,
-  bridge: { capacityWh: 0.5, ambientC: 35, thermalResistanceCPerW: 8, thermalTimeConstantS: 120, idlePowerW: 2.7 },
+  bridge: { capacityWh: 0.5, ambientC: 38, thermalResistanceCPerW: 8, thermalTimeConstantS: 120, idlePowerW: 2.7 },
   thermalLimitC: 70,
   sampleEveryS: 20,
 };
