@@ -43,6 +43,19 @@ test('a draining battery walks down the ladder to the cheapest allowed point and
   t.true(seen[2]!.offloadAllowed);
 });
 
+test('a temperature wobbling at a margin does not make the frame rate flap', (t) => {
+  const controller = new EnergyController(POINTS, BOUNDS, 40);
+  const rates = new Set<number>();
+  let changes = 0;
+  for (let i = 0; i < 60; i++) {
+    // Around the edge of the saving level's recovery margin (8 °C of headroom under 75 °C).
+    const d = controller.decide({ nowS: 100 + i, stateOfCharge: 0.12, temperatureC: 67 + (i % 2 === 0 ? 0.05 : -0.05) });
+    rates.add(d.frameRate);
+    if (d.changed) changes++;
+  }
+  t.true(changes <= 2, `${changes} changes, frame rates ${[...rates].join(', ')}`);
+});
+
 test('hysteresis: a battery wobbling around a threshold does not flap', (t) => {
   const controller = new EnergyController(POINTS, { ...BOUNDS, minDwellS: 0 }, 20);
   let changes = 0;
@@ -58,7 +71,7 @@ test('the dwell time holds a decision, except in an emergency', (t) => {
   t.is(controller.decide({ nowS: 0, stateOfCharge: 0.9, temperatureC: 40 }).operatingPoint, 'full');
   const held = controller.decide({ nowS: 10, stateOfCharge: 0.3, temperatureC: 40 });
   t.is(held.operatingPoint, 'full');
-  t.regex(held.reason, /holding relaxed for the 30 s dwell time/);
+  t.regex(held.reason, /holding battery at relaxed for the 30 s dwell time/);
   t.is(controller.decide({ nowS: 31, stateOfCharge: 0.3, temperatureC: 40 }).operatingPoint, 'max-probability@-2.0');
   const hot = controller.decide({ nowS: 32, stateOfCharge: 0.3, temperatureC: 76 });
   t.is(hot.level, 'critical');

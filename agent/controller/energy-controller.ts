@@ -64,7 +64,7 @@ function levelIndex(level: Level): number {
 export class EnergyController {
   private readonly ladder: OperatingPoint[];
   private current: ControllerDecision | undefined;
-  private changedAtS = -Infinity;
+  private readonly sideChangedAtS = { battery: -Infinity, thermal: -Infinity };
 
   constructor(
     points: readonly OperatingPoint[],
@@ -123,18 +123,26 @@ export class EnergyController {
     return ladder[ladder.length - 1]!;
   }
 
-  decide(inputs: ControllerInputs): ControllerDecision {
-    const previousLevel = this.current?.level;
-    const battery = this.batteryLevel(inputs, previousLevel);
-    const thermal = this.thermalLevel(inputs, previousLevel);
-    const wanted = levelIndex(battery.level) >= levelIndex(thermal.level) ? battery : thermal;
-    let level = wanted.level;
-    let reason = `${wanted.why} (battery: ${battery.why}; thermal: ${thermal.why})`;
-    const dwelling = inputs.nowS - this.changedAtS < this.bounds.minDwellS;
-    if (this.current && level !== this.current.level && dwelling && level !== 'critical') {
-      level = this.current.level;
-      reason = `holding ${level} for the ${this.bounds.minDwellS} s dwell time; ${reason}`;
+  /**
+   * A side (battery or thermal) keeps its level for the dwell time after it
+   * last changed, unless it escalates to critical, which acts at once.
+   */
+  private hold(side: 'battery' | 'thermal', wanted: { level: Level; why: string }, nowS: number): { level: Level; why: string } {
+    const previous = side === 'battery' ? this.current?.batteryLevel : this.current?.thermalLevel;
+    if (previous === wanted.level) return wanted;
+    if (previous !== undefined && wanted.level !== 'critical' && nowS - this.sideChangedAtS[side] < this.bounds.minDwellS) {
+      return { level: previous, why: `holding ${side} at ${previous} for the ${this.bounds.minDwellS} s dwell time (${wanted.why})` };
     }
+    this.sideChangedAtS[side] = nowS;
+    return wanted;
+  }
+
+  decide(inputs: ControllerInputs): ControllerDecision {
+    const battery = this.hold('battery', this.batteryLevel(inputs, this.current?.batteryLevel), inputs.nowS);
+    const thermal = this.hold('thermal', this.thermalLevel(inputs, this.current?.thermalLevel), inputs.nowS);
+    const wanted = levelIndex(battery.level) >= levelIndex(thermal.level) ? battery : thermal;
+    const level = wanted.level;
+    const reason = `${wanted.why} (battery: ${battery.why}; thermal: ${thermal.why})`;
     const point = this.pointFor(level);
     const overheated = inputs.temperatureC !== undefined && inputs.temperatureC >= this.thermalLimitC(inputs);
     const frameRate = this.maxFrameRate * THERMAL_FRAME_RATE_SHARE[thermal.level] * (overheated ? 0.5 : 1);
@@ -157,7 +165,6 @@ export class EnergyController {
       previous.frameRate !== decision.frameRate ||
       previous.offloadAllowed !== decision.offloadAllowed ||
       previous.maxExit !== decision.maxExit;
-    if (decision.changed && (!previous || previous.level !== level)) this.changedAtS = inputs.nowS;
     this.current = decision;
     return decision;
   }

@@ -9,6 +9,9 @@ import { formatModelBench, runModelBench } from '../../../tools/bench/model-benc
 import { BENCHMARKS_FILE, writeBenchSection } from '../../../tools/bench/results-file.js';
 import { progressBar } from '../progress.js';
 import fs from 'node:fs';
+import os from 'node:os';
+import { LogStore } from '../../store/log-store.js';
+import { runLoggingOverhead } from '../../../tools/bench/logging-overhead.js';
 import { PROJECT_ROOT } from '../../config/paths.js';
 import { controllerSchema } from '../../config/agent-config.js';
 import { operatingLadder } from '../../controller/operating-ladder.js';
@@ -165,10 +168,51 @@ async function daySuite(options: BenchOptions): Promise<void> {
   }
 }
 
+async function loggingSuite(options: BenchOptions): Promise<void> {
+  const config = loadBuildConfig(buildConfigPath(options.taskConfig));
+  if (!config.task || !config.datasetPath) throw new Error(`Build config ${config.configFile} has no task, so it has no exits to run.`);
+  const built = await ensureModelPackage(options.taskConfig);
+  const pkg = loadModelPackage(built.dir);
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, config.task.name);
+  const dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-logging-bench-'));
+  const store = LogStore.open(path.join(dbDir, 'log.db'));
+  const testDir = path.join(config.datasetPath, config.task.testSplit);
+  const frames = Number(options.imagesPerClass) * 40;
+  const result = await runLoggingOverhead({
+    engine,
+    staticPoint: pkg.manifest.operatingPoints.find((p) => p.name === 'balanced')!,
+    points: pkg.manifest.operatingPoints,
+    makeSource: () => new ReplaySource(testDir, { loop: true, seed: 1 }),
+    profile: deviceProfile('pi4'),
+    target: { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize },
+    store,
+    frames,
+  });
+  store.close();
+  fs.rmSync(dbDir, { recursive: true, force: true });
+  const table = [
+    '| loop | mean ms/frame | median ms/frame | p95 ms/frame |',
+    '| --- | --- | --- | --- |',
+    `| without the SQLite log | ${result.without.meanMs.toFixed(3)} | ${result.without.medianMs.toFixed(3)} | ${result.without.p95Ms.toFixed(3)} |`,
+    `| with the SQLite log | ${result.withLog.meanMs.toFixed(3)} | ${result.withLog.medianMs.toFixed(3)} | ${result.withLog.p95Ms.toFixed(3)} |`,
+    '',
+    `Logging costs ${(result.overheadMean * 100).toFixed(2)}% of the loop's mean time (${(result.overheadMedian * 100).toFixed(2)}% of the median).`,
+  ].join('\n');
+  console.log(`${table}\n`);
+  if (options.write) {
+    const how =
+      `Produced by \`edge-exit bench --suites logging --images-per-class ${options.imagesPerClass}\` on ${today()}: the agent's real loop (JPEG decode, multi-exit inference at the balanced point, energy accounting) ` +
+      `for ${frames} frames with the SQLite log and ${frames} without, taking turns frame by frame on one engine; the store's batched flushes run between frames and count. ` +
+      'A synthetic-loop version that also times the store calls directly is `npx tsx tools/bench/logging-bench.ts`.';
+    writeBenchSection('logging', 'Logging overhead in the agent loop', `${how}\n\n${table}`);
+  }
+}
+
 export async function benchCommand(options: BenchOptions): Promise<void> {
   const suites = options.suites.split(',');
   if (suites.includes('runtime')) await runtimeSuite(options);
   if (suites.includes('exits')) await exitsSuite(options);
   if (suites.includes('day')) await daySuite(options);
+  if (suites.includes('logging')) await loggingSuite(options);
   if (options.write) console.log(`Written to ${BENCHMARKS_FILE}`);
 }
