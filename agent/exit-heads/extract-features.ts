@@ -38,7 +38,12 @@ export async function extractFeatures(
     return { dim, labels: new Int32Array(images.length), features: new Float32Array(images.length * dim) };
   });
   const pending: Promise<Buffer>[] = [];
-  const decode = (i: number) => imageFileToRgb(images[i]!.file, target);
+  const decode = (i: number) => {
+    const decoded = imageFileToRgb(images[i]!.file, target);
+    // Awaited in order below; until then a failure must not count as unhandled.
+    decoded.catch(() => {});
+    return decoded;
+  };
   for (let i = 0; i < Math.min(PREFETCH, images.length); i++) pending.push(decode(i));
   for (let n = 0; n < images.length; n++) {
     const rgb = await pending[n]!;
