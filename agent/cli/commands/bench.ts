@@ -89,7 +89,7 @@ async function exitsSuite(options: BenchOptions): Promise<void> {
 /** The simulated day's device: a Pi 4 in a warm enclosure on a small battery, so a day fits in minutes. */
 const DAY = {
   profile: 'pi4',
-  // This machine's cores run the model about 6x faster than a Pi 4's Cortex-A72 (an estimate, see docs/benchmarks.md).
+  // An estimate, not a measurement (no Pi here): a Pi 4's Cortex-A72 runs this int8 model about 6x slower than this machine's cores.
   computeTimeScale: 6,
   maxFrameRate: 40,
   bridge: { capacityWh: 0.5, ambientC: 38, thermalResistanceCPerW: 8, thermalTimeConstantS: 120, idlePowerW: 2.7 },
@@ -162,7 +162,7 @@ async function daySuite(options: BenchOptions): Promise<void> {
     const how =
       `Produced by \`edge-exit bench --suites day\` on ${today()}: three agents on the same replay of the CIFAR-10 test split, taking turns frame by frame on one engine, ` +
       `each with its own simulated ${DAY.bridge.capacityWh} Wh battery and heatsink (ambient ${DAY.bridge.ambientC} °C, ${DAY.bridge.thermalResistanceCPerW} °C/W, time constant ${DAY.bridge.thermalTimeConstantS} s, limit ${DAY.thermalLimitC} °C), ` +
-      `device profile ${DAY.profile} with compute times scaled by ${DAY.computeTimeScale} (this machine against a Pi 4), at most ${DAY.maxFrameRate} fps. ` +
+      `device profile ${DAY.profile} with compute times scaled by ${DAY.computeTimeScale} (an estimate of a Pi 4 against this machine; no Pi was measured), at most ${DAY.maxFrameRate} fps. ` +
       'Plots: [battery](results/simulated-day/battery.svg), [temperature](results/simulated-day/temperature.svg), [operating point](results/simulated-day/operating-point.svg).';
     writeBenchSection('day', 'Simulated day: static full, static balanced, controller', `${how}\n\n${table}`);
   }
