@@ -83,6 +83,25 @@ test('the engine stops at the first confident exit, never past maxExit, and hand
   t.throws(() => engine.classify(never, 4), { instanceOf: RangeError, message: /maxExit = 4 is outside \[0, 3\]/ });
 });
 
+test('a server resuming from an offloaded seam reaches exactly the full model\'s answer', async (t) => {
+  const pkg = loadModelPackage(packageDir);
+  const gateway = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 });
+  const server = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 });
+  const never = createExitPolicy({ policy: 'max-probability', thresholds: [1, 1, 1, 1] }, 4);
+  for (const file of ['cat/0002.jpg', 'ship/0003.jpg', 'frog/0004.jpg']) {
+    gateway.input.data.set(await imageFileToRgb(path.join(CIFAR_TEST, file), { width: 96, height: 96, resize: 'stretch' }));
+    const full = gateway.classify(never);
+    const fullProbabilities = Float32Array.from(full.probabilities);
+    for (let cut = 0; cut < 4; cut++) {
+      const local = gateway.classify(never, cut);
+      const answer = server.finishFrom(cut, Int8Array.from(local.features));
+      t.is(answer.label, full.label, `${file} from cut ${cut}`);
+      t.deepEqual([...answer.probabilities], [...fullProbabilities]);
+    }
+  }
+  t.throws(() => server.finishFrom(1, new Int8Array(5)), { instanceOf: RangeError, message: /has \d+ values/ });
+});
+
 test('evaluation replays every operating point on test images and reports accuracy, cost and histograms', async (t) => {
   const pkg = loadModelPackage(packageDir);
   const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 });

@@ -99,6 +99,35 @@ export class MultiExitEngine {
     }
   }
 
+  /**
+   * Finishes the model from an offloaded seam: `features` is the output of
+   * segment `afterSegment` (the int8 tensor at that cut); the rest of the
+   * segments and the final exit head run, as the full model would have.
+   */
+  finishFrom(afterSegment: number, features: Int8Array): { label: number; confidence: number; probabilities: Float32Array; ms: number } {
+    const last = this.exitCount - 1;
+    if (!Number.isInteger(afterSegment) || afterSegment < 0 || afterSegment > last) {
+      throw new RangeError(`afterSegment = ${afterSegment} is outside [0, ${last}]`);
+    }
+    let ms = 0;
+    if (afterSegment === last) {
+      this.chain.segments[last]!.output().data.set(features);
+    } else {
+      const next = this.chain.segments[afterSegment + 1]!.input();
+      if (next.data.length !== features.length) {
+        throw new RangeError(`the tensor after segment ${afterSegment} has ${next.data.length} values (shape ${next.shape.join('x')}); got ${features.length}`);
+      }
+      next.data.set(features);
+      for (let i = afterSegment + 1; i <= last; i++) {
+        // runSegment copies segment i-1's output into segment i; the first resumed one already has its input.
+        ms += i === afterSegment + 1 ? this.chain.segments[i]!.invoke() : this.chain.runSegment(i);
+      }
+    }
+    const exit = this.runExit(last);
+    const label = argmax(exit.probabilities);
+    return { label, confidence: exit.probabilities[label]!, probabilities: exit.probabilities, ms: ms + exit.ms };
+  }
+
   /** Every segment and every exit head, for evaluation and calibration; probabilities are fresh copies. */
   runAllExits(): AllExitsResult {
     const segmentMs: number[] = [];
