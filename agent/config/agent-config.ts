@@ -85,7 +85,7 @@ export const agentConfigSchema = z.object({
     .object({
       path: z.string().default('data/edge-exit.db'),
       maxAgeDays: z.number().min(0.01).max(3650).default(30),
-      maxBytes: z.number().int().min(1 << 20).max(1 << 40).default(512 << 20),
+      maxBytes: z.number().int().min(2 ** 20).max(2 ** 40).default(512 * 2 ** 20),
     })
     .prefault({}),
   statusIntervalMs: z.number().int().min(100).max(60_000).default(1000),

@@ -1,0 +1,195 @@
+import { z } from 'zod';
+import { type AgentConfig, controllerSchema, describeIssues, policySchema } from '../config/agent-config.js';
+
+/** A config/set is a handful of fields; anything bigger is a mistake or an attack. */
+export const MAX_CONFIG_SET_BYTES = 16 * 1024;
+/** Reasons go back over MQTT and into logs: long enough to name the field, never the whole payload. */
+export const MAX_REASON_LENGTH = 600;
+
+export function shortenReason(reason: string, limit = MAX_REASON_LENGTH): string {
+  return reason.length <= limit ? reason : `${reason.slice(0, limit - 1)}…`;
+}
+
+export type JsonDecodeResult = { ok: true; value: unknown } | { ok: false; reason: string };
+
+/** Bytes → JSON value, never throwing: size first (cheap), then strict UTF-8, then JSON. */
+export function decodeJsonPayload(bytes: unknown, maxBytes: number, what: string): JsonDecodeResult {
+  if (!(bytes instanceof Uint8Array)) return { ok: false, reason: `${what}: payload must be bytes, got ${bytes === null ? 'null' : typeof bytes}` };
+  if (bytes.byteLength === 0) return { ok: false, reason: `${what}: payload is empty` };
+  if (bytes.byteLength > maxBytes) return { ok: false, reason: `${what}: payload is ${bytes.byteLength} bytes, at most ${maxBytes} are allowed` };
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return { ok: false, reason: `${what}: payload is not valid UTF-8` };
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch (error) {
+    return { ok: false, reason: shortenReason(`${what}: payload is not JSON (${(error as Error).message})`) };
+  }
+}
+
+export function describeIssuesReason(what: string, error: z.ZodError, input: unknown): string {
+  // Each issue already names its field; cap each so one huge value cannot hide the others.
+  const problems = describeIssues(error, input).map((p) => shortenReason(p, 200));
+  return shortenReason(`${what}: ${problems.join('; ')}`);
+}
+
+// ---------------------------------------------------------------- telemetry
+
+export const telemetrySchema = z.strictObject({
+  /** Milliseconds since the epoch. */
+  ts: z.number().int().nonnegative(),
+  /** State of charge 0..1; null on mains power or without a gauge. */
+  battery: z.number().min(0).max(1).nullable(),
+  temperatureC: z.number().min(-60).max(150).nullable(),
+  framesPerSecond: z.number().nonnegative().max(1000),
+  /** Frames per exit since the previous telemetry message; the last entry is the final exit. */
+  exitHistogram: z.array(z.number().int().nonnegative()).max(32),
+  operatingPoint: z.string().min(1).max(128),
+  /** Frames offloaded since the previous telemetry message. */
+  offloaded: z.number().int().nonnegative().optional(),
+});
+export type Telemetry = z.infer<typeof telemetrySchema>;
+
+// ---------------------------------------------------------------- config/set
+
+export const offloadModeSchema = z.enum(['features', 'image', 'auto']);
+
+/**
+ * A patch, not a config: the base schemas' defaults are unwrapped so that a field left
+ * out means "unchanged" rather than "back to the default". Ranges come from the base
+ * schemas so the file and MQTT paths accept exactly the same values.
+ */
+export const configPatchSchema = z
+  .strictObject({
+    policy: z
+      .strictObject({
+        operatingPoint: policySchema.shape.operatingPoint.unwrap().min(1).max(128).optional(),
+        policy: policySchema.shape.policy,
+        thresholds: policySchema.shape.thresholds.unwrap().min(1).max(32).optional(),
+        patience: policySchema.shape.patience,
+        maxExit: policySchema.shape.maxExit,
+      })
+      .optional(),
+    controller: z
+      .strictObject({
+        enabled: controllerSchema.shape.enabled.unwrap().optional(),
+        maxAccuracyDropPoints: controllerSchema.shape.maxAccuracyDropPoints.unwrap().optional(),
+        maxTemperatureC: controllerSchema.shape.maxTemperatureC.unwrap().optional(),
+        minBatteryReserve: controllerSchema.shape.minBatteryReserve.unwrap().optional(),
+        minDwellS: controllerSchema.shape.minDwellS.unwrap().optional(),
+      })
+      .optional(),
+    offload: z
+      .strictObject({
+        mode: offloadModeSchema.optional(),
+        /** Past it the agent keeps its local answer; bounded by what a gateway link can do. */
+        deadlineMs: z.number().int().min(10).max(60_000).optional(),
+      })
+      .optional(),
+    telemetryIntervalMs: z.number().int().min(100).max(3_600_000).optional(),
+  })
+  .refine((set) => Object.values(set).some((v) => v !== undefined), { message: 'nothing to change: set at least one of policy, controller, offload, telemetryIntervalMs' });
+export type ConfigPatch = z.infer<typeof configPatchSchema>;
+
+export const configRequestIdSchema = z.string().min(1).max(64);
+
+export const configSetRequestSchema = z.strictObject({
+  /** Echoed in the response so the sender can match it. */
+  id: configRequestIdSchema,
+  set: configPatchSchema,
+});
+export type ConfigSetRequest = z.infer<typeof configSetRequestSchema>;
+
+export type ConfigSetResult = { ok: true; request: ConfigSetRequest } | { ok: false; id?: string; reason: string };
+
+/** Reads a config/set message; never throws. The id is returned with a rejection when it could be read, for the response. */
+export function parseConfigSet(bytes: Buffer): ConfigSetResult {
+  try {
+    const decoded = decodeJsonPayload(bytes, MAX_CONFIG_SET_BYTES, 'config/set');
+    if (!decoded.ok) return decoded;
+    const value = decoded.value;
+    const rawId = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>).id : undefined;
+    const id = configRequestIdSchema.safeParse(rawId).success ? (rawId as string) : undefined;
+    const parsed = configSetRequestSchema.safeParse(value);
+    if (parsed.success) return { ok: true, request: parsed.data };
+    const reason = describeIssuesReason('config/set', parsed.error, value);
+    return id === undefined ? { ok: false, reason } : { ok: false, id, reason };
+  } catch (error) {
+    // Belt and braces: a message from the network must never take the agent down.
+    return { ok: false, reason: shortenReason(`config/set: could not be read (${String(error)})`) };
+  }
+}
+
+export type ApplyPatchResult = { ok: true; config: AgentConfig } | { ok: false; reason: string };
+
+/**
+ * The agent config with a patch's policy and controller parts applied and those sections
+ * re-validated; the input is never modified. Only the patched sections are re-checked:
+ * re-parsing the whole config would also re-judge untouched fields. Offload and telemetry
+ * settings are not part of the file config and are left to the caller.
+ */
+export function applyConfigPatch(config: AgentConfig, patch: ConfigPatch): ApplyPatchResult {
+  try {
+    const next = structuredClone(config);
+    if (patch.policy) {
+      const merged = { ...next.policy, ...definedOnly(patch.policy) };
+      const parsed = policySchema.safeParse(merged);
+      if (!parsed.success) return { ok: false, reason: describeIssuesReason('config/set policy', parsed.error, merged) };
+      next.policy = parsed.data;
+    }
+    if (patch.controller) {
+      const merged = { ...next.controller, ...definedOnly(patch.controller) };
+      const parsed = controllerSchema.safeParse(merged);
+      if (!parsed.success) return { ok: false, reason: describeIssuesReason('config/set controller', parsed.error, merged) };
+      next.controller = parsed.data;
+    }
+    return { ok: true, config: next };
+  } catch (error) {
+    return { ok: false, reason: shortenReason(`config/set: ${String(error)}`) };
+  }
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+// ---------------------------------------------------------------- config/response and config/state
+
+export const configResponseSchema = z.strictObject({
+  /** null when the request's id could not be read. */
+  id: configRequestIdSchema.nullable(),
+  status: z.enum(['ok', 'error']),
+  reason: z.string().max(MAX_REASON_LENGTH).optional(),
+  /** The config version in force after the request. */
+  version: z.number().int().nonnegative().optional(),
+});
+export type ConfigResponse = z.infer<typeof configResponseSchema>;
+
+/** The config/response for a parse result: errors carry the reason, successes the new version. */
+export function configResponseFor(result: ConfigSetResult, version?: number): ConfigResponse {
+  if (result.ok) return version === undefined ? { id: result.request.id, status: 'ok' } : { id: result.request.id, status: 'ok', version };
+  const response: ConfigResponse = { id: result.id ?? null, status: 'error', reason: shortenReason(result.reason) };
+  if (version !== undefined) response.version = version;
+  return response;
+}
+
+export const configStateSchema = z.strictObject({
+  /** Bumped on every accepted change, so retained state and responses can be matched. */
+  version: z.number().int().nonnegative(),
+  /**
+   * The config in force, already validated when it was loaded or patched; checked here only
+   * as an object, since re-parsing a parsed config would re-apply (and re-judge) its defaults.
+   */
+  config: z.record(z.string(), z.unknown()),
+});
+export type ConfigState = z.infer<typeof configStateSchema>;
+
+/** Serialises a payload after checking it against its schema, so the agent never publishes what it would refuse. */
+export function encodeJsonPayload<S extends z.ZodType>(schema: S, value: z.input<S>): Buffer {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new TypeError(describeIssuesReason('payload', parsed.error, value));
+  return Buffer.from(JSON.stringify(parsed.data), 'utf8');
+}
