@@ -1,0 +1,138 @@
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import { createExitPolicy, type ExitPolicy } from '../agent/exit-policy/policy.js';
+import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
+import { logger } from '../agent/log/logger.js';
+import type { ModelPackage } from '../agent/model-package/load.js';
+import { decodeOffload, encodeOffloadAnswer, type OffloadPayload } from '../agent/mqtt/offload-codec.js';
+import { DEFAULT_TOPIC_PREFIX, deviceIdFromOffloadRequest, deviceTopics, serverOffloadFilter } from '../agent/mqtt/topics.js';
+import { encodedImageToRgb } from '../agent/preprocess/image-to-rgb.js';
+import type { InterpreterOptions } from '../agent/runtime/interpreter.js';
+
+export interface OffloadServerOptions {
+  pkg: ModelPackage;
+  brokerUrl: string;
+  prefix?: string;
+  /** Set on brokers with shared subscriptions (Mosquitto): workers of one group split the requests. */
+  shareGroup?: string;
+  /** 5 for request/response properties; 4 for MQTT 3.1.1 brokers such as aedes (answers then go to a per-request topic). */
+  protocolVersion?: 4 | 5;
+  interpreter?: InterpreterOptions;
+  clientOptions?: IClientOptions;
+  /** Request ids remembered for de-duplication. */
+  dedupSize?: number;
+}
+
+export interface OffloadServerStats {
+  answered: number;
+  duplicates: number;
+  rejected: number;
+}
+
+/**
+ * One worker of the offload server: it finishes the full model for frames the
+ * gateways could not settle, from the int8 seam they send (resuming at the next
+ * segment) or from the image, and answers once per request id.
+ */
+export class OffloadServer {
+  readonly stats: OffloadServerStats = { answered: 0, duplicates: 0, rejected: 0 };
+  private readonly engine: MultiExitEngine;
+  private readonly fullPolicy: ExitPolicy;
+  private readonly answers = new Map<string, Buffer>();
+  private readonly prefix: string;
+  private readonly labels: string[];
+  private client: MqttClient | undefined;
+
+  private constructor(private readonly options: OffloadServerOptions) {
+    this.prefix = options.prefix ?? DEFAULT_TOPIC_PREFIX;
+    const task = Object.keys(options.pkg.manifest.labels)[0]!;
+    this.labels = options.pkg.manifest.labels[task]!;
+    this.engine = MultiExitEngine.fromPackage(options.pkg, options.interpreter ?? { backend: 'xnnpack', threads: 1 }, task);
+    this.fullPolicy = createExitPolicy({ policy: 'max-probability', thresholds: new Array<number>(this.engine.exitCount).fill(1) }, this.engine.exitCount);
+  }
+
+  static async start(options: OffloadServerOptions): Promise<OffloadServer> {
+    const server = new OffloadServer(options);
+    await server.connect();
+    return server;
+  }
+
+  private async connect(): Promise<void> {
+    const client = await mqtt.connectAsync(this.options.brokerUrl, {
+      protocolVersion: this.options.protocolVersion ?? 5,
+      clean: true,
+      reconnectPeriod: 1000,
+      ...this.options.clientOptions,
+    });
+    this.client = client;
+    const filter = serverOffloadFilter(this.prefix, { shareGroup: this.options.shareGroup });
+    // Subscriptions are renewed on every reconnect, as a clean session forgets them.
+    client.on('connect', () => void client.subscribeAsync(filter, { qos: 1 }).catch((e) => logger.warn(`offload server: resubscribe failed: ${e.message}`)));
+    client.on('message', (topic, payload, packet) => this.handle(topic, payload, packet));
+    await client.subscribeAsync(filter, { qos: 1 });
+    logger.info(`offload server: ${this.options.pkg.manifest.name} on ${this.options.brokerUrl}, subscribed to ${filter}`);
+  }
+
+  private matchesModel(payload: OffloadPayload): boolean {
+    return payload.packageName === this.options.pkg.manifest.name && this.options.pkg.manifest.buildKey.startsWith(payload.modelHashPrefix);
+  }
+
+  private async answer(payload: OffloadPayload): Promise<{ label: number; confidence: number; ms: number }> {
+    if (payload.kind === 'features') {
+      if (payload.dtype !== 'int8') throw new Error(`features of type ${payload.dtype}; the seams of this package are int8`);
+      return this.engine.finishFrom(payload.segment - 1, payload.data as Int8Array);
+    }
+    const { width, height, resize } = this.options.pkg.manifest.input;
+    const started = performance.now();
+    this.engine.input.data.set(await encodedImageToRgb(Buffer.from(payload.data), { width, height, resize }, 'offloaded image'));
+    const result = this.engine.classify(this.fullPolicy);
+    return { label: result.label, confidence: result.confidence, ms: performance.now() - started };
+  }
+
+  private async handle(topic: string, bytes: Buffer, packet: IPublishPacket): Promise<void> {
+    const deviceId = deviceIdFromOffloadRequest(topic, this.prefix);
+    const decoded = decodeOffload(bytes);
+    if (!deviceId || !decoded.ok) {
+      this.stats.rejected++;
+      logger.warn(`offload server: request on ${topic} refused: ${decoded.ok ? 'the topic names no valid device' : decoded.reason}`);
+      return;
+    }
+    const request = decoded.payload;
+    if (!this.matchesModel(request)) {
+      this.stats.rejected++;
+      logger.warn(`offload server: request ${request.requestId} from ${deviceId} is for ${request.packageName}@${request.modelHashPrefix}, this server runs ${this.options.pkg.manifest.name}@${this.options.pkg.manifest.buildKey.slice(0, 16)}`);
+      return;
+    }
+    const key = `${deviceId}/${request.requestId}`;
+    let answer = this.answers.get(key);
+    if (answer) {
+      // A QoS 1 redelivery or a retry: the same answer again, not a second computation.
+      this.stats.duplicates++;
+    } else {
+      try {
+        const result = await this.answer(request);
+        answer = encodeOffloadAnswer({
+          requestId: request.requestId,
+          label: this.labels[result.label] ?? String(result.label),
+          confidence: Math.min(1, Math.max(0, result.confidence)),
+          serverMs: result.ms,
+          modelHash: this.options.pkg.manifest.buildKey,
+        });
+      } catch (error) {
+        this.stats.rejected++;
+        logger.warn(`offload server: request ${request.requestId} from ${deviceId} failed: ${(error as Error).message}`);
+        return;
+      }
+      this.answers.set(key, answer);
+      if (this.answers.size > (this.options.dedupSize ?? 10_000)) this.answers.delete(this.answers.keys().next().value!);
+      this.stats.answered++;
+    }
+    const responseTopic = packet.properties?.responseTopic;
+    const topicOut = responseTopic ?? deviceTopics(deviceId, this.prefix).offloadResponse(request.requestId);
+    const properties = responseTopic && packet.properties?.correlationData ? { correlationData: packet.properties.correlationData } : undefined;
+    await this.client!.publishAsync(topicOut, answer, { qos: 1, ...(properties ? { properties } : {}) });
+  }
+
+  async close(): Promise<void> {
+    await this.client?.endAsync();
+  }
+}
