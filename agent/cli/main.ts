@@ -6,6 +6,7 @@ import { evalCommand } from './commands/eval.js';
 import { inspectCommand } from './commands/inspect.js';
 import { logPath, runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
+import { serverCommand } from './commands/server.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { loadAgentConfig } from '../config/agent-config.js';
 
@@ -62,6 +63,18 @@ program
   .option('-c, --config <file>', 'agent config file')
   .option('--json', 'machine-readable output')
   .action(statusCommand);
+
+program
+  .command('server')
+  .description('the offload server: finishes the full model for frames gateways offload over MQTT')
+  .option('-c, --config <name|file>', 'build config of the package it serves (the agents\' package)', DEFAULT_TASK_CONFIG)
+  .option('--broker <url>', 'MQTT broker URL (mqtt://, mqtts://)', 'mqtt://127.0.0.1:1883')
+  .option('--workers <n>', 'worker processes (more than 1 needs --share-group)', '1')
+  .option('--share-group <name>', 'subscribe as $share/<name>/... so workers and servers split the requests (Mosquitto)')
+  .option('--protocol <4|5>', 'MQTT protocol version: 5 for response topics, 4 for MQTT 3.1.1 brokers such as aedes', '5')
+  .option('--prefix <topic prefix>', 'topic prefix the agents use')
+  .option('--threads <n>', 'interpreter threads per worker', '1')
+  .action(serverCommand);
 
 registerLogsCommand(program, () => logPath(loadAgentConfig(undefined).config));
 
