@@ -89,6 +89,35 @@ export const agentConfigSchema = z.object({
     })
     .prefault({}),
   statusIntervalMs: z.number().int().min(100).max(60_000).default(1000),
+  telemetryIntervalMs: z.number().int().min(100).max(3_600_000).default(5000),
+  offload: z
+    .object({
+      /** features: the int8 seam at the last cut; image: the encoded frame; auto: whichever costs the radio less. */
+      mode: z.enum(['features', 'image', 'auto']).default('auto'),
+      /** Past it the local answer stands; a later server answer is still recorded. */
+      deadlineMs: z.number().int().min(10).max(60_000).default(500),
+      /** A frame that leaves the deepest allowed exit below this confidence is offloaded (when the controller allows). */
+      minConfidence: z.number().min(0).max(1).default(0.6),
+      /** Requests kept while the broker is away, and for how long, before they are resolved locally. */
+      maxQueued: z.number().int().min(0).max(100_000).default(500),
+      queueExpiryMs: z.number().int().min(1000).max(86_400_000).default(60_000),
+    })
+    .prefault({}),
+  mqtt: z
+    .object({
+      /** The broker; without one the default run starts an embedded aedes broker and an offload server. */
+      url: z.string().regex(/^(mqtts?|wss?|tcp|ssl):\/\//, 'an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
+      embeddedPort: z.number().int().min(1).max(65535).default(1884),
+      prefix: z.string().default('edge-exit'),
+      /** 5 for response topics and correlation data; 4 for MQTT 3.1.1 brokers (the embedded aedes). */
+      protocolVersion: z.union([z.literal(4), z.literal(5)]).optional(),
+      username: z.string().optional(),
+      password: z.string().optional(),
+      caFile: z.string().optional(),
+      certFile: z.string().optional(),
+      keyFile: z.string().optional(),
+    })
+    .prefault({}),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 

@@ -144,6 +144,9 @@ export class EnergyController {
     const level = wanted.level;
     const reason = `${wanted.why} (battery: ${battery.why}; thermal: ${thermal.why})`;
     const point = this.pointFor(level);
+    // Under heat the deepest segments are left to the offload server (when offload is allowed).
+    const depthCut = { relaxed: 0, normal: 0, saving: 1, critical: 2 }[thermal.level];
+    const maxExit = Math.max(0, point.maxExit - depthCut);
     const overheated = inputs.temperatureC !== undefined && inputs.temperatureC >= this.thermalLimitC(inputs);
     const frameRate = this.maxFrameRate * THERMAL_FRAME_RATE_SHARE[thermal.level] * (overheated ? 0.5 : 1);
     const decision: ControllerDecision = {
@@ -151,7 +154,7 @@ export class EnergyController {
       batteryLevel: battery.level,
       thermalLevel: thermal.level,
       operatingPoint: point.name,
-      maxExit: point.maxExit,
+      maxExit,
       frameRate,
       // The radio costs energy the battery cannot spare at its reserve.
       offloadAllowed: battery.level !== 'critical',

@@ -10,6 +10,7 @@ import type { BridgeReading, FirmwareBridge } from '../../firmware-bridge/types.
 import type { FrameSource } from '../sources/frame-source.js';
 import { FramePacer } from '../sources/frame-source.js';
 import { LiveStats } from './live-stats.js';
+import type { Offloader } from '../offload/offloader.js';
 import type { LogStore } from '../store/log-store.js';
 
 /** What the agent writes to its local log: the SQLite store, or anything with the same calls. */
@@ -57,6 +58,8 @@ export interface AgentParts {
   /** How often (agent clock ms) the bridge is read and the controller decides. */
   controlIntervalMs?: number;
   onStatus?: (status: AgentStatus) => void;
+  /** Sends frames the deepest allowed exit was unsure of to the offload server. */
+  offloader?: Offloader;
   statusIntervalMs?: number;
 }
 
@@ -71,6 +74,7 @@ export interface AgentStatus {
   operatingPoint: string;
   frameRate: number;
   skipped: number;
+  offloaded: number;
   missingReadings: string[];
 }
 
@@ -119,6 +123,16 @@ export class EdgeAgent {
       this.policies.set(point.name, policy);
     }
     return { point, policy };
+  }
+
+  /** A remote config change, applied from the next frame: the static operating point and/or a new controller. */
+  reconfigure(change: { staticPoint?: OperatingPoint; controller?: EnergyController | undefined }): void {
+    if (change.staticPoint) this.parts.staticPoint = change.staticPoint;
+    if ('controller' in change) {
+      this.parts.controller = change.controller;
+      this.decision = undefined;
+      this.lastControlMs = -Infinity;
+    }
   }
 
   get currentDecision(): ControllerDecision | undefined {
@@ -191,13 +205,16 @@ export class EdgeAgent {
       return true;
     }
     const { point, policy } = this.policyFor(this.decision?.operatingPoint ?? this.parts.staticPoint.name);
-    const result = this.parts.engine.classify(policy, Math.min(this.decision?.maxExit ?? point.maxExit, point.maxExit));
+    const maxExit = Math.min(this.decision?.maxExit ?? point.maxExit, point.maxExit);
+    const result = this.parts.engine.classify(policy, maxExit);
     const computeMs = result.segmentMs.reduce((a, b) => a + b, 0) + result.headMs.reduce((a, b) => a + b, 0);
+    const sent = this.parts.offloader?.consider(frame, result, this.parts.engine.chain.segments[result.exit]!.output(), maxExit, this.decision?.offloadAllowed ?? true);
+    if (sent) this.stats.offloaded++;
     const deviceComputeMs = computeMs * (this.parts.computeTimeScale ?? 1);
     const energy = frameEnergy(this.parts.profile, {
       computeMs: deviceComputeMs,
       frameIntervalMs: 1000 / frameRate,
-      offloadBytes: 0,
+      offloadBytes: sent?.bytes ?? 0,
       // A simulator's power figure is made from the agent's own reports, so it is not a measurement.
       measuredBoardPowerW: this.parts.bridge.consume ? undefined : this.reading?.powerW,
     });
@@ -221,7 +238,8 @@ export class EdgeAgent {
       energyJ: energy.totalJ,
       batterySoc: this.reading?.stateOfCharge,
       temperatureC: this.reading ? hottest(this.reading) : undefined,
-      offloaded: false,
+      offloaded: sent !== undefined,
+      requestId: sent?.requestId,
     });
     if (this.parts.onStatus && at - this.lastStatusMs >= (this.parts.statusIntervalMs ?? 1000)) {
       this.lastStatusMs = at;
@@ -242,6 +260,7 @@ export class EdgeAgent {
       operatingPoint: this.decision?.operatingPoint ?? this.parts.staticPoint.name,
       frameRate: this.decision?.frameRate ?? this.parts.maxFrameRate,
       skipped: this.stats.skipped,
+      offloaded: this.stats.offloaded,
       missingReadings: this.reading?.missing.map((m) => m.reading) ?? [],
     };
   }

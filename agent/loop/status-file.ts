@@ -38,6 +38,7 @@ export function formatStatusLine(status: AgentStatus): string {
     `${status.frames} frames  ${status.framesPerSecond.toFixed(1)} fps  exits% ${exits}  acc ${pct(status.accuracy, 1)}  ` +
     `battery ${pct(status.stateOfCharge)}  ${temp}  point ${status.operatingPoint} @ ${status.frameRate.toFixed(1)} fps` +
     (status.skipped > 0 ? `  skipped ${status.skipped}` : '') +
+    (status.offloaded > 0 ? `  offloaded ${status.offloaded}` : '') +
     (status.missingReadings.length > 0 ? `  missing: ${status.missingReadings.join(', ')}` : '')
   );
 }

@@ -146,6 +146,9 @@ export function applyConfigPatch(config: AgentConfig, patch: ConfigPatch): Apply
       if (!parsed.success) return { ok: false, reason: describeIssuesReason('config/set controller', parsed.error, merged) };
       next.controller = parsed.data;
     }
+    // The whole config is validated again after the patch; these two need no section-level check first.
+    if (patch.offload) next.offload = { ...next.offload, ...definedOnly(patch.offload) };
+    if (patch.telemetryIntervalMs !== undefined) next.telemetryIntervalMs = patch.telemetryIntervalMs;
     return { ok: true, config: next };
   } catch (error) {
     return { ok: false, reason: shortenReason(`config/set: ${String(error)}`) };

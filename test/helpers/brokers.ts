@@ -3,21 +3,11 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Aedes } from 'aedes';
+import { startEmbeddedBroker } from '../../agent/mqtt/embedded-broker.js';
 
 /** An aedes broker in this process on a free loopback port: MQTT 3.1.1, no shared subscriptions. */
 export async function startAedes(): Promise<{ url: string; close(): Promise<void> }> {
-  const broker = await Aedes.createBroker();
-  const server = net.createServer(broker.handle);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => broker.close(() => resolve()));
-      }),
-  };
+  return startEmbeddedBroker(await freePort());
 }
 
 /** Where Debian puts the broker; CI installs the package. */

@@ -14,6 +14,13 @@ import { createExitPolicy } from '../../exit-policy/policy.js';
 import { createFrameSource } from '../../sources/create-source.js';
 import { LogStore } from '../../store/log-store.js';
 import { createBridge, SimulatedBridge } from '../../../firmware-bridge/index.js';
+import { OffloadServer } from '../../../server/offload-server.js';
+import { AgentLink } from '../../mqtt/agent-link.js';
+import { startEmbeddedBroker } from '../../mqtt/embedded-broker.js';
+import { Offloader } from '../../offload/offloader.js';
+import { RemoteConfig } from '../../mqtt/remote-config.js';
+import { encodeJsonPayload, telemetrySchema } from '../../mqtt/payloads.js';
+import type { ModelPackage } from '../../model-package/load.js';
 import { ensureModelPackage } from './build-model.js';
 
 /** The package's calibrated point named in the config, or a custom one when thresholds are given by hand. */
@@ -41,13 +48,68 @@ export function chooseOperatingPoint(config: AgentConfig, calibrated: readonly O
   return { points: calibrated, staticPoint: maxExit === undefined ? staticPoint : { ...staticPoint, maxExit: Math.min(maxExit, staticPoint.maxExit) }, custom: false };
 }
 
+/**
+ * The agent's MQTT side. Without a configured broker the run starts an
+ * embedded aedes broker and an offload server in this process, so the default
+ * needs nothing installed; either way the agent classifies whether or not the
+ * broker is reachable.
+ */
+async function connectMqtt(config: AgentConfig, pkg: ModelPackage, store: LogStore, remote: RemoteConfig) {
+  let broker: { url: string; close(): Promise<void> } | undefined;
+  let server: OffloadServer | undefined;
+  let url = config.mqtt.url;
+  if (!url) {
+    broker = await startEmbeddedBroker(config.mqtt.embeddedPort);
+    url = broker.url;
+    server = await OffloadServer.start({ pkg, brokerUrl: url, protocolVersion: 4, prefix: config.mqtt.prefix });
+  }
+  const protocolVersion = config.mqtt.protocolVersion ?? (broker ? 4 : 5);
+  const link = new AgentLink({
+    url,
+    deviceId: config.deviceId,
+    config,
+    protocolVersion,
+    handlers: {
+      onAnswer: (requestId, answer, late) =>
+        store.recordServerAnswer(requestId, { label: answer.label, confidence: answer.confidence, serverMs: answer.serverMs, decidedLocally: late }),
+      onConfigSet: (bytes) => remote.handleSet(bytes),
+      configState: () => remote.stateMessage(),
+    },
+  });
+  const timer = setInterval(() => link.sweep(), 100);
+  timer.unref();
+  return { link, broker, server, timer };
+}
+
 export function logPath(config: AgentConfig): string {
   return path.resolve(PROJECT_ROOT, config.logs.path);
 }
 
 /** Builds the model if needed, then runs the agent until the source ends or SIGINT/SIGTERM. */
 export async function runCommand(options: { config?: string; frames?: string }): Promise<void> {
-  const { config, file } = loadAgentConfig(options.config);
+  const { config: fileConfig, file } = loadAgentConfig(options.config);
+  const dbFile = logPath(fileConfig);
+  fs.mkdirSync(path.dirname(dbFile), { recursive: true });
+  const store = LogStore.open(dbFile, { maxAgeDays: fileConfig.logs.maxAgeDays, maxBytes: fileConfig.logs.maxBytes });
+  // Changes made over MQTT persist beside the log and are laid over the file's config on every start.
+  let agentRef: EdgeAgent | undefined;
+  let offloaderRef: Offloader | undefined;
+  let restartTelemetry: ((intervalMs: number) => void) | undefined;
+  const remote = RemoteConfig.open({
+    base: fileConfig,
+    overridesFile: path.join(path.dirname(dbFile), 'remote-config.json'),
+    logChange: (row) => store.logConfigChange(row),
+    onApply: (next) => {
+      const chosen = chooseOperatingPoint(next, pkg.manifest.operatingPoints, engine.exitCount);
+      agentRef?.reconfigure({
+        staticPoint: chosen.staticPoint,
+        controller: next.controller.enabled && !chosen.custom ? new EnergyController(chosen.points, next.controller, next.maxFrameRate) : undefined,
+      });
+      offloaderRef?.update(next.offload);
+      restartTelemetry?.(next.telemetryIntervalMs);
+    },
+  });
+  const config = remote.config;
   logger.info(`edge-exit agent ${config.deviceId} starting (config: ${file ?? 'defaults'})`);
   const built = await ensureModelPackage(config.model.buildConfig);
   const pkg = loadModelPackage(built.dir);
@@ -56,12 +118,13 @@ export async function runCommand(options: { config?: string; frames?: string }):
   const { points, staticPoint, custom } = chooseOperatingPoint(config, pkg.manifest.operatingPoints, engine.exitCount);
   const source = createFrameSource(config.source);
   const bridge = await createBridge(config.bridge);
-  const dbFile = logPath(config);
-  fs.mkdirSync(path.dirname(dbFile), { recursive: true });
-  const store = LogStore.open(dbFile, { maxAgeDays: config.logs.maxAgeDays, maxBytes: config.logs.maxBytes });
+
   // Thresholds set by hand are the operator's choice: the controller then leaves the operating point alone.
   const controller = config.controller.enabled && !custom ? new EnergyController(points, config.controller, config.maxFrameRate) : undefined;
   const statusFile = statusFilePath(dbFile);
+  const mqttParts = await connectMqtt(config, pkg, store, remote);
+  const offloader = new Offloader(mqttParts.link, pkg, config.offload, deviceProfile(config.deviceProfile));
+  offloaderRef = offloader;
   const tty = process.stderr.isTTY;
   const agent = new EdgeAgent({
     engine,
@@ -77,6 +140,7 @@ export async function runCommand(options: { config?: string; frames?: string }):
     clock: bridge instanceof SimulatedBridge ? bridge.clock : undefined,
     computeTimeScale: bridge instanceof SimulatedBridge ? config.simulation.computeTimeScale : undefined,
     statusIntervalMs: config.statusIntervalMs,
+    offloader,
     onStatus: (status) => {
       const health = store.health();
       const line = formatStatusLine(status) + (health.ok ? '' : `  LOGGING FAILING: ${health.reason}`);
@@ -84,6 +148,33 @@ export async function runCommand(options: { config?: string; frames?: string }):
       writeStatusFile(statusFile, { ...status, pid: process.pid, deviceId: config.deviceId, writtenAt: Date.now(), logHealth: health.ok ? 'ok' : health.reason });
     },
   });
+
+  agentRef = agent;
+  let telemetryTimer: NodeJS.Timeout | undefined;
+  let previousHistogram = [...agent.stats.exitHistogram];
+  let previousOffloaded = 0;
+  const startTelemetry = (intervalMs: number) => {
+    clearInterval(telemetryTimer);
+    telemetryTimer = setInterval(() => {
+      const status = agent.status();
+      const sinceLast = status.exitHistogram.map((n, i) => n - (previousHistogram[i] ?? 0));
+      previousHistogram = status.exitHistogram;
+      const payload = encodeJsonPayload(telemetrySchema, {
+        ts: Date.now(),
+        battery: status.stateOfCharge ?? null,
+        temperatureC: status.temperatureC ?? null,
+        framesPerSecond: Math.min(1000, status.framesPerSecond),
+        exitHistogram: sinceLast,
+        operatingPoint: status.operatingPoint,
+        offloaded: status.offloaded - previousOffloaded,
+      });
+      previousOffloaded = status.offloaded;
+      mqttParts.link.publishTelemetry(payload);
+    }, intervalMs);
+    telemetryTimer.unref();
+  };
+  startTelemetry(config.telemetryIntervalMs);
+  restartTelemetry = startTelemetry;
 
   let signalled = false;
   const stop = (signal: string) => {
@@ -104,6 +195,11 @@ export async function runCommand(options: { config?: string; frames?: string }):
     if (tty) process.stderr.write('\n');
     await source.close();
     await bridge.close();
+    clearInterval(mqttParts.timer);
+    clearInterval(telemetryTimer);
+    await mqttParts.link.close();
+    await mqttParts.server?.close();
+    await mqttParts.broker?.close();
     store.close();
     const final = agent.status();
     writeStatusFile(statusFile, { ...final, pid: process.pid, deviceId: config.deviceId, writtenAt: Date.now(), logHealth: 'stopped' });

@@ -1,0 +1,173 @@
+import fs from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { AgentConfig } from '../config/agent-config.js';
+import { logger } from '../log/logger.js';
+import { parseOffloadAnswer, type OffloadAnswer } from './offload-codec.js';
+import { AVAILABILITY_OFFLINE, AVAILABILITY_ONLINE, deviceTopics, requestIdFromOffloadResponse, type DeviceTopics } from './topics.js';
+
+export interface AgentLinkHandlers {
+  /** A server answer; `late` when it came after the deadline (the local answer was used). */
+  onAnswer(requestId: string, answer: OffloadAnswer, late: boolean): void;
+  /** A config/set message: returns the response and, when accepted, the new retained state. */
+  onConfigSet?(bytes: Buffer): { response: Buffer; state: Buffer | undefined };
+  /** The retained config/state to publish on every (re)connect. */
+  configState?(): Buffer;
+}
+
+interface Queued {
+  requestId: string;
+  frame: Buffer;
+  queuedAt: number;
+}
+
+/** Reconnect delays double from 1 s to 30 s while the broker stays away. */
+const RECONNECT_MIN_MS = 1000;
+const RECONNECT_MAX_MS = 30_000;
+
+export function mqttClientOptions(config: AgentConfig['mqtt'], deviceId: string, topics: DeviceTopics, protocolVersion: 4 | 5): IClientOptions {
+  const read = (file: string | undefined) => (file ? fs.readFileSync(file) : undefined);
+  return {
+    protocolVersion,
+    clientId: `edge-exit-${deviceId}`,
+    clean: true,
+    reconnectPeriod: RECONNECT_MIN_MS,
+    connectTimeout: 10_000,
+    username: config.username,
+    password: config.password,
+    ca: read(config.caFile),
+    cert: read(config.certFile),
+    key: read(config.keyFile),
+    will: { topic: topics.availability, payload: Buffer.from(AVAILABILITY_OFFLINE), qos: 1, retain: true },
+  };
+}
+
+/**
+ * The agent's side of MQTT: availability with a last will, telemetry, remote
+ * config, and offload requests with deadlines. The agent classifies without a
+ * broker: the link connects whenever one appears, backs off while it is away,
+ * resubscribes and republishes its state on every connect, and keeps offload
+ * requests in a bounded queue with expiry meanwhile.
+ */
+export class AgentLink {
+  readonly topics: DeviceTopics;
+  private readonly client: MqttClient;
+  private readonly queue: Queued[] = [];
+  private readonly deadlines = new Map<string, number>();
+  private readonly answered = new Set<string>();
+  private reconnectDelay = RECONNECT_MIN_MS;
+  readonly counters = { sent: 0, queued: 0, expired: 0, droppedFull: 0, answers: 0, lateAnswers: 0, duplicateAnswers: 0 };
+
+  constructor(
+    private readonly options: { url: string; deviceId: string; config: AgentConfig; protocolVersion: 4 | 5; handlers: AgentLinkHandlers },
+  ) {
+    this.topics = deviceTopics(options.deviceId, options.config.mqtt.prefix);
+    this.client = mqtt.connect(options.url, mqttClientOptions(options.config.mqtt, options.deviceId, this.topics, options.protocolVersion));
+    this.client.on('connect', () => void this.onConnect());
+    this.client.on('offline', () => {
+      this.reconnectDelay = Math.min(RECONNECT_MAX_MS, this.reconnectDelay * 2);
+      this.client.options.reconnectPeriod = this.reconnectDelay;
+    });
+    this.client.on('error', (error) => logger.warn(`mqtt ${options.url}: ${error.message}`));
+    this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  private async onConnect(): Promise<void> {
+    this.reconnectDelay = RECONNECT_MIN_MS;
+    this.client.options.reconnectPeriod = RECONNECT_MIN_MS;
+    logger.info(`mqtt: connected to ${this.options.url} as ${this.options.deviceId}`);
+    try {
+      await this.client.subscribeAsync([this.topics.configSet, this.topics.offloadResponseFilter], { qos: 1 });
+      await this.client.publishAsync(this.topics.availability, AVAILABILITY_ONLINE, { qos: 1, retain: true });
+      const state = this.options.handlers.configState?.();
+      if (state) await this.client.publishAsync(this.topics.configState, state, { qos: 1, retain: true });
+    } catch (error) {
+      logger.warn(`mqtt: could not subscribe or announce: ${(error as Error).message}`);
+    }
+    this.drain();
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    if (topic === this.topics.configSet) {
+      const handled = this.options.handlers.onConfigSet?.(payload);
+      if (!handled) return;
+      void this.client.publishAsync(this.topics.configResponse, handled.response, { qos: 1 }).catch(() => {});
+      if (handled.state) void this.client.publishAsync(this.topics.configState, handled.state, { qos: 1, retain: true }).catch(() => {});
+      return;
+    }
+    const requestId = requestIdFromOffloadResponse(topic, this.topics);
+    const parsed = parseOffloadAnswer(payload);
+    if (!requestId || !parsed.ok || parsed.answer.requestId !== requestId) {
+      logger.warn(`mqtt: ignoring a malformed answer on ${topic}: ${parsed.ok ? 'its request id does not match the topic' : parsed.reason}`);
+      return;
+    }
+    if (this.answered.has(requestId)) {
+      this.counters.duplicateAnswers++;
+      return;
+    }
+    this.answered.add(requestId);
+    if (this.answered.size > 100_000) this.answered.delete(this.answered.values().next().value!);
+    const late = !this.deadlines.has(requestId);
+    this.deadlines.delete(requestId);
+    this.counters.answers++;
+    if (late) this.counters.lateAnswers++;
+    this.options.handlers.onAnswer(requestId, parsed.answer, late);
+  }
+
+  private publishOffload(item: Queued): void {
+    const properties =
+      this.options.protocolVersion === 5 ? { properties: { responseTopic: this.topics.offloadResponse(item.requestId), correlationData: Buffer.from(item.requestId) } } : {};
+    this.client.publish(this.topics.offloadRequest, item.frame, { qos: 1, ...properties }, (error) => {
+      if (error) logger.warn(`mqtt: offload ${item.requestId} not sent: ${error.message}`);
+    });
+    this.counters.sent++;
+  }
+
+  /** Sends now, or queues while disconnected; the deadline runs from now either way. */
+  offload(requestId: string, frame: Buffer, now = Date.now()): 'sent' | 'queued' | 'dropped' {
+    this.deadlines.set(requestId, now + this.options.config.offload.deadlineMs);
+    const item = { requestId, frame, queuedAt: now };
+    if (this.client.connected) {
+      this.publishOffload(item);
+      return 'sent';
+    }
+    if (this.queue.length >= this.options.config.offload.maxQueued) {
+      this.counters.droppedFull++;
+      this.queue.shift();
+    }
+    this.queue.push(item);
+    this.counters.queued++;
+    return 'queued';
+  }
+
+  /** Expires deadlines and stale queued requests; their local answers stand. */
+  sweep(now = Date.now()): void {
+    for (const [requestId, deadline] of this.deadlines) if (deadline <= now) this.deadlines.delete(requestId);
+    const expiry = this.options.config.offload.queueExpiryMs;
+    while (this.queue.length > 0 && this.queue[0]!.queuedAt + expiry <= now) {
+      this.queue.shift();
+      this.counters.expired++;
+    }
+  }
+
+  private drain(): void {
+    this.sweep();
+    while (this.client.connected && this.queue.length > 0) this.publishOffload(this.queue.shift()!);
+  }
+
+  get queuedCount(): number {
+    return this.queue.length;
+  }
+
+  publishTelemetry(payload: Buffer): void {
+    if (this.client.connected) this.client.publish(this.topics.telemetry, payload, { qos: 0 });
+  }
+
+  async close(): Promise<void> {
+    if (this.client.connected) await this.client.publishAsync(this.topics.availability, AVAILABILITY_OFFLINE, { qos: 1, retain: true }).catch(() => {});
+    await this.client.endAsync();
+  }
+}

@@ -1,0 +1,234 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { type AgentConfig, ConfigError, parseAgentConfig } from '../config/agent-config.js';
+import { logger } from '../log/logger.js';
+import type { ConfigChangeRow } from '../store/types.js';
+import {
+  applyConfigPatch,
+  type ConfigPatch,
+  configPatchSchema,
+  configResponseFor,
+  configResponseSchema,
+  configStateSchema,
+  describeIssuesReason,
+  encodeJsonPayload,
+  parseConfigSet,
+  shortenReason,
+} from './payloads.js';
+
+export interface RemoteConfigOptions {
+  /** From the config file and the environment. */
+  base: AgentConfig;
+  /** Where accepted remote changes persist: { version, patch } with the patches merged. */
+  overridesFile: string;
+  logChange?: (row: ConfigChangeRow) => void;
+  /** Called after an accepted change, to apply it live. */
+  onApply?: (config: AgentConfig, changedPaths: string[]) => void;
+  now?: () => number;
+}
+
+export interface HandleSetResult {
+  response: Buffer;
+  /** The new retained config/state; undefined when nothing changed. */
+  state: Buffer | undefined;
+}
+
+/**
+ * One merged patch rather than a list: the file stays small however many changes
+ * arrive, and it is layered over the base on every start, so edits to the config
+ * file still take effect for fields no operator has changed remotely.
+ */
+const overridesSchema = z.strictObject({
+  version: z.number().int().nonnegative(),
+  patch: configPatchSchema,
+});
+type Overrides = z.infer<typeof overridesSchema>;
+
+/**
+ * The agent config as operators change it over MQTT (config/set), persisted so that
+ * changes survive a restart.
+ */
+export class RemoteConfig {
+  #config: AgentConfig;
+  #version: number;
+  #merged: ConfigPatch | undefined;
+  readonly #options: RemoteConfigOptions;
+
+  private constructor(options: RemoteConfigOptions, config: AgentConfig, version: number, merged: ConfigPatch | undefined) {
+    this.#options = options;
+    this.#config = config;
+    this.#version = version;
+    this.#merged = merged;
+  }
+
+  /** Loads the overrides file when there is one; a bad one is ignored with a warning, never fatal. */
+  static open(options: RemoteConfigOptions): RemoteConfig {
+    const file = options.overridesFile;
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        logger.warn({ file, err: (error as Error).message }, 'Cannot read the remote config overrides; using the config file alone');
+      }
+      return new RemoteConfig(options, options.base, 0, undefined);
+    }
+    try {
+      const raw: unknown = JSON.parse(text);
+      const parsed = overridesSchema.safeParse(raw);
+      if (!parsed.success) throw new Error(describeIssuesReason('overrides', parsed.error, raw));
+      const config = configWithPatch(options.base, parsed.data.patch);
+      return new RemoteConfig(options, config, parsed.data.version, parsed.data.patch);
+    } catch (error) {
+      // Re-validated against the current base: a config file edited since may make old overrides invalid.
+      logger.warn({ file, err: (error as Error).message }, 'Ignoring invalid remote config overrides; using the config file alone');
+      return new RemoteConfig(options, options.base, 0, undefined);
+    }
+  }
+
+  get config(): AgentConfig {
+    return this.#config;
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  /** The retained config/state payload for the config in force. */
+  stateMessage(): Buffer {
+    return encodeJsonPayload(configStateSchema, { version: this.#version, config: this.#config as Record<string, unknown> });
+  }
+
+  /** Handles one config/set message; never throws, and changes nothing unless the whole change is accepted. */
+  handleSet(bytes: Buffer): HandleSetResult {
+    let id: string | undefined;
+    let patch: ConfigPatch | undefined;
+    try {
+      const parsed = parseConfigSet(bytes);
+      if (!parsed.ok) return this.#reject(parsed.id, undefined, parsed.reason);
+      id = parsed.request.id;
+      patch = parsed.request.set;
+
+      let next: AgentConfig;
+      try {
+        next = configWithPatch(this.#config, patch);
+      } catch (error) {
+        return this.#reject(id, patch, (error as Error).message);
+      }
+      const changedPaths = changedLeafPaths(this.#config, next);
+      if (changedPaths.length === 0) {
+        // Nothing to bump, persist or republish: the retained state is already right.
+        this.#log(patch, true, 'no change');
+        return { response: this.#response({ ok: true, request: parsed.request }), state: undefined };
+      }
+
+      const version = this.#version + 1;
+      const merged = mergePatches(this.#merged, patch);
+      try {
+        writeAtomically(this.#options.overridesFile, `${JSON.stringify({ version, patch: merged } satisfies Overrides, null, 2)}\n`);
+      } catch (error) {
+        // Refused rather than applied live: an "ok" change that silently reverts on the
+        // next restart would mislead the operator; an error can simply be retried.
+        return this.#reject(id, patch, `config/set: cannot save the change to ${this.#options.overridesFile} (${(error as Error).message}); nothing was changed`);
+      }
+      this.#config = next;
+      this.#version = version;
+      this.#merged = merged;
+
+      let reason: string | undefined;
+      try {
+        this.#options.onApply?.(next, changedPaths);
+      } catch (error) {
+        // The change is saved and in force; the operator should still hear that applying it live failed.
+        reason = `accepted, but applying it live failed: ${(error as Error).message}`;
+        logger.error({ err: (error as Error).message, changedPaths }, 'Applying a remote config change failed');
+      }
+      this.#log(patch, true, reason);
+      const response = configResponseFor({ ok: true, request: parsed.request }, version);
+      if (reason !== undefined) response.reason = shortenReason(reason);
+      return { response: encodeJsonPayload(configResponseSchema, response), state: this.stateMessage() };
+    } catch (error) {
+      // A message from the network must never take the agent down.
+      return this.#reject(id, patch, shortenReason(`config/set: ${String(error)}`));
+    }
+  }
+
+  #reject(id: string | undefined, patch: ConfigPatch | undefined, reason: string): HandleSetResult {
+    this.#log(patch ?? null, false, reason);
+    return { response: this.#response(id === undefined ? { ok: false, reason } : { ok: false, id, reason }), state: undefined };
+  }
+
+  #response(result: Parameters<typeof configResponseFor>[0]): Buffer {
+    return encodeJsonPayload(configResponseSchema, configResponseFor(result, this.#version));
+  }
+
+  #log(diff: ConfigPatch | null, accepted: boolean, reason?: string): void {
+    if (!this.#options.logChange) return;
+    try {
+      this.#options.logChange({
+        ts: (this.#options.now ?? Date.now)(),
+        source: 'mqtt',
+        version: this.#version,
+        diff,
+        accepted,
+        reason: reason === undefined ? null : shortenReason(reason),
+      });
+    } catch (error) {
+      logger.warn({ err: (error as Error).message }, 'Could not log a remote config change');
+    }
+  }
+}
+
+/**
+ * A config with a patch applied and the WHOLE result validated, so a remote change is
+ * judged by the same rules as the config file. Throws Error with a reason naming the fields.
+ */
+function configWithPatch(config: AgentConfig, patch: ConfigPatch): AgentConfig {
+  const applied = applyConfigPatch(config, patch);
+  if (!applied.ok) throw new Error(applied.reason);
+  try {
+    return parseAgentConfig(applied.config, 'config after config/set');
+  } catch (error) {
+    if (error instanceof ConfigError) throw new Error(shortenReason(`config/set: ${error.problems.join('; ')}`));
+    throw error;
+  }
+}
+
+function mergePatches(previous: ConfigPatch | undefined, patch: ConfigPatch): ConfigPatch {
+  const merged: ConfigPatch = { ...previous };
+  if (patch.policy) merged.policy = { ...merged.policy, ...definedOnly(patch.policy) };
+  if (patch.controller) merged.controller = { ...merged.controller, ...definedOnly(patch.controller) };
+  return merged;
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Dotted paths of the leaves that differ; arrays count as one leaf (thresholds change as a whole). */
+function changedLeafPaths(before: unknown, after: unknown, prefix = ''): string[] {
+  const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (!isRecord(before) || !isRecord(after)) return JSON.stringify(before) === JSON.stringify(after) ? [] : [prefix];
+  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+  return [...keys].flatMap((key) => changedLeafPaths(before[key], after[key], prefix ? `${prefix}.${key}` : key));
+}
+
+/** Temp file, fsync, rename: a crash leaves the old file or the new one, never half of one. */
+function writeAtomically(file: string, text: string): void {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const fd = fs.openSync(temp, 'w');
+    try {
+      fs.writeFileSync(fd, text);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temp, file);
+  } catch (error) {
+    fs.rmSync(temp, { force: true });
+    throw error;
+  }
+}

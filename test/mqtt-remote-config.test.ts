@@ -1,0 +1,177 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { parseAgentConfig } from '../agent/config/agent-config.js';
+import { logger } from '../agent/log/logger.js';
+import { configResponseSchema, configStateSchema, MAX_CONFIG_SET_BYTES } from '../agent/mqtt/payloads.js';
+import { RemoteConfig } from '../agent/mqtt/remote-config.js';
+import type { ConfigChangeRow } from '../agent/store/types.js';
+
+const base = parseAgentConfig({});
+
+function setup(t: ExecutionContext, overridesFile?: string) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-remote-config-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = overridesFile ?? path.join(dir, 'state', 'overrides.json');
+  const rows: ConfigChangeRow[] = [];
+  const applied: Array<{ config: unknown; changedPaths: string[] }> = [];
+  const open = () =>
+    RemoteConfig.open({
+      base,
+      overridesFile: file,
+      logChange: (row) => rows.push(row),
+      onApply: (config, changedPaths) => applied.push({ config, changedPaths }),
+      now: () => 1234,
+    });
+  return { dir, file, rows, applied, open };
+}
+
+const message = (value: unknown) => Buffer.from(JSON.stringify(value));
+const responseOf = (bytes: Buffer) => configResponseSchema.parse(JSON.parse(bytes.toString('utf8')));
+
+/** Collects logger.warn messages for the length of one test (serial tests only). */
+function captureWarnings(t: ExecutionContext): string[] {
+  const messages: string[] = [];
+  const original = logger.warn;
+  logger.warn = ((...args: unknown[]) => {
+    messages.push(args.find((arg): arg is string => typeof arg === 'string') ?? '');
+  }) as typeof logger.warn;
+  t.teardown(() => {
+    logger.warn = original;
+  });
+  return messages;
+}
+
+test('a valid thresholds, operating point and controller change is applied, versioned, published and survives a restart', (t) => {
+  const { file, rows, applied, open } = setup(t);
+  const remote = open();
+  t.is(remote.version, 0);
+
+  const { response, state } = remote.handleSet(
+    message({ id: 'req-1', set: { policy: { thresholds: [0.9, 0.8], operatingPoint: 'eco' }, controller: { maxTemperatureC: 70 } } }),
+  );
+  t.deepEqual(responseOf(response), { id: 'req-1', status: 'ok', version: 1 });
+  t.is(remote.version, 1);
+  t.deepEqual(remote.config.policy.thresholds, [0.9, 0.8]);
+  t.is(remote.config.policy.operatingPoint, 'eco');
+  t.is(remote.config.controller.maxTemperatureC, 70);
+  t.is(remote.config.controller.minDwellS, base.controller.minDwellS, 'untouched fields keep their values');
+
+  t.is(applied.length, 1);
+  t.deepEqual(applied[0]!.changedPaths.sort(), ['controller.maxTemperatureC', 'policy.operatingPoint', 'policy.thresholds']);
+
+  t.truthy(state);
+  const parsedState = configStateSchema.parse(JSON.parse(state!.toString('utf8')));
+  t.is(parsedState.version, 1);
+  t.deepEqual((parsedState.config.policy as { thresholds: number[] }).thresholds, [0.9, 0.8]);
+  t.deepEqual(remote.stateMessage(), state);
+
+  t.is(rows.length, 1);
+  t.like(rows[0], { ts: 1234, source: 'mqtt', version: 1, accepted: true, reason: null });
+  t.deepEqual(rows[0]!.diff, { policy: { thresholds: [0.9, 0.8], operatingPoint: 'eco' }, controller: { maxTemperatureC: 70 } });
+
+  // A second change bumps the version again and merges with the first in the file.
+  const second = responseOf(remote.handleSet(message({ id: 'req-2', set: { controller: { enabled: false } } })).response);
+  t.is(second.version, 2);
+  t.deepEqual(
+    fs.readdirSync(path.dirname(file)).filter((name) => name.endsWith('.tmp')),
+    [],
+    'no temp file is left behind',
+  );
+
+  const restarted = open();
+  t.is(restarted.version, 2);
+  t.deepEqual(restarted.config, remote.config);
+});
+
+test('a change that sets values already in force is ok but bumps nothing', (t) => {
+  const { applied, open } = setup(t);
+  const remote = open();
+  const { response, state } = remote.handleSet(message({ id: 'same', set: { policy: { operatingPoint: base.policy.operatingPoint } } }));
+  t.deepEqual(responseOf(response), { id: 'same', status: 'ok', version: 0 });
+  t.is(state, undefined);
+  t.is(applied.length, 0);
+});
+
+const rejections: Array<[string, Buffer, RegExp]> = [
+  ['an out-of-range threshold', message({ id: 'bad-1', set: { policy: { thresholds: [0.5, 1.5] } } }), /policy\.thresholds\.1/],
+  ['malformed JSON', Buffer.from('{"id": "bad-2", "set": {'), /not JSON/],
+  ['an unknown field', message({ id: 'bad-3', set: { controller: { maxTemperatureF: 160 } } }), /controller.*maxTemperatureF/],
+  ['a too-large payload', message({ id: 'bad-4', set: { policy: { operatingPoint: 'x'.repeat(MAX_CONFIG_SET_BYTES) } } }), /bytes, at most 16384/],
+  ['an offload deadline below its range', message({ id: 'bad-5', set: { offload: { deadlineMs: 5 } } }), /offload\.deadlineMs/],
+];
+
+for (const [what, bytes, reasonPattern] of rejections) {
+  test(`${what} changes nothing, answers error with a reason and is logged as refused`, (t) => {
+    const { file, rows, applied, open } = setup(t);
+    const remote = open();
+    const before = structuredClone(remote.config);
+
+    const { response, state } = remote.handleSet(bytes);
+    const answer = responseOf(response);
+    t.is(answer.status, 'error');
+    t.regex(answer.reason ?? '', reasonPattern);
+    t.is(state, undefined);
+
+    t.deepEqual(remote.config, before);
+    t.is(remote.version, 0);
+    t.is(applied.length, 0);
+    t.false(fs.existsSync(file));
+    t.is(rows.length, 1);
+    t.like(rows[0], { source: 'mqtt', accepted: false });
+    t.regex(rows[0]!.reason ?? '', reasonPattern);
+  });
+}
+
+test('the request id is echoed on a rejection when it could be read', (t) => {
+  const { open } = setup(t);
+  t.is(responseOf(open().handleSet(message({ id: 'bad-1', set: { policy: { thresholds: [2] } } })).response).id, 'bad-1');
+  t.is(responseOf(open().handleSet(Buffer.from('nope')).response).id, null);
+});
+
+test.serial('a corrupt or invalid overrides file is ignored with a warning and the base is kept', (t) => {
+  const warnings = captureWarnings(t);
+  const { file, open } = setup(t);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+
+  fs.writeFileSync(file, '{ "version": 3, "patch": ');
+  let remote = open();
+  t.deepEqual(remote.config, base);
+  t.is(remote.version, 0);
+  t.is(warnings.length, 1);
+  t.regex(warnings[0]!, /Ignoring invalid remote config overrides/);
+
+  // Well-formed JSON, but a value the schema refuses.
+  fs.writeFileSync(file, JSON.stringify({ version: 3, patch: { controller: { maxTemperatureC: 500 } } }));
+  remote = open();
+  t.deepEqual(remote.config, base);
+  t.is(warnings.length, 2);
+
+  // A later accepted change replaces the bad file.
+  t.is(responseOf(remote.handleSet(message({ id: 'fix', set: { controller: { maxTemperatureC: 80 } } })).response).status, 'ok');
+  t.is(open().config.controller.maxTemperatureC, 80);
+});
+
+test.serial('an unwritable overrides location makes the change fail cleanly', (t) => {
+  const warnings = captureWarnings(t);
+  const { dir } = setup(t);
+  // A regular file where the directory should be: refused even when the tests run as root.
+  const blocker = path.join(dir, 'blocker');
+  fs.writeFileSync(blocker, '');
+  const { rows, applied, open } = setup(t, path.join(blocker, 'overrides.json'));
+  const remote = open();
+  t.regex(warnings[0] ?? '', /Cannot read the remote config overrides/);
+
+  const { response, state } = remote.handleSet(message({ id: 'no-disk', set: { policy: { operatingPoint: 'eco' } } }));
+  const answer = responseOf(response);
+  t.is(answer.status, 'error');
+  t.is(answer.id, 'no-disk');
+  t.regex(answer.reason ?? '', /cannot save the change.*nothing was changed/);
+  t.is(state, undefined);
+  t.is(remote.version, 0);
+  t.is(remote.config.policy.operatingPoint, base.policy.operatingPoint);
+  t.is(applied.length, 0);
+  t.like(rows[0], { accepted: false });
+  t.deepEqual(fs.readdirSync(dir).sort(), ['blocker']);
+});
