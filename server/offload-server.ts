@@ -3,6 +3,7 @@ import { createExitPolicy, type ExitPolicy } from '../agent/exit-policy/policy.j
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
 import { logger } from '../agent/log/logger.js';
 import type { ModelPackage } from '../agent/model-package/load.js';
+import { disableNagle } from '../agent/mqtt/no-delay.js';
 import { decodeOffload, encodeOffloadAnswer, type OffloadPayload } from '../agent/mqtt/offload-codec.js';
 import { DEFAULT_TOPIC_PREFIX, deviceIdFromOffloadRequest, deviceTopics, serverOffloadFilter } from '../agent/mqtt/topics.js';
 import { encodedImageToRgb } from '../agent/preprocess/image-to-rgb.js';
@@ -64,6 +65,7 @@ export class OffloadServer {
       ...this.options.clientOptions,
     });
     this.client = client;
+    disableNagle(client);
     const filter = serverOffloadFilter(this.prefix, { shareGroup: this.options.shareGroup });
     // Subscriptions are renewed on every reconnect, as a clean session forgets them.
     client.on('connect', () => void client.subscribeAsync(filter, { qos: 1 }).catch((e) => logger.warn(`offload server: resubscribe failed: ${e.message}`)));

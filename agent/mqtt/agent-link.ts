@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { AgentConfig } from '../config/agent-config.js';
 import { logger } from '../log/logger.js';
+import { disableNagle } from './no-delay.js';
 import { parseOffloadAnswer, type OffloadAnswer } from './offload-codec.js';
 import { AVAILABILITY_OFFLINE, AVAILABILITY_ONLINE, deviceTopics, requestIdFromOffloadResponse, type DeviceTopics } from './topics.js';
 
@@ -62,6 +63,7 @@ export class AgentLink {
   ) {
     this.topics = deviceTopics(options.deviceId, options.config.mqtt.prefix);
     this.client = mqtt.connect(options.url, mqttClientOptions(options.config.mqtt, options.deviceId, this.topics, options.protocolVersion));
+    disableNagle(this.client);
     this.client.on('connect', () => void this.onConnect());
     this.client.on('offline', () => {
       this.reconnectDelay = Math.min(RECONNECT_MAX_MS, this.reconnectDelay * 2);

@@ -11,6 +11,8 @@ import { progressBar } from '../progress.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import { LogStore } from '../../store/log-store.js';
+import { formatOffloadBench, runOffloadBench } from '../../../tools/bench/offload-bench.js';
+import { startMosquitto } from '../../../tools/mqtt/mosquitto.js';
 import { runLoggingOverhead } from '../../../tools/bench/logging-overhead.js';
 import { PROJECT_ROOT } from '../../config/paths.js';
 import { controllerSchema } from '../../config/agent-config.js';
@@ -208,11 +210,38 @@ async function loggingSuite(options: BenchOptions): Promise<void> {
   }
 }
 
+async function offloadSuite(options: BenchOptions): Promise<void> {
+  const config = loadBuildConfig(buildConfigPath(options.taskConfig));
+  if (!config.task || !config.datasetPath) throw new Error(`Build config ${config.configFile} has no task to offload.`);
+  const built = await ensureModelPackage(options.taskConfig);
+  const pkg = loadModelPackage(built.dir);
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, config.task.name);
+  const images = balancedSubset(readImageFolder(path.join(config.datasetPath, config.task.testSplit)), 5);
+  const broker = await startMosquitto();
+  try {
+    const requests = Number(options.imagesPerClass) * 4;
+    const result = await runOffloadBench({ pkg, engine, images, brokerUrl: broker.url, config: options.taskConfig, requests });
+    const table = formatOffloadBench(result);
+    console.log(`${table}\n`);
+    if (options.write) {
+      const how =
+        `Produced by \`edge-exit bench --suites offload --images-per-class ${options.imagesPerClass}\` on ${today()}: a real Mosquitto 2 on loopback, \`edge-exit server\` worker processes on a shared subscription (MQTT 5, response topic + correlation data), ` +
+        `package ${pkg.manifest.name}. Round trips: one request at a time (${requests} per kind), from publish to answer, server compute included; "features" is the int8 seam after exit 0 ` +
+        '(the server runs the remaining segments and the final head), "image" is the CIFAR-10 JPEG (the server decodes it and runs the whole model). Throughput: image payloads, 16 in flight. ' +
+        'This machine has 2 cores, which the agent side of the benchmark shares with the workers.';
+      writeBenchSection('offload', 'Offload round trips and server throughput', `${how}\n\n${table}`);
+    }
+  } finally {
+    await broker.stop();
+  }
+}
+
 export async function benchCommand(options: BenchOptions): Promise<void> {
   const suites = options.suites.split(',');
   if (suites.includes('runtime')) await runtimeSuite(options);
   if (suites.includes('exits')) await exitsSuite(options);
   if (suites.includes('day')) await daySuite(options);
   if (suites.includes('logging')) await loggingSuite(options);
+  if (suites.includes('offload')) await offloadSuite(options);
   if (options.write) console.log(`Written to ${BENCHMARKS_FILE}`);
 }
