@@ -10,6 +10,8 @@ import { deviceTopics } from '../agent/mqtt/topics.js';
 import { imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
 import { readImageFolder } from '../agent/datasets/image-folder.js';
 import { OffloadServer } from '../server/offload-server.js';
+import { AgentLink } from '../agent/mqtt/agent-link.js';
+import { parseAgentConfig } from '../agent/config/agent-config.js';
 import { MOSQUITTO, startMosquitto } from './helpers/brokers.js';
 import { CIFAR_TEST } from './helpers/shared.js';
 import { buildTinyPackage, TINY_INPUT } from './helpers/tiny-package.js';
@@ -103,6 +105,45 @@ withMosquitto('mosquitto_pub can send an image offload that the server answers o
   t.is(got.length, 1);
   t.true(pkg.manifest.labels.cifar10!.includes(got[0]!));
   await listener.endAsync();
+  await server.close();
+  await broker.stop();
+});
+
+withMosquitto('a broker restart while offloads stream loses no request: each is answered, late ones recorded as decided locally first', async (t) => {
+  const broker = await startMosquitto();
+  const server = await OffloadServer.start({ pkg, brokerUrl: broker.url, protocolVersion: 5 });
+  const config = parseAgentConfig({ deviceId: 'restart-gw', offload: { deadlineMs: 300, queueExpiryMs: 60_000 } });
+  const answers = new Map<string, { label: string; late: boolean }>();
+  const link = new AgentLink({
+    url: broker.url,
+    deviceId: 'restart-gw',
+    config,
+    protocolVersion: 5,
+    handlers: { onAnswer: (id, answer, late) => answers.set(id, { label: answer.label, late }) },
+  });
+  const until = (condition: () => boolean, ms: number) =>
+    new Promise<void>((resolve) => {
+      const deadline = Date.now() + ms;
+      const check = () => (condition() || Date.now() > deadline ? resolve() : setTimeout(check, 20));
+      check();
+    });
+  await until(() => link.connected, 5000);
+  const image = readFileSync(path.join(CIFAR_TEST, 'deer', '0008.jpg'));
+  const sent: string[] = [];
+  for (let i = 0; i < 60; i++) {
+    if (i === 20) await broker.stop();
+    if (i === 40) await broker.start();
+    const id = `rs-${i}`;
+    link.offload(id, encodeOffload({ packageName: pkg.manifest.name, modelHash: pkg.manifest.buildKey, kind: 'image', requestId: id, format: 'jpeg', data: image }));
+    sent.push(id);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  await until(() => answers.size === sent.length, 30_000);
+  t.deepEqual(sent.filter((id) => !answers.has(id)), [], 'every request was answered');
+  t.true([...answers.values()].some((a) => a.late), 'requests held over the outage were first decided locally');
+  t.is(new Set([...answers.values()].map((a) => a.label)).size, 1, 'the same image got the same answer every time');
+  t.is(server.stats.answered, sent.length, 'each request computed once, however often it was sent');
+  await link.close();
   await server.close();
   await broker.stop();
 });

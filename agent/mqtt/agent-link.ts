@@ -15,11 +15,16 @@ export interface AgentLinkHandlers {
   configState?(): Buffer;
 }
 
-interface Queued {
+interface Pending {
   requestId: string;
   frame: Buffer;
   queuedAt: number;
+  /** When it last went to the broker; undefined while it has not been sent yet. */
+  sentAt: number | undefined;
 }
+
+/** An unanswered request is sent again this often (the server answers a repeat from its cache). */
+const RESEND_AFTER_MS = 2000;
 
 /** Reconnect delays double from 1 s to 30 s while the broker stays away. */
 const RECONNECT_MIN_MS = 1000;
@@ -52,11 +57,13 @@ export function mqttClientOptions(config: AgentConfig['mqtt'], deviceId: string,
 export class AgentLink {
   readonly topics: DeviceTopics;
   private readonly client: MqttClient;
-  private readonly queue: Queued[] = [];
+  /** Requests not yet answered, oldest first: sent again after a reconnect or a silence, until answered or expired. */
+  private readonly pending = new Map<string, Pending>();
   private readonly deadlines = new Map<string, number>();
   private readonly answered = new Set<string>();
   private reconnectDelay = RECONNECT_MIN_MS;
-  readonly counters = { sent: 0, queued: 0, expired: 0, droppedFull: 0, answers: 0, lateAnswers: 0, duplicateAnswers: 0 };
+  private readonly sweeper: NodeJS.Timeout;
+  readonly counters = { sent: 0, resent: 0, queued: 0, expired: 0, droppedFull: 0, answers: 0, lateAnswers: 0, duplicateAnswers: 0 };
 
   constructor(
     private readonly options: { url: string; deviceId: string; config: AgentConfig; protocolVersion: 4 | 5; handlers: AgentLinkHandlers },
@@ -64,6 +71,8 @@ export class AgentLink {
     this.topics = deviceTopics(options.deviceId, options.config.mqtt.prefix);
     this.client = mqtt.connect(options.url, mqttClientOptions(options.config.mqtt, options.deviceId, this.topics, options.protocolVersion));
     disableNagle(this.client);
+    this.sweeper = setInterval(() => this.sweep(), 100);
+    this.sweeper.unref();
     this.client.on('connect', () => void this.onConnect());
     this.client.on('offline', () => {
       this.reconnectDelay = Math.min(RECONNECT_MAX_MS, this.reconnectDelay * 2);
@@ -111,6 +120,7 @@ export class AgentLink {
       return;
     }
     this.answered.add(requestId);
+    this.pending.delete(requestId);
     if (this.answered.size > 100_000) this.answered.delete(this.answered.values().next().value!);
     const late = !this.deadlines.has(requestId);
     this.deadlines.delete(requestId);
@@ -119,49 +129,67 @@ export class AgentLink {
     this.options.handlers.onAnswer(requestId, parsed.answer, late);
   }
 
-  private publishOffload(item: Queued): void {
+  private publishOffload(item: Pending, now = Date.now()): void {
+    if (item.sentAt !== undefined) this.counters.resent++;
+    else this.counters.sent++;
+    item.sentAt = now;
     const properties =
       this.options.protocolVersion === 5 ? { properties: { responseTopic: this.topics.offloadResponse(item.requestId), correlationData: Buffer.from(item.requestId) } } : {};
     this.client.publish(this.topics.offloadRequest, item.frame, { qos: 1, ...properties }, (error) => {
       if (error) logger.warn(`mqtt: offload ${item.requestId} not sent: ${error.message}`);
     });
-    this.counters.sent++;
   }
 
-  /** Sends now, or queues while disconnected; the deadline runs from now either way. */
+  /** Sends now, or keeps it while disconnected; the deadline runs from now either way. */
   offload(requestId: string, frame: Buffer, now = Date.now()): 'sent' | 'queued' | 'dropped' {
     this.deadlines.set(requestId, now + this.options.config.offload.deadlineMs);
-    const item = { requestId, frame, queuedAt: now };
+    if (this.pending.size >= this.options.config.offload.maxQueued) {
+      const oldest = this.pending.keys().next().value;
+      if (oldest === undefined) return 'dropped';
+      this.pending.delete(oldest);
+      this.counters.droppedFull++;
+    }
+    const item: Pending = { requestId, frame, queuedAt: now, sentAt: undefined };
+    this.pending.set(requestId, item);
     if (this.client.connected) {
-      this.publishOffload(item);
+      this.publishOffload(item, now);
       return 'sent';
     }
-    if (this.queue.length >= this.options.config.offload.maxQueued) {
-      this.counters.droppedFull++;
-      this.queue.shift();
-    }
-    this.queue.push(item);
     this.counters.queued++;
     return 'queued';
   }
 
-  /** Expires deadlines and stale queued requests; their local answers stand. */
+  /**
+   * Expires deadlines (the local answer stands) and requests older than the
+   * queue expiry (no answer will be waited for); sends again what is still
+   * unanswered after a silence, which covers requests a restarting broker lost.
+   */
   sweep(now = Date.now()): void {
     for (const [requestId, deadline] of this.deadlines) if (deadline <= now) this.deadlines.delete(requestId);
     const expiry = this.options.config.offload.queueExpiryMs;
-    while (this.queue.length > 0 && this.queue[0]!.queuedAt + expiry <= now) {
-      this.queue.shift();
-      this.counters.expired++;
+    for (const item of this.pending.values()) {
+      if (item.queuedAt + expiry <= now) {
+        this.pending.delete(item.requestId);
+        this.counters.expired++;
+      } else if (this.client.connected && (item.sentAt === undefined || item.sentAt + RESEND_AFTER_MS <= now)) {
+        this.publishOffload(item, now);
+      }
     }
   }
 
   private drain(): void {
     this.sweep();
-    while (this.client.connected && this.queue.length > 0) this.publishOffload(this.queue.shift()!);
   }
 
   get queuedCount(): number {
-    return this.queue.length;
+    let waiting = 0;
+    for (const item of this.pending.values()) if (item.sentAt === undefined) waiting++;
+    return waiting;
+  }
+
+  /** Requests sent or waiting that have no answer yet. */
+  get unansweredCount(): number {
+    return this.pending.size;
   }
 
   publishTelemetry(payload: Buffer): void {
@@ -169,6 +197,7 @@ export class AgentLink {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     if (this.client.connected) await this.client.publishAsync(this.topics.availability, AVAILABILITY_OFFLINE, { qos: 1, retain: true }).catch(() => {});
     await this.client.endAsync();
   }

@@ -76,9 +76,7 @@ async function connectMqtt(config: AgentConfig, pkg: ModelPackage, store: LogSto
       configState: () => remote.stateMessage(),
     },
   });
-  const timer = setInterval(() => link.sweep(), 100);
-  timer.unref();
-  return { link, broker, server, timer };
+  return { link, broker, server };
 }
 
 export function logPath(config: AgentConfig): string {
@@ -195,7 +193,6 @@ export async function runCommand(options: { config?: string; frames?: string }):
     if (tty) process.stderr.write('\n');
     await source.close();
     await bridge.close();
-    clearInterval(mqttParts.timer);
     clearInterval(telemetryTimer);
     await mqttParts.link.close();
     await mqttParts.server?.close();
