@@ -38,7 +38,8 @@ export class OffloadServer {
   readonly stats: OffloadServerStats = { answered: 0, duplicates: 0, rejected: 0 };
   private readonly engine: MultiExitEngine;
   private readonly fullPolicy: ExitPolicy;
-  private readonly answers = new Map<string, Buffer>();
+  /** Answers by device and request id; a promise while computing, so a repeat arriving meanwhile waits for it. */
+  private readonly answers = new Map<string, Promise<Buffer | undefined>>();
   private readonly prefix: string;
   private readonly labels: string[];
   private client: MqttClient | undefined;
@@ -69,7 +70,7 @@ export class OffloadServer {
     const filter = serverOffloadFilter(this.prefix, { shareGroup: this.options.shareGroup });
     // Subscriptions are renewed on every reconnect, as a clean session forgets them.
     client.on('connect', () => void client.subscribeAsync(filter, { qos: 1 }).catch((e) => logger.warn(`offload server: resubscribe failed: ${e.message}`)));
-    client.on('message', (topic, payload, packet) => this.handle(topic, payload, packet));
+    client.on('message', (topic, payload, packet) => void this.handle(topic, payload, packet).catch((error: Error) => logger.warn(`offload server: answering on ${topic} failed: ${error.message}`)));
     await client.subscribeAsync(filter, { qos: 1 });
     logger.info(`offload server: ${this.options.pkg.manifest.name} on ${this.options.brokerUrl}, subscribed to ${filter}`);
   }
@@ -90,6 +91,24 @@ export class OffloadServer {
     return { label: result.label, confidence: result.confidence, ms: performance.now() - started };
   }
 
+  private async compute(deviceId: string, request: OffloadPayload): Promise<Buffer | undefined> {
+    try {
+      const result = await this.answer(request);
+      this.stats.answered++;
+      return encodeOffloadAnswer({
+        requestId: request.requestId,
+        label: this.labels[result.label] ?? String(result.label),
+        confidence: Math.min(1, Math.max(0, result.confidence)),
+        serverMs: result.ms,
+        modelHash: this.options.pkg.manifest.buildKey,
+      });
+    } catch (error) {
+      this.stats.rejected++;
+      logger.warn(`offload server: request ${request.requestId} from ${deviceId} failed: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
   private async handle(topic: string, bytes: Buffer, packet: IPublishPacket): Promise<void> {
     const deviceId = deviceIdFromOffloadRequest(topic, this.prefix);
     const decoded = decodeOffload(bytes);
@@ -105,28 +124,19 @@ export class OffloadServer {
       return;
     }
     const key = `${deviceId}/${request.requestId}`;
-    let answer = this.answers.get(key);
-    if (answer) {
+    let pending = this.answers.get(key);
+    if (pending) {
       // A QoS 1 redelivery or a retry: the same answer again, not a second computation.
       this.stats.duplicates++;
     } else {
-      try {
-        const result = await this.answer(request);
-        answer = encodeOffloadAnswer({
-          requestId: request.requestId,
-          label: this.labels[result.label] ?? String(result.label),
-          confidence: Math.min(1, Math.max(0, result.confidence)),
-          serverMs: result.ms,
-          modelHash: this.options.pkg.manifest.buildKey,
-        });
-      } catch (error) {
-        this.stats.rejected++;
-        logger.warn(`offload server: request ${request.requestId} from ${deviceId} failed: ${(error as Error).message}`);
-        return;
-      }
-      this.answers.set(key, answer);
+      pending = this.compute(deviceId, request);
+      this.answers.set(key, pending);
       if (this.answers.size > (this.options.dedupSize ?? 10_000)) this.answers.delete(this.answers.keys().next().value!);
-      this.stats.answered++;
+    }
+    const answer = await pending;
+    if (!answer) {
+      this.answers.delete(key);
+      return;
     }
     const responseTopic = packet.properties?.responseTopic;
     const topicOut = responseTopic ?? deviceTopics(deviceId, this.prefix).offloadResponse(request.requestId);

@@ -22,7 +22,8 @@ test.before(async () => {
 });
 
 // CI installs Mosquitto from Debian's packages; a developer machine without it skips, saying so.
-const withMosquitto = MOSQUITTO ? test : test.skip;
+// Serial: each test runs its own broker and server processes, and timing matters to them.
+const withMosquitto = MOSQUITTO ? test.serial : test.skip;
 
 withMosquitto('two server workers on one shared subscription answer every MQTT 5 request exactly once, matching the full model', async (t) => {
   const broker = await startMosquitto();
