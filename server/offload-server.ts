@@ -2,6 +2,7 @@ import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 
 import { createExitPolicy, type ExitPolicy } from '../agent/exit-policy/policy.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
 import { logger } from '../agent/log/logger.js';
+import { redactUrl } from '../agent/config/agent-config.js';
 import type { ModelPackage } from '../agent/model-package/load.js';
 import { disableNagle } from '../agent/mqtt/no-delay.js';
 import { decodeOffload, encodeOffloadAnswer, type OffloadPayload } from '../agent/mqtt/offload-codec.js';
@@ -72,7 +73,7 @@ export class OffloadServer {
     client.on('connect', () => void client.subscribeAsync(filter, { qos: 1 }).catch((e) => logger.warn(`offload server: resubscribe failed: ${e.message}`)));
     client.on('message', (topic, payload, packet) => void this.handle(topic, payload, packet).catch((error: Error) => logger.warn(`offload server: answering on ${topic} failed: ${error.message}`)));
     await client.subscribeAsync(filter, { qos: 1 });
-    logger.info(`offload server: ${this.options.pkg.manifest.name} on ${this.options.brokerUrl}, subscribed to ${filter}`);
+    logger.info(`offload server: ${this.options.pkg.manifest.name} on ${redactUrl(this.options.brokerUrl)}, subscribed to ${filter}`);
   }
 
   private matchesModel(payload: OffloadPayload): boolean {

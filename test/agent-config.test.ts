@@ -45,3 +45,17 @@ test('a config file that is not JSON, or cannot be read, says which file and why
 test('thresholds given by hand must lie in [0, 1]', (t) => {
   t.throws(() => parseAgentConfig({ policy: { policy: 'entropy', thresholds: [0.2, 1.4] } }), { instanceOf: ConfigError, message: /policy\.thresholds\.1: .*<=1/ });
 });
+
+test('credentials never reach the published config state or the logged broker URL', async (t) => {
+  const { RemoteConfig } = await import('../agent/mqtt/remote-config.js');
+  const { redactUrl } = await import('../agent/config/agent-config.js');
+  const base = parseAgentConfig({ mqtt: { url: 'mqtts://gate:s3cret@broker.local:8883', username: 'gate', password: 's3cret' } });
+  const dir = temporaryDir('edge-exit-secrets-');
+  const remote = RemoteConfig.open({ base, overridesFile: path.join(dir, 'remote.json') });
+  const state = remote.stateMessage().toString();
+  t.false(state.includes('s3cret'), state);
+  t.true(state.includes('[redacted]'));
+  t.is(remote.config.mqtt.password, 's3cret', 'the agent itself still has it');
+  t.is(redactUrl('mqtts://gate:s3cret@broker.local:8883'), 'mqtts://[credentials]@broker.local:8883');
+  t.is(redactUrl('mqtt://127.0.0.1:1884'), 'mqtt://127.0.0.1:1884');
+});

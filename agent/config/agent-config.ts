@@ -121,6 +121,19 @@ export const agentConfigSchema = z.object({
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
+/** The config as it may be shown or published (the retained config/state): credentials replaced. */
+export function publicConfig(config: AgentConfig): AgentConfig {
+  const copy = structuredClone(config);
+  if (copy.mqtt.password !== undefined) copy.mqtt.password = '[redacted]';
+  if (copy.mqtt.url !== undefined) copy.mqtt.url = redactUrl(copy.mqtt.url);
+  return copy;
+}
+
+/** A broker URL as it may be logged: any user:password@ part removed. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^/@]*@/, '//[credentials]@');
+}
+
 export class ConfigError extends Error {
   constructor(
     message: string,

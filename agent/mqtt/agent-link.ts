@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import type { AgentConfig } from '../config/agent-config.js';
+import { redactUrl, type AgentConfig } from '../config/agent-config.js';
 import { logger } from '../log/logger.js';
 import { disableNagle } from './no-delay.js';
 import { parseOffloadAnswer, type OffloadAnswer } from './offload-codec.js';
@@ -78,7 +78,7 @@ export class AgentLink {
       this.reconnectDelay = Math.min(RECONNECT_MAX_MS, this.reconnectDelay * 2);
       this.client.options.reconnectPeriod = this.reconnectDelay;
     });
-    this.client.on('error', (error) => logger.warn(`mqtt ${options.url}: ${error.message}`));
+    this.client.on('error', (error) => logger.warn(`mqtt ${redactUrl(options.url)}: ${error.message}`));
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
   }
 
@@ -89,7 +89,7 @@ export class AgentLink {
   private async onConnect(): Promise<void> {
     this.reconnectDelay = RECONNECT_MIN_MS;
     this.client.options.reconnectPeriod = RECONNECT_MIN_MS;
-    logger.info(`mqtt: connected to ${this.options.url} as ${this.options.deviceId}`);
+    logger.info(`mqtt: connected to ${redactUrl(this.options.url)} as ${this.options.deviceId}`);
     try {
       await this.client.subscribeAsync([this.topics.configSet, this.topics.offloadResponseFilter], { qos: 1 });
       await this.client.publishAsync(this.topics.availability, AVAILABILITY_ONLINE, { qos: 1, retain: true });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { type AgentConfig, ConfigError, parseAgentConfig } from '../config/agent-config.js';
+import { type AgentConfig, ConfigError, parseAgentConfig, publicConfig } from '../config/agent-config.js';
 import { logger } from '../log/logger.js';
 import type { ConfigChangeRow } from '../store/types.js';
 import {
@@ -97,7 +97,8 @@ export class RemoteConfig {
 
   /** The retained config/state payload for the config in force. */
   stateMessage(): Buffer {
-    return encodeJsonPayload(configStateSchema, { version: this.#version, config: this.#config as Record<string, unknown> });
+    // The retained state is readable by anyone on the broker: no credentials in it.
+    return encodeJsonPayload(configStateSchema, { version: this.#version, config: publicConfig(this.#config) as Record<string, unknown> });
   }
 
   /** Handles one config/set message; never throws, and changes nothing unless the whole change is accepted. */
