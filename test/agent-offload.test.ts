@@ -7,6 +7,8 @@ import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
 import { EdgeAgent } from '../agent/loop/edge-agent.js';
 import type { ModelPackage } from '../agent/model-package/load.js';
 import { AgentLink } from '../agent/mqtt/agent-link.js';
+import { Outbox } from '../agent/mqtt/outbox.js';
+import { encodeOffload } from '../agent/mqtt/offload-codec.js';
 import { Offloader } from '../agent/offload/offloader.js';
 import { ReplaySource } from '../agent/sources/replay-source.js';
 import { LogReader, LogStore } from '../agent/store/log-store.js';
@@ -87,4 +89,35 @@ test('without a broker, offload requests wait in a bounded queue and expire', as
   t.is(link.queuedCount, 0);
   t.is(link.counters.expired, 3);
   await link.close();
+});
+
+test('requests made without a broker survive an agent restart in the SQLite outbox and are answered once a broker appears', async (t) => {
+  const dir = temporaryDir('edge-exit-outbox-');
+  const outboxFile = path.join(dir, 'outbox.db');
+  const config = parseAgentConfig({ deviceId: 'restarting-gw', offload: { queueExpiryMs: 60_000 } });
+  const broker = await startAedes();
+  const port = Number(new URL(broker.url).port);
+  await broker.close();
+  // First life: the broker is gone; the requests wait on disk.
+  const first = new AgentLink({ url: `mqtt://127.0.0.1:${port}`, deviceId: 'restarting-gw', config, protocolVersion: 4, handlers: { onAnswer: () => {} }, outbox: new Outbox(outboxFile) });
+  const image = (await import('node:fs')).readFileSync(path.join(CIFAR_TEST, 'airplane', '0009.jpg'));
+  const frame = (id: string) => encodeOffload({ packageName: pkg.manifest.name, modelHash: pkg.manifest.buildKey, kind: 'image', requestId: id, format: 'jpeg', data: image });
+  for (const id of ['ob-1', 'ob-2', 'ob-3']) t.is(first.offload(id, frame(id)), 'queued');
+  await first.close();
+  // Second life: a broker and a server on the same address.
+  const { startEmbeddedBroker } = await import('../agent/mqtt/embedded-broker.js');
+  const revived = await startEmbeddedBroker(port);
+  const server = await OffloadServer.start({ pkg, brokerUrl: revived.url, protocolVersion: 4 });
+  const answered: string[] = [];
+  const outbox = new Outbox(outboxFile);
+  t.is(outbox.all().length, 3);
+  const second = new AgentLink({ url: revived.url, deviceId: 'restarting-gw', config, protocolVersion: 4, handlers: { onAnswer: (id) => answered.push(id) }, outbox });
+  const deadline = Date.now() + 10_000;
+  while (answered.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual(answered.sort(), ['ob-1', 'ob-2', 'ob-3']);
+  t.is(outbox.all().length, 0, 'answered requests leave the outbox');
+  await second.close();
+  outbox.close();
+  await server.close();
+  await revived.close();
 });

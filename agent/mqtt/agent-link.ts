@@ -3,6 +3,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { redactUrl, type AgentConfig } from '../config/agent-config.js';
 import { logger } from '../log/logger.js';
 import { disableNagle } from './no-delay.js';
+import type { Outbox } from './outbox.js';
 import { parseOffloadAnswer, type OffloadAnswer } from './offload-codec.js';
 import { AVAILABILITY_OFFLINE, AVAILABILITY_ONLINE, deviceTopics, requestIdFromOffloadResponse, type DeviceTopics } from './topics.js';
 
@@ -66,8 +67,17 @@ export class AgentLink {
   readonly counters = { sent: 0, resent: 0, queued: 0, expired: 0, droppedFull: 0, answers: 0, lateAnswers: 0, duplicateAnswers: 0 };
 
   constructor(
-    private readonly options: { url: string; deviceId: string; config: AgentConfig; protocolVersion: 4 | 5; handlers: AgentLinkHandlers },
+    private readonly options: {
+      url: string;
+      deviceId: string;
+      config: AgentConfig;
+      protocolVersion: 4 | 5;
+      handlers: AgentLinkHandlers;
+      /** Keeps unanswered requests on disk across restarts; in memory only without it. */
+      outbox?: Outbox;
+    },
   ) {
+    for (const item of options.outbox?.all() ?? []) this.pending.set(item.requestId, { ...item, sentAt: undefined });
     this.topics = deviceTopics(options.deviceId, options.config.mqtt.prefix);
     this.client = mqtt.connect(options.url, mqttClientOptions(options.config.mqtt, options.deviceId, this.topics, options.protocolVersion));
     disableNagle(this.client);
@@ -120,7 +130,7 @@ export class AgentLink {
       return;
     }
     this.answered.add(requestId);
-    this.pending.delete(requestId);
+    this.forget(requestId);
     if (this.answered.size > 100_000) this.answered.delete(this.answered.values().next().value!);
     const late = !this.deadlines.has(requestId);
     this.deadlines.delete(requestId);
@@ -146,11 +156,12 @@ export class AgentLink {
     if (this.pending.size >= this.options.config.offload.maxQueued) {
       const oldest = this.pending.keys().next().value;
       if (oldest === undefined) return 'dropped';
-      this.pending.delete(oldest);
+      this.forget(oldest);
       this.counters.droppedFull++;
     }
     const item: Pending = { requestId, frame, queuedAt: now, sentAt: undefined };
     this.pending.set(requestId, item);
+    this.remember(item);
     if (this.client.connected) {
       this.publishOffload(item, now);
       return 'sent';
@@ -169,11 +180,29 @@ export class AgentLink {
     const expiry = this.options.config.offload.queueExpiryMs;
     for (const item of this.pending.values()) {
       if (item.queuedAt + expiry <= now) {
-        this.pending.delete(item.requestId);
+        this.forget(item.requestId);
         this.counters.expired++;
       } else if (this.client.connected && (item.sentAt === undefined || item.sentAt + RESEND_AFTER_MS <= now)) {
         this.publishOffload(item, now);
       }
+    }
+  }
+
+  /** A failing outbox write costs durability, not the request: it stays in memory. */
+  private remember(item: Pending): void {
+    try {
+      this.options.outbox?.add(item);
+    } catch (error) {
+      logger.warn(`offload outbox: ${item.requestId} kept in memory only: ${(error as Error).message}`);
+    }
+  }
+
+  private forget(requestId: string): void {
+    this.pending.delete(requestId);
+    try {
+      this.options.outbox?.delete(requestId);
+    } catch (error) {
+      logger.warn(`offload outbox: could not remove ${requestId}: ${(error as Error).message}`);
     }
   }
 

@@ -19,6 +19,7 @@ import { AgentLink } from '../../mqtt/agent-link.js';
 import { startEmbeddedBroker } from '../../mqtt/embedded-broker.js';
 import { Offloader } from '../../offload/offloader.js';
 import { RemoteConfig } from '../../mqtt/remote-config.js';
+import { Outbox } from '../../mqtt/outbox.js';
 import { encodeJsonPayload, telemetrySchema } from '../../mqtt/payloads.js';
 import type { ModelPackage } from '../../model-package/load.js';
 import { ensureModelPackage } from './build-model.js';
@@ -64,7 +65,9 @@ async function connectMqtt(config: AgentConfig, pkg: ModelPackage, store: LogSto
     server = await OffloadServer.start({ pkg, brokerUrl: url, protocolVersion: 4, prefix: config.mqtt.prefix });
   }
   const protocolVersion = config.mqtt.protocolVersion ?? (broker ? 4 : 5);
+  const outbox = new Outbox(path.join(path.dirname(logPath(config)), 'outbox.db'));
   const link = new AgentLink({
+    outbox,
     url,
     deviceId: config.deviceId,
     config,
@@ -76,7 +79,7 @@ async function connectMqtt(config: AgentConfig, pkg: ModelPackage, store: LogSto
       configState: () => remote.stateMessage(),
     },
   });
-  return { link, broker, server };
+  return { link, broker, server, outbox };
 }
 
 export function logPath(config: AgentConfig): string {
@@ -195,6 +198,7 @@ export async function runCommand(options: { config?: string; frames?: string }):
     await bridge.close();
     clearInterval(telemetryTimer);
     await mqttParts.link.close();
+    mqttParts.outbox.close();
     await mqttParts.server?.close();
     await mqttParts.broker?.close();
     store.close();
