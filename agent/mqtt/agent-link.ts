@@ -108,7 +108,8 @@ export class AgentLink {
     } catch (error) {
       logger.warn(`mqtt: could not subscribe or announce: ${(error as Error).message}`);
     }
-    this.drain();
+    // Sends what waited while the broker was away.
+    this.sweep();
   }
 
   private onMessage(topic: string, payload: Buffer): void {
@@ -204,10 +205,6 @@ export class AgentLink {
     } catch (error) {
       logger.warn(`offload outbox: could not remove ${requestId}: ${(error as Error).message}`);
     }
-  }
-
-  private drain(): void {
-    this.sweep();
   }
 
   get queuedCount(): number {

@@ -5,7 +5,6 @@ import { logger } from '../../log/logger.js';
 import { loadModelPackage } from '../../model-package/load.js';
 import { OffloadServer } from '../../../server/offload-server.js';
 import { ensureModelPackage } from './build-model.js';
-import { DEFAULT_TASK_CONFIG } from './build-model.js';
 
 export interface ServerOptions {
   config: string;
