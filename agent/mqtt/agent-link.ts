@@ -63,6 +63,8 @@ export class AgentLink {
   private readonly deadlines = new Map<string, number>();
   private readonly answered = new Set<string>();
   private reconnectDelay = RECONNECT_MIN_MS;
+  /** Waiting in settle() for the last unanswered request to be answered. */
+  private settledWaiters: Array<() => void> = [];
   private readonly sweeper: NodeJS.Timeout;
   readonly counters = { sent: 0, resent: 0, queued: 0, expired: 0, droppedFull: 0, answers: 0, lateAnswers: 0, duplicateAnswers: 0 };
 
@@ -200,6 +202,7 @@ export class AgentLink {
 
   private forget(requestId: string): void {
     this.pending.delete(requestId);
+    if (this.pending.size === 0) for (const settled of this.settledWaiters.splice(0)) settled();
     try {
       this.options.outbox?.delete(requestId);
     } catch (error) {
@@ -216,6 +219,22 @@ export class AgentLink {
   /** Requests sent or waiting that have no answer yet. */
   get unansweredCount(): number {
     return this.pending.size;
+  }
+
+  /**
+   * Waits, at most `timeoutMs`, for the requests in flight to be answered, so that a
+   * stopping agent still logs the answers already on their way; without a broker
+   * there is nothing to wait for. What stays unanswered waits in the outbox.
+   */
+  async settle(timeoutMs: number): Promise<void> {
+    if (this.pending.size === 0 || !this.client.connected) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.settledWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   publishTelemetry(payload: Buffer): void {

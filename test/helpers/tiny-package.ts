@@ -44,9 +44,19 @@ export function writeTinyConfig(dir: string, overrides: Record<string, unknown> 
 }
 
 export async function buildTinyPackage(): Promise<ModelPackage> {
+  return (await buildTinyAgentPackage()).pkg;
+}
+
+/**
+ * The tiny package built where `edge-exit run` looks for it: with
+ * EDGE_EXIT_MODELS_DIR=modelsDir and model.buildConfig=buildConfig the agent
+ * finds it up to date instead of building it again.
+ */
+export async function buildTinyAgentPackage(): Promise<{ pkg: ModelPackage; modelsDir: string; buildConfig: string }> {
   const dir = temporaryDir('edge-exit-tiny-');
-  const configFile = writeTinyConfig(dir);
-  const out = path.join(dir, 'pkg');
-  await buildModelPackage(loadBuildConfig(configFile), { outDir: out, cacheDir: path.join(dir, 'cache') });
-  return loadModelPackage(out);
+  const buildConfig = writeTinyConfig(dir);
+  const modelsDir = path.join(dir, 'models');
+  const out = path.join(modelsDir, 'tiny_cifar10');
+  await buildModelPackage(loadBuildConfig(buildConfig), { outDir: out, cacheDir: path.join(dir, 'cache') });
+  return { pkg: loadModelPackage(out), modelsDir, buildConfig };
 }

@@ -197,6 +197,8 @@ export async function runCommand(options: { config?: string; frames?: string }):
     await source.close();
     await bridge.close();
     clearInterval(telemetryTimer);
+    // Answers already on their way are logged; what is still unanswered after the deadline waits in the outbox for the next start.
+    await mqttParts.link.settle(remote.config.offload.deadlineMs);
     await mqttParts.link.close();
     mqttParts.outbox.close();
     await mqttParts.server?.close();

@@ -1,0 +1,137 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../../agent/config/paths.js';
+import { Outbox } from '../../agent/mqtt/outbox.js';
+import { LogReader } from '../../agent/store/log-store.js';
+import type { ConfigChangeRecord, InferenceRecord } from '../../agent/store/types.js';
+import { CIFAR_TEST, temporaryDir } from './shared.js';
+
+const CLI = path.join(PROJECT_ROOT, 'bin', 'edge-exit.js');
+
+/** Where the tiny package was built (buildTinyAgentPackage), so the agent finds it instead of building one. */
+export interface AgentPackage {
+  modelsDir: string;
+  buildConfig: string;
+}
+
+/** The replay seed of every test agent, so a test can tell which image each frame id was. */
+export const AGENT_REPLAY_SEED = 5;
+
+/**
+ * `edge-exit run` as a gateway runs it, in its own process with its own config
+ * file, SQLite log, outbox and remote-config file in a fresh directory: the
+ * end-to-end tests drive the real command, not a hand-assembled loop.
+ */
+export class AgentProcess {
+  readonly dir: string;
+  readonly configFile: string;
+  readonly logFile: string;
+  readonly exited: Promise<number | null>;
+  private text = '';
+  private readonly child: ChildProcess;
+  private readonly listeners = new Set<() => void>();
+
+  private constructor(pkg: AgentPackage, config: Record<string, unknown>, options: { frames?: number; env?: Record<string, string> }) {
+    this.dir = temporaryDir('edge-exit-agent-');
+    this.configFile = path.join(this.dir, 'agent.json');
+    this.logFile = path.join(this.dir, 'edge-exit.db');
+    const defaults: Record<string, unknown> = {
+      deviceId: 'test-gw',
+      model: { buildConfig: pkg.buildConfig, backend: 'xnnpack', threads: 1 },
+      source: { kind: 'replay', dataset: CIFAR_TEST, loop: true, seed: AGENT_REPLAY_SEED },
+      maxFrameRate: 10,
+      // The wall clock paces frames, and the battery outlasts any test.
+      bridge: { kind: 'simulated', clock: 'real', capacityWh: 1000 },
+      logs: { path: this.logFile },
+    };
+    fs.writeFileSync(this.configFile, JSON.stringify(mergeSections(defaults, config), null, 2));
+    const args = [CLI, 'run', '-c', this.configFile, ...(options.frames === undefined ? [] : ['--frames', String(options.frames)])];
+    this.child = spawn(process.execPath, args, {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, EDGE_EXIT_MODELS_DIR: pkg.modelsDir, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const collect = (chunk: Buffer) => {
+      this.text += chunk.toString();
+      for (const listener of this.listeners) listener();
+    };
+    this.child.stdout!.on('data', collect);
+    this.child.stderr!.on('data', collect);
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+
+  /** Starts the agent; `config` is laid over test defaults section by section. */
+  static start(pkg: AgentPackage, config: Record<string, unknown>, options: { frames?: number; env?: Record<string, string> } = {}): AgentProcess {
+    return new AgentProcess(pkg, config, options);
+  }
+
+  /** Everything the agent printed (its logs and status lines), stdout and stderr together. */
+  get output(): string {
+    return this.text;
+  }
+
+  /** Resolves with the match as soon as the output shows it; fails if the agent exits or the time runs out first. */
+  waitForOutput(pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => finish(new Error(`the agent did not print ${pattern} within ${timeoutMs} ms; it printed:\n${this.text}`)), timeoutMs);
+      const check = () => {
+        const match = this.text.match(pattern);
+        if (match) finish(undefined, match);
+      };
+      const finish = (error?: Error, match?: RegExpMatchArray) => {
+        clearTimeout(timer);
+        this.listeners.delete(check);
+        if (error) reject(error);
+        else resolve(match!);
+      };
+      this.listeners.add(check);
+      void this.exited.then((code) => finish(new Error(`the agent exited (${code}) without printing ${pattern}; it printed:\n${this.text}`)));
+      check();
+    });
+  }
+
+  /** SIGTERM, as a service manager stops it: the agent finishes its frame, flushes its log and exits. */
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    return this.exited;
+  }
+
+  /** Reads the agent's SQLite log (another process writes it; WAL lets both work at once). */
+  private read<T>(query: (reader: LogReader) => T, empty: T): T {
+    if (!fs.existsSync(this.logFile)) return empty;
+    const reader = LogReader.open(this.logFile);
+    try {
+      return query(reader);
+    } finally {
+      reader.close();
+    }
+  }
+
+  /** Every frame logged so far, oldest first. */
+  inferences(): InferenceRecord[] {
+    return this.read((reader) => reader.queryInferences(), []);
+  }
+
+  configChanges(): ConfigChangeRecord[] {
+    return this.read((reader) => reader.configChanges(), []);
+  }
+
+  /** Request ids still waiting in the agent's SQLite outbox for an answer. */
+  outboxRequestIds(): string[] {
+    const outbox = new Outbox(path.join(this.dir, 'outbox.db'));
+    try {
+      return outbox.all().map((item) => item.requestId);
+    } finally {
+      outbox.close();
+    }
+  }
+}
+
+/** Overrides replace top-level fields, except that object sections (mqtt, offload, ...) merge one level deep. */
+function mergeSections(base: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
+  const isSection = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+  const merged = { ...base };
+  for (const [key, value] of Object.entries(overrides)) merged[key] = isSection(value) && isSection(base[key]) ? { ...base[key], ...value } : value;
+  return merged;
+}
