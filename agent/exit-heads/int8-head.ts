@@ -3,7 +3,8 @@
 // directly. Only AVERAGE_POOL_2D, RESHAPE, FULLY_CONNECTED and SOFTMAX are
 // emitted, all quantized as TFLite's int8 spec asks, so the Edge TPU compiler
 // can map the whole head.
-import { BuiltinOperator, TensorType, type Operator, type OperatorCode, type Tensor, type TfliteModel } from '../tflite/model.js';
+import { int32Bytes, ModelAssembler, perTensor } from '../tflite/assembler.js';
+import { BuiltinOperator, TensorType, type TfliteModel } from '../tflite/model.js';
 import { ActivationFunctionType, makeOptions, Padding } from '../tflite/options.js';
 
 export interface DenseLayer {
@@ -42,8 +43,8 @@ const QMIN = -128;
 const QMAX = 127;
 const WEIGHT_QMAX = 127;
 // The spec fixes the int8 softmax output to cover [0, 1) exactly.
-const SOFTMAX_SCALE = 1 / 256;
-const SOFTMAX_ZERO_POINT = -128;
+export const SOFTMAX_SCALE = 1 / 256;
+export const SOFTMAX_ZERO_POINT = -128;
 
 /**
  * VALID pooling windows that cut `size` positions into `grid` cells. Windows
@@ -213,8 +214,8 @@ export function floatHeadForward(spec: HeadSpec, pooled: Float32Array): Float32A
   return probs;
 }
 
-const roundHalfAway = (v: number) => Math.sign(v) * Math.round(Math.abs(v));
-const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
+export const roundHalfAway = (v: number) => Math.sign(v) * Math.round(Math.abs(v));
+export const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
 
 /** Asymmetric int8 parameters for a float range; the range is widened to hold 0 so zero is exact. */
 export function activationQuantization(range: { min: number; max: number }, relu: boolean): { scale: number; zeroPoint: number } {
@@ -238,14 +239,6 @@ function quantizeWeights(weights: Float32Array): { data: Int8Array; scale: numbe
   return { data, scale };
 }
 
-function int32Bytes(values: Int32Array | readonly number[]): Uint8Array {
-  // Flatbuffer data is little-endian whatever the host is.
-  const bytes = new Uint8Array(values.length * 4);
-  const view = new DataView(bytes.buffer);
-  for (let i = 0; i < values.length; i++) view.setInt32(i * 4, values[i]!, true);
-  return bytes;
-}
-
 /**
  * Builds the int8 TFLite model of a head. Its single input is the seam tensor
  * with the given shape, scale and zero point; its single output is int8
@@ -256,49 +249,22 @@ export function buildInt8Head(spec: HeadSpec): TfliteModel {
   const features = plan.outH * plan.outW * plan.channels;
   checkLayers(spec, plan);
 
-  const tensors: Tensor[] = [];
-  const buffers: Uint8Array[] = [new Uint8Array(0)];
-  const operators: Operator[] = [];
-  const operatorCodes: OperatorCode[] = [];
-  const codeIndex = new Map<number, number>();
-
-  const addTensor = (tensor: Omit<Tensor, 'buffer'>, data?: Uint8Array): number => {
-    let buffer = 0;
-    if (data) {
-      buffer = buffers.length;
-      buffers.push(data);
-    }
-    tensors.push({ ...tensor, buffer });
-    return tensors.length - 1;
-  };
-  const perTensor = (scale: number, zeroPoint: number) => ({ scale: [scale], zeroPoint: [zeroPoint], quantizedDimension: 0 });
-  // Versions are the ones TFLite's converter gives these ops with int8 tensors.
-  const opcode = (builtinCode: number, version: number): number => {
-    let index = codeIndex.get(builtinCode);
-    if (index === undefined) {
-      index = operatorCodes.length;
-      operatorCodes.push({ builtinCode, version });
-      codeIndex.set(builtinCode, index);
-    }
-    return index;
-  };
+  const m = new ModelAssembler();
 
   const { zeroPoint: inZero } = spec.input;
   const inScale = Math.fround(spec.input.scale);
-  const input = addTensor({ name: `${spec.name}/input`, shape: [...spec.input.shape], type: TensorType.INT8, quantization: perTensor(inScale, inZero) });
+  const input = m.tensor({ name: `${spec.name}/input`, shape: [...spec.input.shape], type: TensorType.INT8, quantization: perTensor(inScale, inZero) });
   let current = input;
 
   if (plan.h && plan.w) {
     // int8 average pooling must keep its input's scale and zero point.
-    const pooled = addTensor({
+    const pooled = m.tensor({
       name: `${spec.name}/pool`,
       shape: [1, plan.outH, plan.outW, plan.channels],
       type: TensorType.INT8,
       quantization: perTensor(inScale, inZero),
     });
-    operators.push({
-      opcodeIndex: opcode(BuiltinOperator.AVERAGE_POOL_2D, 2),
-      inputs: [current],
+    m.operator(BuiltinOperator.AVERAGE_POOL_2D, 2, { inputs: [current],
       outputs: [pooled],
       builtinOptions: makeOptions('Pool2DOptions', {
         padding: Padding.VALID,
@@ -313,9 +279,9 @@ export function buildInt8Head(spec: HeadSpec): TfliteModel {
   }
 
   // Shape given as a constant input, the form the converter emits; RESHAPE also keeps quantization.
-  const shape = addTensor({ name: `${spec.name}/flatten/shape`, shape: [2], type: TensorType.INT32 }, int32Bytes([1, features]));
-  const flat = addTensor({ name: `${spec.name}/flatten`, shape: [1, features], type: TensorType.INT8, quantization: perTensor(inScale, inZero) });
-  operators.push({ opcodeIndex: opcode(BuiltinOperator.RESHAPE, 1), inputs: [current, shape], outputs: [flat] });
+  const shape = m.tensor({ name: `${spec.name}/flatten/shape`, shape: [2], type: TensorType.INT32 }, int32Bytes([1, features]));
+  const flat = m.tensor({ name: `${spec.name}/flatten`, shape: [1, features], type: TensorType.INT8, quantization: perTensor(inScale, inZero) });
+  m.operator(BuiltinOperator.RESHAPE, 1, { inputs: [current, shape], outputs: [flat] });
   current = flat;
   let currentScale = inScale;
 
@@ -323,7 +289,7 @@ export function buildInt8Head(spec: HeadSpec): TfliteModel {
     const prefix = `${spec.name}/dense${i}`;
     const relu = layer.activation === 'relu';
     const w = quantizeWeights(layer.weights);
-    const weights = addTensor(
+    const weights = m.tensor(
       { name: `${prefix}/weights`, shape: [layer.outSize, layer.inSize], type: TensorType.INT8, quantization: perTensor(w.scale, 0) },
       new Uint8Array(w.data.buffer),
     );
@@ -331,15 +297,13 @@ export function buildInt8Head(spec: HeadSpec): TfliteModel {
     const biasScale = Math.fround(currentScale * w.scale);
     const bias = new Int32Array(layer.outSize);
     for (let o = 0; o < layer.outSize; o++) bias[o] = clamp(roundHalfAway(layer.bias[o]! / biasScale), -0x7fffffff, 0x7fffffff);
-    const biasTensor = addTensor(
+    const biasTensor = m.tensor(
       { name: `${prefix}/bias`, shape: [layer.outSize], type: TensorType.INT32, quantization: perTensor(biasScale, 0) },
       int32Bytes(bias),
     );
     const q = activationQuantization(spec.activationRanges[i]!, relu);
-    const out = addTensor({ name: `${prefix}/${i === spec.layers.length - 1 ? 'logits' : 'output'}`, shape: [1, layer.outSize], type: TensorType.INT8, quantization: perTensor(q.scale, q.zeroPoint) });
-    operators.push({
-      opcodeIndex: opcode(BuiltinOperator.FULLY_CONNECTED, 4),
-      inputs: [current, weights, biasTensor],
+    const out = m.tensor({ name: `${prefix}/${i === spec.layers.length - 1 ? 'logits' : 'output'}`, shape: [1, layer.outSize], type: TensorType.INT8, quantization: perTensor(q.scale, q.zeroPoint) });
+    m.operator(BuiltinOperator.FULLY_CONNECTED, 4, { inputs: [current, weights, biasTensor],
       outputs: [out],
       builtinOptions: makeOptions('FullyConnectedOptions', {
         fusedActivationFunction: relu ? ActivationFunctionType.RELU : ActivationFunctionType.NONE,
@@ -350,15 +314,8 @@ export function buildInt8Head(spec: HeadSpec): TfliteModel {
   });
 
   const classes = spec.layers[spec.layers.length - 1]!.outSize;
-  const probs = addTensor({ name: `${spec.name}/probabilities`, shape: [1, classes], type: TensorType.INT8, quantization: perTensor(SOFTMAX_SCALE, SOFTMAX_ZERO_POINT) });
-  operators.push({ opcodeIndex: opcode(BuiltinOperator.SOFTMAX, 2), inputs: [current], outputs: [probs], builtinOptions: makeOptions('SoftmaxOptions', { beta: 1 }) });
+  const probs = m.tensor({ name: `${spec.name}/probabilities`, shape: [1, classes], type: TensorType.INT8, quantization: perTensor(SOFTMAX_SCALE, SOFTMAX_ZERO_POINT) });
+  m.operator(BuiltinOperator.SOFTMAX, 2, { inputs: [current], outputs: [probs], builtinOptions: makeOptions('SoftmaxOptions', { beta: 1 }) });
 
-  return {
-    version: 3,
-    description: `edge-exit int8 exit head ${spec.name}`,
-    operatorCodes,
-    subgraphs: [{ name: spec.name, tensors, inputs: [input], outputs: [probs], operators }],
-    buffers,
-    metadata: [],
-  };
+  return m.model(spec.name, `edge-exit int8 exit head ${spec.name}`, [input], [probs]);
 }

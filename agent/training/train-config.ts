@@ -1,0 +1,94 @@
+// What `edge-exit train` reads: the pretrained model to start from, the
+// ImageFolder task, where the exits go, and the joint training recipe.
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { expandPath } from '../config/paths.js';
+import { BuildConfigError } from '../model-package/build-config.js';
+
+const recipeSchema = z.object({
+  epochs: z.number().int().min(1).max(500).default(10),
+  /** Stop after this many optimizer steps (smoke tests); default: epochs x steps per epoch. */
+  maxSteps: z.number().int().min(1).optional(),
+  batchSize: z.number().int().min(2).max(1024).default(96),
+  learningRate: z.number().positive().max(1).default(0.03),
+  warmupFraction: z.number().min(0).max(0.5).default(0.03),
+  weightDecay: z.number().min(0).max(0.1).default(4e-5),
+  labelSmoothing: z.number().min(0).max(0.5).default(0.1),
+  /** Loss weight of each exit, early to final; default 1 each. */
+  exitWeights: z.array(z.number().min(0).max(10)).optional(),
+  /** Self-distillation: early exits also match the final exit's softened output. */
+  distillation: z.object({ weight: z.number().min(0).max(10).default(0.5), temperature: z.number().min(1).max(20).default(3) }).prefault({}),
+  /** Width of the 1x1 convolution every early exit head starts with. */
+  headWidth: z.number().int().min(8).max(2048).default(192),
+  dropout: z.number().min(0).max(0.9).default(0.1),
+  /** Random-crop padding, in pixels at the training input size. */
+  augmentPad: z.number().int().min(0).max(64).default(8),
+  threads: z.number().int().min(1).max(64).default(2),
+  seed: z.number().int().default(1),
+  checkpointMinutes: z.number().positive().default(5),
+  /** Images that set the batch-norm statistics of the pretrained layers before step 0. */
+  batchnormInitImages: z.number().int().min(1).default(1024),
+  /** Images whose activation ranges calibrate the int8 export. */
+  calibrationImages: z.number().int().min(1).default(1000),
+});
+
+export const trainConfigSchema = z.object({
+  name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only (it names the package directory)'),
+  baseModel: z.object({ path: z.string() }),
+  /** Square input side the model is trained and run at. */
+  inputSize: z.number().int().min(32).max(512),
+  resize: z.enum(['stretch', 'center-crop']).default('stretch'),
+  /** Block boundaries that get an early exit, in order; the final exit follows "pooled". */
+  cuts: z.array(z.string()).min(1),
+  task: z.object({
+    name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only'),
+    dataset: z.string(),
+    trainSplit: z.string().default('train'),
+    testSplit: z.string().default('test'),
+    validationFraction: z.number().gt(0).lt(1).default(0.1),
+    trainPerClass: z.number().int().positive().optional(),
+    validationPerClass: z.number().int().positive().optional(),
+    /** Cap on test images per class for the float report (the whole split by default). */
+    testPerClass: z.number().int().positive().optional(),
+    calibrationDeltas: z.array(z.number().max(0).min(-50)).min(1).default([-0.5, -1, -2, -5]),
+    balancedMarginPoints: z.number().min(0).lt(1).default(0.5),
+  }),
+  training: recipeSchema.prefault({}),
+  /** Python with PyTorch; default $EDGE_EXIT_PYTHON, else Debian's /usr/bin/python3, else python3. */
+  python: z.string().optional(),
+  latencyRuns: z.number().int().min(1).max(1000).default(30),
+});
+export type TrainConfig = z.infer<typeof trainConfigSchema>;
+
+export interface ResolvedTrainConfig extends TrainConfig {
+  configFile: string;
+  baseModelPath: string;
+  datasetPath: string;
+}
+
+export function loadTrainConfig(configFile: string, env: NodeJS.ProcessEnv = process.env): ResolvedTrainConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+  } catch (error) {
+    throw new BuildConfigError(`Cannot read training config ${configFile}: ${(error as Error).message}`);
+  }
+  const parsed = trainConfigSchema.safeParse(json);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  - ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new BuildConfigError(`Training config ${configFile} is invalid:\n${lines.join('\n')}`);
+  }
+  const exitCount = parsed.data.cuts.length + 1;
+  const weights = parsed.data.training.exitWeights;
+  if (weights && weights.length !== exitCount) {
+    throw new BuildConfigError(`Training config ${configFile} is invalid:\n  - training.exitWeights: ${parsed.data.cuts.length} cuts make ${exitCount} exits, so give ${exitCount} weights, not ${weights.length}`);
+  }
+  const baseDir = path.dirname(path.resolve(configFile));
+  return {
+    ...parsed.data,
+    configFile: path.resolve(configFile),
+    baseModelPath: expandPath(parsed.data.baseModel.path, baseDir, env),
+    datasetPath: expandPath(parsed.data.task.dataset, baseDir, env),
+  };
+}

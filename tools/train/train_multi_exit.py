@@ -1,0 +1,446 @@
+#!/usr/bin/python3
+"""Joint fine-tuning of a MobileNetV2 backbone and its exit heads.
+
+Reads a float graph (agent/training/FLOAT-GRAPH.md) that the TypeScript side
+dequantized from the pretrained int8 model, and uint8 image tensors that the
+agent's own preprocessing decoded. Trains every exit together (weighted loss,
+optional self-distillation from the final exit), checkpoints and resumes, then
+folds batch norm back into the convolutions and hands the trained float graph,
+with activation ranges measured on calibration images, back to TypeScript,
+which quantizes it to int8 TFLite.
+
+Progress goes to stdout as one JSON object per line; everything else to stderr.
+Run by `edge-exit train`; see `--help` for running it by hand.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError as error:  # pragma: no cover - reported to the TypeScript side
+    print(json.dumps({"event": "missing-dependency", "module": error.name}), flush=True)
+    sys.exit(3)
+
+GRAPH_FORMAT = "edge-exit/float-graph"
+BN_EPS = 1e-3
+
+
+def emit(event, **fields):
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def load_graph(directory):
+    with open(os.path.join(directory, "graph.json")) as f:
+        spec = json.load(f)
+    if spec.get("format") != GRAPH_FORMAT or spec.get("version") != 1:
+        raise SystemExit(f"{directory}/graph.json is not an {GRAPH_FORMAT} v1 file")
+    flat = np.fromfile(os.path.join(directory, "weights.bin"), dtype="<f4")
+
+    def weight(name):
+        entry = spec["weights"][name]
+        count = int(np.prod(entry["shape"]))
+        return torch.from_numpy(flat[entry["offset"]:entry["offset"] + count].copy()).reshape(entry["shape"])
+
+    return spec, weight
+
+
+def same_padding(size, kernel, stride):
+    """TensorFlow's SAME: the output is ceil(size / stride); the odd pixel of padding goes after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class ConvUnit(nn.Module):
+    """A convolution with bias, then batch norm while training, then the fused activation."""
+
+    def __init__(self, weight, bias, stride, padding, groups, activation):
+        super().__init__()
+        out_channels, in_per_group, kh, kw = weight.shape
+        self.conv = nn.Conv2d(in_per_group * groups, out_channels, (kh, kw), stride=stride, groups=groups, bias=True)
+        with torch.no_grad():
+            self.conv.weight.copy_(weight)
+            self.conv.bias.copy_(bias)
+        self.bn = nn.BatchNorm2d(out_channels, eps=BN_EPS)
+        self.padding = padding
+        self.activation = activation
+        # Pretrained units start with batch norm bypassed, until init_batchnorm sets it to the identity.
+        self.bn_active = False
+        self.stats = None
+
+    def forward(self, x):
+        kh, kw = self.conv.kernel_size
+        stride = self.conv.stride[0]
+        if self.padding == "same":
+            top, bottom = same_padding(x.shape[2], kh, stride)
+            left, right = same_padding(x.shape[3], kw, stride)
+            if top == bottom and left == right:
+                y = F.conv2d(x, self.conv.weight, self.conv.bias, stride, (top, left), 1, self.conv.groups)
+            else:
+                y = self.conv(F.pad(x, (left, right, top, bottom)))
+        else:
+            y = self.conv(x)
+        if self.stats is not None:
+            dims = (0, 2, 3)
+            self.stats[0] += y.detach().mean(dims) * y.shape[0]
+            self.stats[1] += (y.detach() ** 2).mean(dims) * y.shape[0]
+            self.stats[2] += y.shape[0]
+        if self.bn_active:
+            y = self.bn(y)
+        return F.relu6(y) if self.activation == "relu6" else y
+
+    def fold(self):
+        """Batch norm (inference form) merged into the convolution's weights and bias."""
+        if self.bn_active:
+            bn = self.bn
+            factor = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            with torch.no_grad():
+                self.conv.weight.mul_(factor.reshape(-1, 1, 1, 1))
+                self.conv.bias.copy_((self.conv.bias - bn.running_mean) * factor + bn.bias)
+        self.bn_active = False
+
+
+class MultiExitNet(nn.Module):
+    def __init__(self, spec, weight, cuts, classes, head_width, dropout):
+        super().__init__()
+        self.spec = spec
+        self.units = nn.ModuleDict()
+        for node in spec["nodes"]:
+            if node["op"] == "conv2d":
+                self.units[node["name"]] = ConvUnit(weight(node["weight"]), weight(node["bias"]), node["stride"],
+                                                    node["padding"], node["groups"], node["activation"])
+        boundaries = {b["name"]: b["tensor"] for b in spec["boundaries"]}
+        missing = [c for c in cuts if c not in boundaries]
+        if missing:
+            raise SystemExit(f"cuts {missing} are not boundaries of the graph; valid: {sorted(boundaries)}")
+        self.cuts = cuts
+        self.cut_tensors = [boundaries[c] for c in cuts]
+        self.pooled = boundaries["pooled"]
+        self.channels = self._channels()
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleList()
+        for tensor in self.cut_tensors:
+            hidden = ConvUnit(torch.empty(head_width, self.channels[tensor], 1, 1), torch.zeros(head_width), 1, "valid", 1, "relu6")
+            nn.init.kaiming_normal_(hidden.conv.weight, mode="fan_out")
+            hidden.bn_active = True
+            classifier = nn.Conv2d(head_width, classes, 1)
+            self.heads.append(nn.ModuleDict({"hidden": hidden, "classifier": classifier}))
+        self.final = nn.Conv2d(self.channels[self.pooled], classes, 1)
+        for conv in [h["classifier"] for h in self.heads] + [self.final]:
+            nn.init.normal_(conv.weight, 0, 0.01)
+            nn.init.zeros_(conv.bias)
+
+    def _channels(self):
+        channels = {self.spec["input"]["tensor"]: self.spec["input"]["channels"]}
+        for node in self.spec["nodes"]:
+            if node["op"] == "conv2d":
+                channels[node["output"]] = self.units[node["name"]].conv.out_channels
+            else:
+                channels[node["output"]] = channels[node["inputs"][0]]
+        return channels
+
+    def backbone(self, x, record=None):
+        values = {self.spec["input"]["tensor"]: x}
+        for node in self.spec["nodes"]:
+            if node["op"] == "conv2d":
+                y = self.units[node["name"]](values[node["inputs"][0]])
+            elif node["op"] == "add":
+                y = values[node["inputs"][0]] + values[node["inputs"][1]]
+                if node["activation"] == "relu6":
+                    y = F.relu6(y)
+            else:
+                y = values[node["inputs"][0]].mean((2, 3), keepdim=True)
+            values[node["output"]] = y
+            if record is not None:
+                record(node["output"], y)
+        return values
+
+    def forward(self, x, record=None):
+        values = self.backbone(x, record)
+        logits = []
+        for i, (tensor, head) in enumerate(zip(self.cut_tensors, self.heads)):
+            hidden = head["hidden"](values[tensor])
+            pooled = hidden.mean((2, 3), keepdim=True)
+            out = head["classifier"](self.dropout(pooled))
+            if record is not None:
+                record(f"exit{i}.hidden", hidden)
+                record(f"exit{i}.pooled", pooled)
+                record(f"exit{i}.logits", out)
+            logits.append(out.flatten(1))
+        final = self.final(self.dropout(values[self.pooled]))
+        if record is not None:
+            record("final.logits", final)
+        logits.append(final.flatten(1))
+        return logits
+
+
+class Images:
+    """uint8 NHWC images decoded by the agent, mapped from disk."""
+
+    def __init__(self, stem, height, width):
+        self.labels = np.fromfile(stem + ".labels", dtype="<i4").astype(np.int64)
+        self.pixels = np.memmap(stem + ".u8", dtype=np.uint8, mode="r", shape=(len(self.labels), height, width, 3))
+
+    def __len__(self):
+        return len(self.labels)
+
+    def batch(self, indices):
+        order = np.sort(indices)
+        x = torch.from_numpy(np.ascontiguousarray(self.pixels[order])).permute(0, 3, 1, 2)
+        return x, torch.from_numpy(self.labels[order])
+
+
+def to_model_input(pixels, spec):
+    scale, zero = spec["input"]["pixelScale"], spec["input"]["pixelZeroPoint"]
+    return ((pixels.float() - zero) * scale).contiguous(memory_format=torch.channels_last)
+
+
+def augment(pixels, pad, generator):
+    """Random crop from a reflect-padded image, and a random horizontal flip, per image."""
+    n, _, h, w = pixels.shape
+    padded = F.pad(pixels.float(), (pad, pad, pad, pad), mode="reflect")
+    ys = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    xs = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    out = torch.empty((n, 3, h, w))
+    for i in range(n):
+        crop = padded[i, :, ys[i]:ys[i] + h, xs[i]:xs[i] + w]
+        out[i] = crop.flip(2) if flips[i] else crop
+    return out
+
+
+def evaluate(model, images, spec, batch=250):
+    model.eval()
+    correct = None
+    with torch.no_grad():
+        for start in range(0, len(images), batch):
+            x, y = images.batch(np.arange(start, min(start + batch, len(images))))
+            outs = model(to_model_input(x, spec))
+            hits = [int((o.argmax(1) == y).sum()) for o in outs]
+            correct = hits if correct is None else [a + b for a, b in zip(correct, hits)]
+    model.train()
+    return [100.0 * c / len(images) for c in correct]
+
+
+def init_batchnorm(model, images, spec, count):
+    """Batch norm starts as the identity on the pretrained activations, so step 0 is the pretrained network."""
+    units = list(model.units.values())
+    for unit in units:
+        unit.stats = [0, 0, 0]
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, count, 128):
+            x, _ = images.batch(np.arange(start, min(start + 128, count)))
+            model.backbone(to_model_input(x, spec))
+    for unit in units:
+        mean = unit.stats[0] / unit.stats[2]
+        var = (unit.stats[1] / unit.stats[2] - mean ** 2).clamp_min(1e-6)
+        with torch.no_grad():
+            unit.bn.running_mean.copy_(mean)
+            unit.bn.running_var.copy_(var)
+            unit.bn.weight.copy_(torch.sqrt(var + BN_EPS))
+            unit.bn.bias.copy_(mean)
+        unit.stats = None
+        unit.bn_active = True
+    model.train()
+
+
+def learning_rate(config, step, total):
+    warmup = max(1, int(total * config["warmupFraction"]))
+    if step < warmup:
+        return config["learningRate"] * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return config["learningRate"] * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def joint_loss(outputs, labels, config):
+    weights = config["exitWeights"]
+    smoothing = config["labelSmoothing"]
+    loss = sum(w * F.cross_entropy(o, labels, label_smoothing=smoothing) for w, o in zip(weights, outputs))
+    distill = config["distillation"]
+    if distill["weight"] > 0:
+        t = distill["temperature"]
+        teacher = F.softmax(outputs[-1].detach() / t, dim=1)
+        for o in outputs[:-1]:
+            loss = loss + distill["weight"] * t * t * F.kl_div(F.log_softmax(o / t, dim=1), teacher, reduction="batchmean")
+    return loss
+
+
+def save_checkpoint(path, model, optimizer, epoch, step_in_epoch, global_step, history, elapsed):
+    temporary = path + ".tmp"
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                "stepInEpoch": step_in_epoch, "globalStep": global_step, "history": history, "elapsedSeconds": elapsed,
+                "bnActive": {k: u.bn_active for k, u in model.units.items()}}, temporary)
+    os.replace(temporary, path)
+
+
+def export(model, spec, calibration, classes, out_dir, calibration_count):
+    """Folds batch norm, measures activation ranges, and writes the trained float graph."""
+    model.eval()
+    for unit in list(model.units.values()) + [h["hidden"] for h in model.heads]:
+        unit.fold()
+    ranges = {}
+
+    def record(name, value):
+        lo, hi = float(value.min()), float(value.max())
+        old = ranges.get(name)
+        ranges[name] = [min(lo, old[0]), max(hi, old[1])] if old else [lo, hi]
+
+    with torch.no_grad():
+        for start in range(0, min(calibration_count, len(calibration)), 100):
+            x, _ = calibration.batch(np.arange(start, min(start + 100, calibration_count, len(calibration))))
+            model(to_model_input(x, spec), record)
+
+    parts, offset, weights = [], 0, {}
+
+    def add(name, tensor):
+        nonlocal offset
+        data = tensor.detach().contiguous().float().numpy().ravel()
+        weights[name] = {"offset": offset, "shape": list(tensor.shape)}
+        parts.append(data)
+        offset += data.size
+        return name
+
+    nodes = []
+    for node in spec["nodes"]:
+        node = dict(node)
+        if node["op"] == "conv2d":
+            conv = model.units[node["name"]].conv
+            node["weight"] = add(node["name"] + ".weight", conv.weight)
+            node["bias"] = add(node["name"] + ".bias", conv.bias)
+        nodes.append(node)
+    exits = []
+
+    def conv_node(name, source, output, conv, activation):
+        return {"op": "conv2d", "name": name, "inputs": [source], "output": output,
+                "weight": add(name + ".weight", conv.weight), "bias": add(name + ".bias", conv.bias),
+                "stride": 1, "padding": "valid", "groups": 1, "activation": activation}
+
+    for i, (cut, tensor, head) in enumerate(zip(model.cuts, model.cut_tensors, model.heads)):
+        head_nodes = [
+            conv_node(f"exit{i}.hidden", tensor, f"exit{i}.hidden", head["hidden"].conv, "relu6"),
+            {"op": "mean", "name": f"exit{i}.pooled", "inputs": [f"exit{i}.hidden"], "output": f"exit{i}.pooled"},
+            conv_node(f"exit{i}.logits", f"exit{i}.pooled", f"exit{i}.logits", head["classifier"], "none"),
+        ]
+        nodes.extend(head_nodes)
+        exits.append({"after": cut, "logits": f"exit{i}.logits", "nodes": [n["name"] for n in head_nodes]})
+    final = conv_node("final.logits", model.pooled, "final.logits", model.final, "none")
+    nodes.append(final)
+    exits.append({"after": "pooled", "logits": "final.logits", "nodes": ["final.logits"]})
+
+    os.makedirs(out_dir, exist_ok=True)
+    np.concatenate(parts).astype("<f4").tofile(os.path.join(out_dir, "weights.bin"))
+    trained = dict(spec, nodes=nodes, weights=weights, exits=exits, classes=classes, ranges=ranges,
+                   description="fine-tuned by tools/train/train_multi_exit.py from " + spec.get("description", "a float graph"))
+    with open(os.path.join(out_dir, "graph.json"), "w") as f:
+        json.dump(trained, f, indent=1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", required=True, help="work directory prepared by `edge-exit train`")
+    args = parser.parse_args()
+    with open(os.path.join(args.work, "train-config.json")) as f:
+        config = json.load(f)
+    torch.set_num_threads(config["threads"])
+    random.seed(config["seed"])
+    np.random.seed(config["seed"])
+    torch.manual_seed(config["seed"])
+
+    spec, weight = load_graph(os.path.join(args.work, "base"))
+    h, w = spec["input"]["height"], spec["input"]["width"]
+    train = Images(os.path.join(args.work, "data", "train"), h, w)
+    validation = Images(os.path.join(args.work, "data", "validation"), h, w)
+    test_stem = os.path.join(args.work, "data", "test")
+    test = Images(test_stem, h, w) if os.path.exists(test_stem + ".labels") else None
+    classes = config["classes"]
+    model = MultiExitNet(spec, weight, config["cuts"], len(classes), config["headWidth"], config["dropout"])
+    model = model.to(memory_format=torch.channels_last)
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": config["weightDecay"]}, {"params": no_decay, "weight_decay": 0}],
+                                lr=config["learningRate"], momentum=0.9, nesterov=True)
+    batch = config["batchSize"]
+    steps_per_epoch = len(train) // batch
+    total_steps = config["maxSteps"] or steps_per_epoch * config["epochs"]
+    epochs = math.ceil(total_steps / steps_per_epoch)
+
+    checkpoint_path = os.path.join(args.work, "checkpoint.pt")
+    epoch, step_in_epoch, global_step, history, elapsed_before = 0, 0, 0, [], 0.0
+    if os.path.exists(checkpoint_path):
+        state = torch.load(checkpoint_path)
+        for key, active in state["bnActive"].items():
+            model.units[key].bn_active = active
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        epoch, step_in_epoch, global_step, history = state["epoch"], state["stepInEpoch"], state["globalStep"], state["history"]
+        elapsed_before = state.get("elapsedSeconds", 0.0)
+        emit("resumed", epoch=epoch, step=global_step, steps=total_steps)
+    else:
+        init_batchnorm(model, train, spec, min(len(train), config["batchnormInitImages"]))
+
+    started = time.time()
+    last_checkpoint = time.time()
+    seen = 0
+    model.train()
+    while global_step < total_steps:
+        # Each epoch's order depends only on the seed and the epoch, so a resumed run replays it exactly.
+        order = np.random.default_rng(config["seed"] * 1000 + epoch).permutation(len(train))
+        generator = torch.Generator().manual_seed(config["seed"] * 1000 + epoch)
+        for s in range(steps_per_epoch):
+            pixels_seed = torch.randint(0, 2**31, (1,), generator=generator)
+            if s < step_in_epoch:
+                continue
+            if global_step >= total_steps:
+                break
+            x, y = train.batch(order[s * batch:(s + 1) * batch])
+            x = augment(x, config["augmentPad"], torch.Generator().manual_seed(int(pixels_seed)))
+            x = ((x - spec["input"]["pixelZeroPoint"]) * spec["input"]["pixelScale"]).contiguous(memory_format=torch.channels_last)
+            lr = learning_rate(config, global_step, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            outputs = model(x)
+            loss = joint_loss(outputs, y, config)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            global_step += 1
+            seen += len(y)
+            step_in_epoch = s + 1
+            if global_step % 10 == 0 or global_step == total_steps:
+                emit("progress", stage="train", epoch=epoch + 1, epochs=epochs, step=global_step, steps=total_steps,
+                     loss=round(float(loss), 4), lr=round(lr, 6), imagesPerSecond=round(seen / (time.time() - started), 1))
+            if time.time() - last_checkpoint > config["checkpointMinutes"] * 60:
+                save_checkpoint(checkpoint_path, model, optimizer, epoch, step_in_epoch, global_step, history, elapsed_before + time.time() - started)
+                last_checkpoint = time.time()
+        if step_in_epoch >= steps_per_epoch:
+            accuracy = evaluate(model, validation, spec)
+            history.append({"epoch": epoch + 1, "step": global_step, "validationAccuracy": accuracy})
+            emit("epoch", epoch=epoch + 1, epochs=epochs, validationAccuracy=[round(a, 2) for a in accuracy])
+            epoch, step_in_epoch = epoch + 1, 0
+        save_checkpoint(checkpoint_path, model, optimizer, epoch, step_in_epoch, global_step, history, elapsed_before + time.time() - started)
+        last_checkpoint = time.time()
+
+    emit("progress", stage="export", step=0, steps=1)
+    export(model, spec, train, classes, os.path.join(args.work, "trained"), config["calibrationImages"])
+    report = {"history": history, "trainSeconds": round(elapsed_before + time.time() - started, 1), "steps": global_step,
+              "validationAccuracy": evaluate(model, validation, spec)}
+    if test is not None:
+        report["testAccuracy"] = evaluate(model, test, spec)
+    with open(os.path.join(args.work, "trained", "float-report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    emit("done", **report)
+
+
+if __name__ == "__main__":
+    main()
