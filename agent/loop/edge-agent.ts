@@ -100,7 +100,8 @@ function lowestPassiveTrip(reading: BridgeReading): number | undefined {
 export class EdgeAgent {
   readonly stats: LiveStats;
   private readonly clock: AgentClock;
-  private readonly policies = new Map<string, ExitPolicy>();
+  /** Keyed by the point itself, not its name: a remote change makes a new "custom" point under the same name. */
+  private readonly policies = new WeakMap<OperatingPoint, ExitPolicy>();
   private readonly pacer: FramePacer;
   private decision: ControllerDecision | undefined;
   private reading: BridgeReading | undefined;
@@ -116,11 +117,12 @@ export class EdgeAgent {
   }
 
   private policyFor(name: string): { point: OperatingPoint; policy: ExitPolicy } {
-    const point = this.parts.points.find((p) => p.name === name) ?? this.parts.staticPoint;
-    let policy = this.policies.get(point.name);
+    // The static point wins over a listed one of the same name: it carries hand-set thresholds or a maxExit cap, possibly changed live.
+    const point = name === this.parts.staticPoint.name ? this.parts.staticPoint : (this.parts.points.find((p) => p.name === name) ?? this.parts.staticPoint);
+    let policy = this.policies.get(point);
     if (!policy) {
       policy = createExitPolicy({ policy: point.policy, thresholds: point.thresholds, patience: point.patience }, this.parts.engine.exitCount);
-      this.policies.set(point.name, policy);
+      this.policies.set(point, policy);
     }
     return { point, policy };
   }
