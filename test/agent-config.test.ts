@@ -59,3 +59,13 @@ test('credentials never reach the published config state or the logged broker UR
   t.is(redactUrl('mqtts://gate:s3cret@broker.local:8883'), 'mqtts://[credentials]@broker.local:8883');
   t.is(redactUrl('mqtt://127.0.0.1:1884'), 'mqtt://127.0.0.1:1884');
 });
+
+test('credentials from the environment stay text, and an invalid one is named but never shown', (t) => {
+  const { config } = loadAgentConfig(undefined, { EDGE_EXIT__MQTT__USERNAME: '1234', EDGE_EXIT__MQTT__PASSWORD: '4711081547110815', EDGE_EXIT_CONFIG: configFile('{}') });
+  t.is(config.mqtt.username, '1234');
+  t.is(config.mqtt.password, '4711081547110815', 'a password of digits is not read as a number');
+  const error = t.throws(() => parseAgentConfig({ mqtt: { password: 4711081547110815 } }), { instanceOf: ConfigError, message: /mqtt\.password: .*\(got \[redacted\]\)/ });
+  t.false(error.message.includes('4711081547110815'));
+  const url = t.throws(() => parseAgentConfig({ mqtt: { url: 'http://gate:s3cret@broker.local' } }), { instanceOf: ConfigError, message: /mqtt\.url/ });
+  t.false(url.message.includes('s3cret'), url.message);
+});

@@ -144,13 +144,22 @@ export class ConfigError extends Error {
   }
 }
 
+/** Fields whose values are secrets: error messages name them but never show what was given. */
+const SECRET_FIELDS = new Set(['password']);
+
+/** A value as an error message may show it: secrets hidden, credentials taken out of URLs. */
+function shownValue(key: PropertyKey | undefined, value: unknown): string {
+  if (typeof key === 'string' && SECRET_FIELDS.has(key)) return '[redacted]';
+  return JSON.stringify(typeof value === 'string' ? redactUrl(value) : value);
+}
+
 /** zod's issues in the words an operator needs: the field, the rule, the value given. */
 export function describeIssues(error: z.ZodError, input: unknown): string[] {
   return error.issues.map((issue) => {
     const field = issue.path.join('.') || '(root)';
     let value: unknown = input;
     for (const key of issue.path) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key as PropertyKey] : undefined;
-    const given = value === undefined ? '' : ` (got ${JSON.stringify(value)})`;
+    const given = value === undefined ? '' : ` (got ${shownValue(issue.path.at(-1), value)})`;
     return `${field}: ${issue.message}${given}`;
   });
 }
@@ -165,9 +174,13 @@ export function parseAgentConfig(input: unknown, origin = 'config'): AgentConfig
   return parsed.data;
 }
 
+/** Always text, whatever they look like: a password such as 123456 or true must not turn into a number or a boolean. */
+const TEXT_FIELDS = new Set(['username', 'password']);
+
 /**
  * Environment overrides: EDGE_EXIT__CONTROLLER__MAX_TEMPERATURE_C=70 sets
- * controller.maxTemperatureC. Values are read as JSON when they parse, else as text.
+ * controller.maxTemperatureC. Values are read as JSON when they parse, else as
+ * text; credentials (EDGE_EXIT__MQTT__PASSWORD) are always text.
  */
 export function applyEnvironmentOverrides(config: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
   const out = structuredClone(config);
@@ -182,13 +195,16 @@ export function applyEnvironmentOverrides(config: Record<string, unknown>, env: 
       if (typeof target[key] !== 'object' || target[key] === null) target[key] = {};
       target = target[key] as Record<string, unknown>;
     }
+    const field = keys.at(-1)!;
     let value: unknown = raw;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      // Plain text, e.g. a device id.
+    if (!TEXT_FIELDS.has(field)) {
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        // Plain text, e.g. a device id.
+      }
     }
-    target[keys.at(-1)!] = value;
+    target[field] = value;
   }
   return out;
 }

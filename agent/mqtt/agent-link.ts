@@ -1,7 +1,7 @@
-import fs from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { redactUrl, type AgentConfig } from '../config/agent-config.js';
 import { logger } from '../log/logger.js';
+import { describeConnectionError, readTlsFiles } from './connection-errors.js';
 import { disableNagle } from './no-delay.js';
 import type { Outbox } from './outbox.js';
 import { parseOffloadAnswer, type OffloadAnswer } from './offload-codec.js';
@@ -32,18 +32,17 @@ const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 30_000;
 
 export function mqttClientOptions(config: AgentConfig['mqtt'], deviceId: string, topics: DeviceTopics, protocolVersion: 4 | 5): IClientOptions {
-  const read = (file: string | undefined) => (file ? fs.readFileSync(file) : undefined);
   return {
     protocolVersion,
     clientId: `edge-exit-${deviceId}`,
     clean: true,
     reconnectPeriod: RECONNECT_MIN_MS,
+    // mqtt.js gives up for good once a broker refuses the login; an operator who then fixes the account on the broker expects the gateway to get in.
+    reconnectOnConnackError: true,
     connectTimeout: 10_000,
     username: config.username,
     password: config.password,
-    ca: read(config.caFile),
-    cert: read(config.certFile),
-    key: read(config.keyFile),
+    ...readTlsFiles(config),
     will: { topic: topics.availability, payload: Buffer.from(AVAILABILITY_OFFLINE), qos: 1, retain: true },
   };
 }
@@ -63,6 +62,8 @@ export class AgentLink {
   private readonly deadlines = new Map<string, number>();
   private readonly answered = new Set<string>();
   private reconnectDelay = RECONNECT_MIN_MS;
+  /** The last connection failure logged: a broker refusing every retry the same way is said once, not every backoff. */
+  private lastFailure: string | undefined;
   /** Waiting in settle() for the last unanswered request to be answered. */
   private settledWaiters: Array<() => void> = [];
   private readonly sweeper: NodeJS.Timeout;
@@ -90,7 +91,11 @@ export class AgentLink {
       this.reconnectDelay = Math.min(RECONNECT_MAX_MS, this.reconnectDelay * 2);
       this.client.options.reconnectPeriod = this.reconnectDelay;
     });
-    this.client.on('error', (error) => logger.warn(`mqtt ${redactUrl(options.url)}: ${error.message}`));
+    this.client.on('error', (error) => {
+      const message = describeConnectionError(error, options.url, options.config.mqtt);
+      if (message !== this.lastFailure) logger.warn(message);
+      this.lastFailure = message;
+    });
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
   }
 
@@ -101,6 +106,7 @@ export class AgentLink {
   private async onConnect(): Promise<void> {
     this.reconnectDelay = RECONNECT_MIN_MS;
     this.client.options.reconnectPeriod = RECONNECT_MIN_MS;
+    this.lastFailure = undefined;
     logger.info(`mqtt: connected to ${redactUrl(this.options.url)} as ${this.options.deviceId}`);
     try {
       await this.client.subscribeAsync([this.topics.configSet, this.topics.offloadResponseFilter], { qos: 1 });

@@ -16,19 +16,38 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** A real Mosquitto 2 (MQTT 5, shared subscriptions) on a free loopback port; `restart` keeps the port. */
-export async function startMosquitto(): Promise<{ url: string; stop(): Promise<void>; start(): Promise<void> }> {
+export interface MosquittoOptions {
+  /**
+   * A TLS listener that requires client certificates signed by `caFile`. Started as root,
+   * Mosquitto drops to its own user before loading these, so they must be readable by it.
+   */
+  tls?: { caFile: string; certFile: string; keyFile: string };
+  /** Only the accounts of this mosquitto_passwd file may connect; anonymous clients are refused. */
+  passwordFile?: string;
+}
+
+/** A real Mosquitto 2 (MQTT 5, shared subscriptions) on a free loopback port; `stop` then `start` keeps the port. */
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<{ url: string; stop(): Promise<void>; start(): Promise<void> }> {
   if (!MOSQUITTO) throw new Error('mosquitto is not installed (apt-get install mosquitto)');
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'edge-exit-mosquitto-'));
   const conf = path.join(dir, 'mosquitto.conf');
+  const lines = [`listener ${port} 127.0.0.1`, 'persistence false'];
   // Without TCP_NODELAY small MQTT packets wait on Nagle and delayed ACKs (about 40 ms each way).
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n`);
+  lines.push('set_tcp_nodelay true');
+  lines.push(options.passwordFile ? `allow_anonymous false\npassword_file ${options.passwordFile}` : 'allow_anonymous true');
+  if (options.tls) lines.push(`cafile ${options.tls.caFile}`, `certfile ${options.tls.certFile}`, `keyfile ${options.tls.keyFile}`, 'require_certificate true');
+  writeFileSync(conf, `${lines.join('\n')}\n`);
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
-    const deadline = Date.now() + 5000;
+    // Its log is read (and only the tail kept) so that a broker that will not start says why.
+    const started = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = started;
+    let log = '';
+    started.stderr!.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-2000)));
+    const deadline = Date.now() + 10_000;
     for (;;) {
+      if (started.exitCode !== null) throw new Error(`mosquitto exited (${started.exitCode}) before listening on ${port}:\n${log}`);
       const ok = await new Promise<boolean>((resolve) => {
         const socket = net.connect(port, '127.0.0.1', () => {
           socket.end();
@@ -37,7 +56,7 @@ export async function startMosquitto(): Promise<{ url: string; stop(): Promise<v
         socket.on('error', () => resolve(false));
       });
       if (ok) return;
-      if (Date.now() > deadline) throw new Error(`mosquitto did not listen on ${port}`);
+      if (Date.now() > deadline) throw new Error(`mosquitto did not listen on ${port}:\n${log}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };
@@ -48,5 +67,5 @@ export async function startMosquitto(): Promise<{ url: string; stop(): Promise<v
     await exited;
   };
   await start();
-  return { url: `mqtt://127.0.0.1:${port}`, stop, start };
+  return { url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, stop, start };
 }

@@ -1,0 +1,156 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import test from 'ava';
+import { parseAgentConfig } from '../agent/config/agent-config.js';
+import { readTlsFiles } from '../agent/mqtt/connection-errors.js';
+import type { ConfigState } from '../agent/mqtt/payloads.js';
+import { deviceTopics } from '../agent/mqtt/topics.js';
+import { AgentProcess, type AgentPackage } from './helpers/agent-process.js';
+import { mosquittoTest, startMosquitto } from './helpers/brokers.js';
+import { MqttWatch } from './helpers/mqtt-watch.js';
+import { addAccount, makePasswordFile, makeTestPki, type TestPki } from './helpers/pki.js';
+import { buildTinyAgentPackage } from './helpers/tiny-package.js';
+import { waitFor } from './helpers/wait.js';
+
+/** Digits only: from the environment it must still reach the broker as text. Long enough to never match by chance. */
+const GATE_PASSWORD = '4711081547110815';
+const WRONG_PASSWORD = 'not-the-gate-password-93b1';
+const MONITOR_PASSWORD = 'monitor-password-5c2e';
+const LATE_PASSWORD = 'late-gate-password-0f3a';
+
+let agentPackage: AgentPackage;
+let pki: TestPki;
+let passwordFile: string;
+let broker: Awaited<ReturnType<typeof startMosquitto>>;
+const withTls = mosquittoTest('openssl', 'mosquitto_passwd');
+
+test.before(async () => {
+  agentPackage = await buildTinyAgentPackage();
+});
+
+/** One broker for the file: a TLS listener that requires client certificates of the test CA, and a password file. */
+async function tlsBroker(): Promise<typeof broker> {
+  if (broker) return broker;
+  pki = makeTestPki();
+  passwordFile = makePasswordFile(pki.dir, { 'gate-3': GATE_PASSWORD, monitor: MONITOR_PASSWORD });
+  broker = await startMosquitto({ tls: { caFile: pki.caFile, certFile: pki.serverCertFile, keyFile: pki.serverKeyFile }, passwordFile });
+  return broker;
+}
+test.after.always(() => broker?.stop());
+
+/** The operator's view of the broker, through its own account. */
+function watch(topics: string[]): Promise<MqttWatch> {
+  return MqttWatch.connect(broker.url, topics, {
+    ca: fs.readFileSync(pki.caFile),
+    cert: fs.readFileSync(pki.clientCertFile),
+    key: fs.readFileSync(pki.clientKeyFile),
+    username: 'monitor',
+    password: MONITOR_PASSWORD,
+  });
+}
+
+/** The agent's mqtt section: TLS files and the username from the config file; the password comes from the environment. */
+function gateMqtt(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return { url: broker.url, username: 'gate-3', caFile: pki.caFile, certFile: pki.clientCertFile, keyFile: pki.clientKeyFile, ...overrides };
+}
+
+/** A short agent run: nothing offloaded, so any traffic is the agent's own state. */
+function startAgent(deviceId: string, mqtt: Record<string, string | undefined>, password: string): AgentProcess {
+  return AgentProcess.start(agentPackage, { deviceId, mqtt, offload: { minConfidence: 0 } }, { env: { EDGE_EXIT__MQTT__PASSWORD: password } });
+}
+
+withTls('with the CA, a client certificate and a password from the environment the agent connects over TLS; the password is in no log, retained state or file it writes', async (t) => {
+  await tlsBroker();
+  const topics = deviceTopics('tls-gw');
+  const operator = await watch([topics.availability, topics.configState]);
+  t.teardown(() => operator.close());
+  const agent = startAgent('tls-gw', gateMqtt(), GATE_PASSWORD);
+  t.teardown(() => agent.stop());
+
+  await agent.waitForOutput(/mqtt: connected to mqtts:\/\/127\.0\.0\.1:\d+ as tls-gw/);
+  await operator.waitFor('availability online', (m) => m.topic === topics.availability && m.payload.toString() === 'online');
+  const state = await operator.waitFor('the retained config/state', (m) => m.topic === topics.configState);
+  t.false(state.payload.includes(GATE_PASSWORD), 'not in the retained config/state');
+  const mqtt = (JSON.parse(state.payload.toString()) as ConfigState).config.mqtt as Record<string, unknown>;
+  t.like(mqtt, { password: '[redacted]', username: 'gate-3', caFile: pki.caFile });
+  await waitFor('frames logged', () => agent.inferences().length >= 5);
+  t.is(await agent.stop(), 0, agent.output);
+  await operator.waitFor('availability offline on a clean stop', (m) => m.topic === topics.availability && m.payload.toString() === 'offline');
+
+  t.false(agent.output.includes(GATE_PASSWORD), 'not in the agent\'s log output');
+  // The SQLite log, the outbox, the status file, the config file: none holds the password.
+  for (const name of fs.readdirSync(agent.dir)) t.false(fs.readFileSync(path.join(agent.dir, name)).includes(GATE_PASSWORD), name);
+});
+
+withTls('refused by the broker, the agent keeps classifying and says once which setting to fix, never showing a password', async (t) => {
+  await tlsBroker();
+  const cases = [
+    {
+      what: 'a wrong password',
+      mqtt: gateMqtt(),
+      password: WRONG_PASSWORD,
+      says: /refused the connection as not authorized \(user gate-3\): set mqtt\.username and mqtt\.password \(or EDGE_EXIT__MQTT__USERNAME and EDGE_EXIT__MQTT__PASSWORD\)/,
+    },
+    {
+      what: 'no client certificate',
+      mqtt: gateMqtt({ certFile: undefined, keyFile: undefined }),
+      password: GATE_PASSWORD,
+      says: /refused this device's TLS client certificate \(ERR_SSL_\w+\): set mqtt\.certFile and mqtt\.keyFile to .* \(none is set\)/,
+    },
+    {
+      what: 'a client certificate of a CA the broker does not trust',
+      mqtt: gateMqtt({ certFile: pki.rogueClientCertFile, keyFile: pki.rogueClientKeyFile }),
+      password: GATE_PASSWORD,
+      says: /refused this device's TLS client certificate \(ERR_SSL_\w+\): set mqtt\.certFile and mqtt\.keyFile to .* \(now .*rogue-client\.pem\)/,
+    },
+    {
+      what: 'a broker certificate this device does not trust',
+      mqtt: gateMqtt({ caFile: pki.rogueCaFile }),
+      password: GATE_PASSWORD,
+      says: /the TLS certificate of mqtts:\/\/127\.0\.0\.1:\d+ is not trusted \(.*\): set mqtt\.caFile to the CA certificate .* \(now .*rogue-ca\.pem\)/,
+    },
+  ];
+  const topics = deviceTopics('refused-gw');
+  const operator = await watch([topics.availability]);
+  t.teardown(() => operator.close());
+  for (const refusal of cases) {
+    const agent = startAgent('refused-gw', refusal.mqtt, refusal.password);
+    t.teardown(() => agent.stop());
+    await agent.waitForOutput(refusal.says);
+    // The agent classifies without a broker, and retries (after 1 s, then 2 s, ...) meanwhile.
+    const refusedAt = agent.inferences().length;
+    await waitFor(`frames logged with ${refusal.what}`, () => agent.inferences().length >= refusedAt + 25);
+    t.is(await agent.stop(), 0, agent.output);
+    const output = agent.output;
+    t.is(output.match(new RegExp(refusal.says.source, 'g'))?.length, 1, `${refusal.what}: said once, not on every retry`);
+    t.false(output.includes(GATE_PASSWORD) || output.includes(WRONG_PASSWORD), `${refusal.what}: no password in the output`);
+    t.false(/mqtt: connected/.test(output), `${refusal.what}: never connected`);
+  }
+  t.deepEqual(operator.on(topics.availability), [], 'the refused agent never announced itself');
+});
+
+withTls('refused for an account the broker does not have yet, the agent gets in once the account exists, without a restart', async (t) => {
+  await tlsBroker();
+  const topics = deviceTopics('late-gw');
+  const operator = await watch([topics.availability]);
+  t.teardown(() => operator.close());
+  const agent = startAgent('late-gw', gateMqtt({ username: 'late-gate' }), LATE_PASSWORD);
+  t.teardown(() => agent.stop());
+  await agent.waitForOutput(/refused the connection as not authorized \(user late-gate\)/);
+  addAccount(passwordFile, 'late-gate', LATE_PASSWORD);
+  await broker.stop();
+  await broker.start();
+  await agent.waitForOutput(/mqtt: connected to mqtts:\/\/127\.0\.0\.1:\d+ as late-gw/);
+  await operator.waitFor('availability online', (m) => m.topic === topics.availability && m.payload.toString() === 'online');
+  t.is(await agent.stop(), 0, agent.output);
+  t.false(agent.output.includes(LATE_PASSWORD));
+});
+
+test('a TLS file that cannot be read stops start-up naming the field; a certificate needs its key', async (t) => {
+  const agent = AgentProcess.start(agentPackage, { deviceId: 'no-ca-gw', mqtt: { url: 'mqtts://127.0.0.1:1', caFile: '/nonexistent/ca.pem' } }, { frames: 1 });
+  t.teardown(() => agent.stop());
+  t.is(await agent.exited, 1);
+  t.regex(agent.output, /edge-exit: mqtt\.caFile: cannot read \/nonexistent\/ca\.pem \(ENOENT\); it should be the CA certificate \(PEM\) that signed the broker's certificate/);
+  const config = parseAgentConfig({ mqtt: { certFile: '/etc/edge-exit/client.pem' } });
+  t.throws(() => readTlsFiles(config.mqtt), { message: /mqtt\.certFile and mqtt\.keyFile go together: .*only mqtt\.certFile is set/ });
+});
