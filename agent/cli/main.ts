@@ -7,6 +7,7 @@ import { inspectCommand } from './commands/inspect.js';
 import { logPath, runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { serverCommand } from './commands/server.js';
+import { DEFAULT_TRAIN_CONFIG, trainCommand } from './commands/train.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { loadAgentConfig } from '../config/agent-config.js';
 
@@ -29,6 +30,16 @@ program
   .option('-o, --out <dir>', 'package directory (default models/<name>)')
   .option('-f, --force', 'rebuild even if the package is up to date')
   .action(buildModelCommand);
+
+program
+  .command('train')
+  .description('fine-tune the backbone and every exit jointly on an ImageFolder (PyTorch), then export an int8 package (resumes from its checkpoint)')
+  .option('-c, --config <name|file>', 'training config: a name under models/configs/ or a .json path', DEFAULT_TRAIN_CONFIG)
+  .option('-o, --out <dir>', 'package directory (default models/<name>)')
+  .option('-f, --force', 'replace a package at the destination even if its classes differ')
+  .action(async (options: { config: string; out?: string; force?: boolean }) => {
+    await trainCommand(options);
+  });
 
 program
   .command('bench')

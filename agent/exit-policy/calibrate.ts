@@ -513,7 +513,8 @@ export function calibrateOperatingPoints(data: CalibrationData, options: Calibra
         thresholds: thresholdsFor(problem, best.grid, found.chosen),
         ...(best.grid.rule.patience !== undefined ? { patience: best.grid.rule.patience } : {}),
         maxExit,
-        targetAccuracy: finalExitAccuracy + delta / 100,
+        // A weak final exit (tiny data) can put the target below zero, which every point meets.
+        targetAccuracy: Math.max(0, finalExitAccuracy + delta / 100),
       });
       // The replay through the real policy must agree with the search's bookkeeping.
       if (Math.round(point.validationAccuracy * sampleCount) !== found.key.correct) {
@@ -543,7 +544,7 @@ export function calibrateOperatingPoints(data: CalibrationData, options: Calibra
   points.push({
     ...balanced,
     name: 'balanced',
-    targetAccuracy: finalExitAccuracy - BALANCED_TOLERANCE_POINTS / 100,
+    targetAccuracy: Math.max(0, finalExitAccuracy - BALANCED_TOLERANCE_POINTS / 100),
     thresholds: [...balanced.thresholds],
     exitHistogram: [...balanced.exitHistogram],
   });

@@ -7,7 +7,7 @@ import readline from 'node:readline';
 import { PROJECT_ROOT } from '../config/paths.js';
 
 export const TRAINER_SCRIPT = path.join(PROJECT_ROOT, 'tools', 'train', 'train_multi_exit.py');
-const INSTALL_HINT = 'On Debian or Raspberry Pi OS: `apt-get install python3-torch python3-torchvision python3-numpy`, or point EDGE_EXIT_PYTHON (or "python" in the training config) at a Python that has PyTorch.';
+const INSTALL_HINT = 'On Debian or Raspberry Pi OS: `apt-get install python3-torch python3-numpy`, or point EDGE_EXIT_PYTHON (or "python" in the training config) at a Python that has PyTorch.';
 
 export class TrainerError extends Error {
   override name = 'TrainerError';

@@ -27,6 +27,8 @@ const recipeSchema = z.object({
   threads: z.number().int().min(1).max(64).default(2),
   seed: z.number().int().default(1),
   checkpointMinutes: z.number().positive().default(5),
+  /** Gradient norm clip, a guard against the odd exploding batch while the exits are young. */
+  clipGradNorm: z.number().positive().default(5),
   /** Images that set the batch-norm statistics of the pretrained layers before step 0. */
   batchnormInitImages: z.number().int().min(1).default(1024),
   /** Images whose activation ranges calibrate the int8 export. */

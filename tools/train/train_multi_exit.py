@@ -75,6 +75,7 @@ class ConvUnit(nn.Module):
         # Pretrained units start with batch norm bypassed, until init_batchnorm sets it to the identity.
         self.bn_active = False
         self.stats = None
+        self.rescale = None
 
     def forward(self, x):
         kh, kw = self.conv.kernel_size
@@ -90,9 +91,12 @@ class ConvUnit(nn.Module):
             y = self.conv(x)
         if self.stats is not None:
             dims = (0, 2, 3)
-            self.stats[0] += y.detach().mean(dims) * y.shape[0]
-            self.stats[1] += (y.detach() ** 2).mean(dims) * y.shape[0]
+            y64 = y.detach().double()
+            self.stats[0] += y64.mean(dims) * y.shape[0]
+            self.stats[1] += (y64 ** 2).mean(dims) * y.shape[0]
             self.stats[2] += y.shape[0]
+            # Later units must see the pretrained activations while their statistics are gathered.
+            y = y * self.rescale.reshape(1, -1, 1, 1)
         if self.bn_active:
             y = self.bn(y)
         return F.relu6(y) if self.activation == "relu6" else y
@@ -233,8 +237,17 @@ def evaluate(model, images, spec, batch=250):
 def init_batchnorm(model, images, spec, count):
     """Batch norm starts as the identity on the pretrained activations, so step 0 is the pretrained network."""
     units = list(model.units.values())
-    for unit in units:
-        unit.stats = [0, 0, 0]
+    with torch.no_grad():
+        for unit in units:
+            # Unit-norm filters: under batch norm a filter's scale only sets its effective
+            # learning rate, and the folded pretrained scales vary by orders of magnitude.
+            norm = unit.conv.weight.flatten(1).norm(dim=1)
+            # Dead filters (all weights ~0) keep their scale rather than blowing up.
+            norm = torch.where(norm > 1e-4, norm, torch.ones_like(norm))
+            unit.conv.weight.div_(norm.reshape(-1, 1, 1, 1))
+            unit.conv.bias.div_(norm)
+            unit.stats = [0, 0, 0]
+            unit.rescale = norm
     model.eval()
     with torch.no_grad():
         for start in range(0, count, 128):
@@ -242,12 +255,14 @@ def init_batchnorm(model, images, spec, count):
             model.backbone(to_model_input(x, spec))
     for unit in units:
         mean = unit.stats[0] / unit.stats[2]
-        var = (unit.stats[1] / unit.stats[2] - mean ** 2).clamp_min(1e-6)
+        var = (unit.stats[1] / unit.stats[2] - mean ** 2).clamp_min(1e-6).float()
+        mean = mean.float()
         with torch.no_grad():
             unit.bn.running_mean.copy_(mean)
             unit.bn.running_var.copy_(var)
-            unit.bn.weight.copy_(torch.sqrt(var + BN_EPS))
-            unit.bn.bias.copy_(mean)
+            # Batch norm gives back the filter's scale, so its output is the pretrained activation.
+            unit.bn.weight.copy_(torch.sqrt(var + BN_EPS) * unit.rescale)
+            unit.bn.bias.copy_(mean * unit.rescale)
         unit.stats = None
         unit.bn_active = True
     model.train()
@@ -413,6 +428,7 @@ def main():
             loss = joint_loss(outputs, y, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config["clipGradNorm"])
             optimizer.step()
             global_step += 1
             seen += len(y)

@@ -1,0 +1,143 @@
+// The fine-tuning path end to end on a few real CIFAR-10 images: the real
+// PyTorch trainer (Debian's python3-torch), the real int8 export and the real
+// TFLite runtime on the package it writes.
+import test from 'ava';
+import fs from 'node:fs';
+import path from 'node:path';
+import { trainCommand } from '../agent/cli/commands/train.js';
+import { createExitPolicy } from '../agent/exit-policy/policy.js';
+import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
+import { loadModelPackage } from '../agent/model-package/load.js';
+import { imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
+import { readTfliteModel } from '../agent/tflite/reader.js';
+import { dequantizeBackbone } from '../agent/training/dequantize-backbone.js';
+import { weightOf } from '../agent/training/float-graph.js';
+import { planTrainingWork, prepareTrainingWork } from '../agent/training/prepare-work.js';
+import { checkPythonDependencies, choosePython, runTrainer, TrainerError, type TrainerEvent } from '../agent/training/python-trainer.js';
+import { quantizeConvWeight } from '../agent/training/quantize-graph.js';
+import { loadTrainConfig } from '../agent/training/train-config.js';
+import { CIFAR_TEST, MOBILENET_V2, SHARED, temporaryDir } from './helpers/shared.js';
+
+const CUTS = ['block_3', 'block_9'];
+
+function writeTinyTrainConfig(dir: string, training: Record<string, unknown> = {}, task: Record<string, unknown> = {}): string {
+  const file = path.join(dir, `train-${Math.random().toString(36).slice(2)}.json`);
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      name: 'tiny_finetuned',
+      baseModel: { path: MOBILENET_V2 },
+      inputSize: 64,
+      cuts: CUTS,
+      latencyRuns: 2,
+      task: { name: 'cifar10', dataset: path.join(SHARED, 'data', 'cifar10'), trainPerClass: 6, validationPerClass: 3, testPerClass: 2, ...task },
+      training: { maxSteps: 4, batchSize: 12, headWidth: 16, batchnormInitImages: 24, calibrationImages: 24, seed: 3, ...training },
+    }),
+  );
+  return file;
+}
+
+test('the dequantized backbone keeps every pretrained weight within half a quantization step, in PyTorch layout', (t) => {
+  const model = readTfliteModel(fs.readFileSync(MOBILENET_V2));
+  const graph = dequantizeBackbone(model);
+  const conv = graph.spec.nodes.filter((n) => n.op === 'conv2d');
+  t.is(conv.length, 52, 'all convolutions up to pooled, the ImageNet classifier left out');
+  t.deepEqual(graph.spec.boundaries.map((b) => b.name).slice(-2), ['block_16', 'pooled']);
+  const depthwise = conv.find((n) => n.op === 'conv2d' && n.groups > 1)!;
+  t.true(depthwise.op === 'conv2d');
+  if (depthwise.op !== 'conv2d') return;
+  const weight = weightOf(graph, depthwise.weight);
+  t.deepEqual(weight.shape, [32, 1, 3, 3]);
+  // Quantizing it again with per-channel scales gives back codes within one step of the original ones.
+  const requantized = quantizeConvWeight(weight, true);
+  t.deepEqual(requantized.shape, [1, 3, 3, 32]);
+  const original = model.subgraphs[0]!.tensors[model.subgraphs[0]!.operators[2]!.inputs[1]!]!;
+  const codes = new Int8Array(model.buffers[original.buffer]!.buffer, model.buffers[original.buffer]!.byteOffset, 288);
+  let worst = 0;
+  codes.forEach((code, i) => {
+    const c = i % 32;
+    const value = original.quantization!.scale[c]! * code;
+    worst = Math.max(worst, Math.abs(requantized.codes[i]! * requantized.quantization.scale[c]! - value) / requantized.quantization.scale[c]!);
+  });
+  t.true(worst <= 0.5 + 1e-3, `worst re-quantization error ${worst} steps`);
+});
+
+test('a missing Python module is reported with what to install', (t) => {
+  const python = choosePython(undefined);
+  const error = t.throws(() => checkPythonDependencies(python, ['numpy', 'edge_exit_no_such_module']), { instanceOf: TrainerError });
+  t.regex(error!.message, /edge_exit_no_such_module/);
+  t.regex(error!.message, /apt-get install python3-torch/);
+  t.throws(() => checkPythonDependencies('/nonexistent/python3'), { instanceOf: TrainerError, message: /Cannot run \/nonexistent\/python3.*EDGE_EXIT_PYTHON/s });
+});
+
+test('a test split whose classes differ from the training classes is refused by name', (t) => {
+  const dir = temporaryDir('edge-exit-classes-');
+  for (const [split, names] of [['train', ['cat', 'dog']], ['test', ['cat', 'horse']]] as const) {
+    for (const name of names) {
+      fs.mkdirSync(path.join(dir, split, name), { recursive: true });
+      for (let i = 0; i < 3; i++) fs.copyFileSync(path.join(CIFAR_TEST, name, '0000.jpg'), path.join(dir, split, name, `${i}.jpg`));
+    }
+  }
+  const config = loadTrainConfig(writeTinyTrainConfig(dir, {}, { dataset: dir, trainPerClass: undefined, validationPerClass: undefined, testPerClass: undefined, validationFraction: 0.34 }));
+  const error = t.throws(() => planTrainingWork(config, path.join(dir, 'cache')));
+  t.regex(error!.message, /missing: dog; not in the model: horse/);
+});
+
+test('training a few steps exports a valid multi-exit package that the engine runs', async (t) => {
+  const dir = temporaryDir('edge-exit-train-');
+  const out = path.join(dir, 'package');
+  const report = await trainCommand({ config: writeTinyTrainConfig(dir), out, cacheDir: path.join(dir, 'cache') });
+  t.is(report.steps, 4);
+  t.is(report.float.validationAccuracy.length, 3);
+  t.is(report.int8.validationAccuracy.length, 3);
+  const pkg = loadModelPackage(out);
+  const m = pkg.manifest;
+  t.deepEqual(m.segments.map((s) => `${s.from}->${s.to}`), ['input->block_3', 'block_3->block_9', 'block_9->pooled']);
+  t.is(m.heads.length, 3);
+  t.deepEqual(m.labels.cifar10, fs.readdirSync(CIFAR_TEST).sort());
+  t.truthy(m.operatingPoints.find((p) => p.name === 'balanced'));
+  t.deepEqual([m.input.width, m.input.height], [64, 64]);
+  // Per-channel weights where the Edge TPU compiler and XNNPACK take them.
+  const segment = readTfliteModel(fs.readFileSync(path.join(out, m.segments[1]!.file)));
+  const filters = segment.subgraphs[0]!.tensors.filter((tensor) => tensor.name.endsWith('/weights'));
+  t.true(filters.length > 0 && filters.every((f) => f.quantization!.scale.length === f.shape[f.quantization!.quantizedDimension]));
+
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 });
+  engine.input.data.set(await imageFileToRgb(path.join(CIFAR_TEST, 'ship', '0000.jpg'), { width: 64, height: 64, resize: 'stretch' }));
+  const result = engine.classify(createExitPolicy({ policy: 'max-probability', thresholds: [1, 1, 1] }, 3));
+  t.is(result.exit, 2);
+  t.is(result.probabilities.length, 10);
+  t.true(fs.existsSync(path.join(out, 'training-report.json')));
+
+  // A second package for other classes may not silently replace this one.
+  const otherClasses = temporaryDir('edge-exit-other-');
+  for (const name of ['cat', 'dog']) {
+    fs.mkdirSync(path.join(otherClasses, 'train', name), { recursive: true });
+    for (let i = 0; i < 4; i++) fs.copyFileSync(path.join(CIFAR_TEST, name, '0000.jpg'), path.join(otherClasses, 'train', name, `${i}.jpg`));
+  }
+  const other = writeTinyTrainConfig(dir, {}, { dataset: otherClasses, trainPerClass: undefined, validationPerClass: undefined, testPerClass: undefined, validationFraction: 0.5 });
+  await t.throwsAsync(trainCommand({ config: other, out, cacheDir: path.join(dir, 'cache') }), { message: /classes \[cat, dog\].*Use an ImageFolder with the same class sub-folders/s });
+});
+
+test('an interrupted training resumes from its checkpoint and finishes the same number of steps', async (t) => {
+  const dir = temporaryDir('edge-exit-resume-');
+  const config = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: 12, batchSize: 6, checkpointMinutes: 0.0001 }));
+  const work = planTrainingWork(config, path.join(dir, 'cache'));
+  await prepareTrainingWork(config, work);
+  const python = choosePython(undefined);
+  const stop = new AbortController();
+  const checkpoint = path.join(work.dir, 'checkpoint.pt');
+  const interrupted = runTrainer(python, work.dir, (event) => {
+    if (event.event === 'progress' && Number(event.step) >= 2 && fs.existsSync(checkpoint)) stop.abort();
+  }, stop.signal);
+  await t.throwsAsync(interrupted, { instanceOf: TrainerError, message: /interrupted.*Run the same command again to resume/s });
+  t.true(fs.existsSync(checkpoint));
+
+  const events: TrainerEvent[] = [];
+  const done = await runTrainer(python, work.dir, (event) => events.push(event));
+  const resumed = events.find((e) => e.event === 'resumed');
+  t.truthy(resumed, 'the second run starts from the checkpoint');
+  t.true(Number(resumed!.step) >= 2 && Number(resumed!.step) < 12);
+  t.is(done.steps, 12);
+  t.true(fs.existsSync(path.join(work.dir, 'trained', 'graph.json')));
+});
