@@ -21,7 +21,7 @@ import { deviceProfile } from '../../energy/device-profiles.js';
 import { timelineSvg } from '../../plots/timeline-plot.js';
 import { ReplaySource } from '../../sources/replay-source.js';
 import { runSimulatedDay, type DayResult } from '../../../tools/bench/simulated-day.js';
-import { buildConfigPath, ensureModelPackage } from './build-model.js';
+import { buildConfigPath, ensureModelPackage, openTaskPackage } from './build-model.js';
 
 export interface BenchOptions {
   config: string;
@@ -62,15 +62,12 @@ async function runtimeSuite(options: BenchOptions): Promise<void> {
 }
 
 async function exitsSuite(options: BenchOptions): Promise<void> {
-  const config = loadBuildConfig(buildConfigPath(options.taskConfig));
-  if (!config.task || !config.datasetPath) throw new Error(`Build config ${config.configFile} has no task, so it has no exits to measure.`);
-  const built = await ensureModelPackage(options.taskConfig);
-  const pkg = loadModelPackage(built.dir);
-  const folder = readImageFolder(path.join(config.datasetPath, config.task.testSplit));
+  const { pkg, taskName, testDir } = await openTaskPackage(options.taskConfig);
+  const folder = readImageFolder(testDir);
   const images = balancedSubset(folder, Number(options.imagesPerClass));
   const points = pkg.manifest.operatingPoints.filter((p) => !/^exit-\d+$/.test(p.name));
   for (const threads of options.threads.split(',').map(Number)) {
-    const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads }, config.task.name);
+    const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads }, taskName);
     const bar = progressBar(`bench exits (${threads}t)`);
     const result = await runExitBench(engine, points, images, { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize }, threads, (d, t) =>
       bar.update(d, t),
@@ -112,14 +109,10 @@ function formatDay(results: DayResult[]): string {
 }
 
 async function daySuite(options: BenchOptions): Promise<void> {
-  const config = loadBuildConfig(buildConfigPath(options.taskConfig));
-  if (!config.task || !config.datasetPath) throw new Error(`Build config ${config.configFile} has no task, so it has no exits to run.`);
-  const built = await ensureModelPackage(options.taskConfig);
-  const pkg = loadModelPackage(built.dir);
-  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, config.task.name);
+  const { pkg, taskName, testDir } = await openTaskPackage(options.taskConfig);
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, taskName);
   const points = pkg.manifest.operatingPoints;
   const bounds = controllerSchema.parse({ maxTemperatureC: DAY.thermalLimitC });
-  const testDir = path.join(config.datasetPath, config.task.testSplit);
   const bar = progressBar('simulated day (battery used, %)');
   const results = await runSimulatedDay({
     engine,
@@ -171,14 +164,10 @@ async function daySuite(options: BenchOptions): Promise<void> {
 }
 
 async function loggingSuite(options: BenchOptions): Promise<void> {
-  const config = loadBuildConfig(buildConfigPath(options.taskConfig));
-  if (!config.task || !config.datasetPath) throw new Error(`Build config ${config.configFile} has no task, so it has no exits to run.`);
-  const built = await ensureModelPackage(options.taskConfig);
-  const pkg = loadModelPackage(built.dir);
-  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, config.task.name);
+  const { pkg, taskName, testDir } = await openTaskPackage(options.taskConfig);
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, taskName);
   const dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-logging-bench-'));
   const store = LogStore.open(path.join(dbDir, 'log.db'));
-  const testDir = path.join(config.datasetPath, config.task.testSplit);
   const frames = Number(options.imagesPerClass) * 40;
   const result = await runLoggingOverhead({
     engine,
@@ -211,12 +200,9 @@ async function loggingSuite(options: BenchOptions): Promise<void> {
 }
 
 async function offloadSuite(options: BenchOptions): Promise<void> {
-  const config = loadBuildConfig(buildConfigPath(options.taskConfig));
-  if (!config.task || !config.datasetPath) throw new Error(`Build config ${config.configFile} has no task to offload.`);
-  const built = await ensureModelPackage(options.taskConfig);
-  const pkg = loadModelPackage(built.dir);
-  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, config.task.name);
-  const images = balancedSubset(readImageFolder(path.join(config.datasetPath, config.task.testSplit)), 5);
+  const { pkg, taskName, testDir } = await openTaskPackage(options.taskConfig);
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, taskName);
+  const images = balancedSubset(readImageFolder(testDir), 5);
   const broker = await startMosquitto();
   try {
     const requests = Number(options.imagesPerClass) * 4;

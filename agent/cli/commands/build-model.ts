@@ -1,7 +1,10 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { modelsDir } from '../../config/paths.js';
 import { loadBuildConfig } from '../../model-package/build-config.js';
 import { buildModelPackage, type BuildResult } from '../../model-package/build.js';
+import { loadModelPackage, type ModelPackage } from '../../model-package/load.js';
+import { loadTrainConfig } from '../../training/train-config.js';
 import { progressBar } from '../progress.js';
 
 export const DEFAULT_BUILD_CONFIG = 'mobilenet_v2_imagenet';
@@ -12,9 +15,35 @@ export function buildConfigPath(nameOrPath: string): string {
   return nameOrPath.endsWith('.json') ? path.resolve(nameOrPath) : path.join(modelsDir(), 'configs', `${nameOrPath}.json`);
 }
 
-/** Builds (or finds cached) the package a config describes; shared by build-model, bench and run. */
+/** Training configs (for `edge-exit train`) carry the recipe at the top level; build configs do not. */
+function isTrainConfig(file: string): boolean {
+  try {
+    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    return typeof json === 'object' && json !== null && 'training' in json;
+  } catch {
+    return false; // loadBuildConfig reports unreadable files
+  }
+}
+
+/** A fine-tuned package is never trained implicitly: training takes an hour, not a start-up. */
+function trainedPackage(file: string, outDir: string | undefined): BuildResult {
+  const config = loadTrainConfig(file);
+  const dir = path.resolve(outDir ?? path.join(modelsDir(), config.name));
+  if (!fs.existsSync(path.join(dir, 'manifest.json'))) {
+    throw new Error(`The fine-tuned package ${dir} does not exist yet: run \`edge-exit train -c ${file}\` first (it trains with PyTorch and resumes if interrupted).`);
+  }
+  return { dir, cached: true, manifest: loadModelPackage(dir).manifest };
+}
+
+/**
+ * Builds (or finds cached) the package a config describes; shared by
+ * build-model, bench, eval, server and run. A training config names a package
+ * that `edge-exit train` wrote.
+ */
 export async function ensureModelPackage(configNameOrPath: string, options: { force?: boolean; outDir?: string } = {}): Promise<BuildResult> {
-  const config = loadBuildConfig(buildConfigPath(configNameOrPath));
+  const file = buildConfigPath(configNameOrPath);
+  if (isTrainConfig(file)) return trainedPackage(file, options.outDir);
+  const config = loadBuildConfig(file);
   const bar = progressBar(`building ${config.name}`);
   try {
     return await buildModelPackage(config, {
@@ -35,4 +64,28 @@ export async function buildModelCommand(options: { config: string; force?: boole
     const lat = Object.entries(part.latencyMs).map(([k, v]) => `${k} ${v.toFixed(2)} ms`).join(', ');
     console.log(`  ${part.label.padEnd(34)} ${(part.macs / 1e6).toFixed(1).padStart(7)} MMAC  ${part.output.shape.join('x').padEnd(12)} ${lat}`);
   }
+}
+
+export interface TaskPackage {
+  pkg: ModelPackage;
+  taskName: string;
+  /** The task's labelled test split, an ImageFolder. */
+  testDir: string;
+}
+
+/** The multi-exit package of a task config (build or training), with where its test images are. */
+export async function openTaskPackage(configNameOrPath: string): Promise<TaskPackage> {
+  const file = buildConfigPath(configNameOrPath);
+  let task: { name: string; testSplit: string } | undefined;
+  let datasetPath: string | undefined;
+  if (isTrainConfig(file)) {
+    const config = loadTrainConfig(file);
+    ({ task, datasetPath } = config);
+  } else {
+    const config = loadBuildConfig(file);
+    ({ task, datasetPath } = config);
+  }
+  if (!task || !datasetPath) throw new Error(`Config ${file} has no task, so its package has no exits; use a config with a "task".`);
+  const built = await ensureModelPackage(configNameOrPath);
+  return { pkg: loadModelPackage(built.dir), taskName: task.name, testDir: path.join(datasetPath, task.testSplit) };
 }

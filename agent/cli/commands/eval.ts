@@ -5,10 +5,8 @@ import { balancedSubset, DatasetError, readImageFolder } from '../../datasets/im
 import { evaluatePackage, type EvaluationReport } from '../../evaluation/evaluate.js';
 import { evaluationPlots } from '../../evaluation/report-plots.js';
 import { MultiExitEngine } from '../../inference/multi-exit-engine.js';
-import { loadBuildConfig } from '../../model-package/build-config.js';
-import { loadModelPackage } from '../../model-package/load.js';
 import { progressBar } from '../progress.js';
-import { buildConfigPath, ensureModelPackage } from './build-model.js';
+import { openTaskPackage } from './build-model.js';
 
 export function formatEvaluation(report: EvaluationReport): string {
   const lines = [
@@ -29,17 +27,14 @@ export function formatEvaluation(report: EvaluationReport): string {
 }
 
 export async function evalCommand(options: { config: string; limit?: string; threads: string; out?: string }): Promise<void> {
-  const config = loadBuildConfig(buildConfigPath(options.config));
-  if (!config.task || !config.datasetPath) throw new Error(`Build config ${config.configFile} has no task: there are no exits to evaluate.`);
-  const built = await ensureModelPackage(options.config);
-  const pkg = loadModelPackage(built.dir);
-  const folder = readImageFolder(path.join(config.datasetPath, config.task.testSplit));
-  const labels = pkg.manifest.labels[config.task.name]!;
+  const { pkg, taskName, testDir } = await openTaskPackage(options.config);
+  const folder = readImageFolder(testDir);
+  const labels = pkg.manifest.labels[taskName]!;
   if (folder.classes.join('\n') !== labels.join('\n')) {
     throw new DatasetError(`The test split's classes (${folder.classes.join(', ')}) differ from the package's (${labels.join(', ')}); evaluate on a split of the same task.`);
   }
   const images = options.limit ? balancedSubset(folder, Math.ceil(Number(options.limit) / folder.classes.length)) : folder.samples;
-  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: Number(options.threads) }, config.task.name);
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: Number(options.threads) }, taskName);
   const bar = progressBar('eval');
   const report = await evaluatePackage(engine, pkg.manifest.operatingPoints, images, { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize }, (d, t) =>
     bar.update(d, t),
