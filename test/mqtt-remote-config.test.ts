@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { parseAgentConfig } from '../agent/config/agent-config.js';
+import { type AgentConfig, parseAgentConfig } from '../agent/config/agent-config.js';
+import { chooseOperatingPoint } from '../agent/controller/choose-operating-point.js';
 import { logger } from '../agent/log/logger.js';
 import { configResponseSchema, configStateSchema, MAX_CONFIG_SET_BYTES } from '../agent/mqtt/payloads.js';
 import { RemoteConfig } from '../agent/mqtt/remote-config.js';
@@ -10,7 +11,7 @@ import type { ConfigChangeRow } from '../agent/store/types.js';
 
 const base = parseAgentConfig({});
 
-function setup(t: ExecutionContext, overridesFile?: string) {
+function setup(t: ExecutionContext, overridesFile?: string, validate?: (config: AgentConfig) => void) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-remote-config-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = overridesFile ?? path.join(dir, 'state', 'overrides.json');
@@ -21,6 +22,7 @@ function setup(t: ExecutionContext, overridesFile?: string) {
       base,
       overridesFile: file,
       logChange: (row) => rows.push(row),
+      validate,
       onApply: (config, changedPaths) => applied.push({ config, changedPaths }),
       now: () => 1234,
     });
@@ -83,6 +85,68 @@ test('a valid thresholds, operating point and controller change is applied, vers
   const restarted = open();
   t.is(restarted.version, 2);
   t.deepEqual(restarted.config, remote.config);
+});
+
+test('every settable field survives a restart: policy, deepest exit, controller bounds, offload mode and deadline, telemetry interval', (t) => {
+  const { file, open } = setup(t);
+  const remote = open();
+  const changes = [
+    { policy: { operatingPoint: 'eco', maxExit: 2 } },
+    { controller: { minBatteryReserve: 0.3, minDwellS: 5 } },
+    { offload: { mode: 'image', deadlineMs: 1500 } },
+    { telemetryIntervalMs: 250 },
+    // A later change to one field of a section keeps the section's other fields.
+    { offload: { deadlineMs: 2500 } },
+  ];
+  for (const [i, set] of changes.entries()) t.is(responseOf(remote.handleSet(message({ id: `c${i}`, set })).response).status, 'ok', JSON.stringify(set));
+
+  const restarted = open();
+  t.is(restarted.version, changes.length);
+  t.deepEqual(restarted.config, remote.config);
+  t.like(restarted.config, {
+    policy: { operatingPoint: 'eco', maxExit: 2 },
+    controller: { minBatteryReserve: 0.3, minDwellS: 5 },
+    offload: { mode: 'image', deadlineMs: 2500 },
+    telemetryIntervalMs: 250,
+  });
+  t.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), {
+    version: changes.length,
+    patch: {
+      policy: { operatingPoint: 'eco', maxExit: 2 },
+      controller: { minBatteryReserve: 0.3, minDwellS: 5 },
+      offload: { mode: 'image', deadlineMs: 2500 },
+      telemetryIntervalMs: 250,
+    },
+  });
+});
+
+test('thresholds that do not match the package\'s exit count are refused up front, naming the count, and nothing is saved or applied', (t) => {
+  // The package's own check, as the agent runs it: four exits with calibrated points.
+  const point = { name: 'balanced', policy: 'max-probability' as const, thresholds: [0.9, 0.9, 0.9, 1], maxExit: 3, validationAccuracy: 0.8, expectedMacs: 1, expectedLatencyMs: 1, exitHistogram: [1, 0, 0, 0] };
+  const { file, rows, applied, open } = setup(t, undefined, (config) => void chooseOperatingPoint(config, [point], 4));
+  const remote = open();
+  const before = structuredClone(remote.config);
+  for (const [id, set] of [
+    ['too-few', { policy: { policy: 'max-probability', thresholds: [0.5, 0.5] } }],
+    ['too-many', { policy: { policy: 'entropy', thresholds: [0.5, 0.5, 0.5, 0.5, 0.5] } }],
+  ] as const) {
+    const { response, state } = remote.handleSet(message({ id, set }));
+    const answer = responseOf(response);
+    t.like(answer, { id, status: 'error', version: 0 });
+    t.regex(answer.reason ?? '', /policy\.thresholds: this package has 4 exits, so it takes 4 thresholds \(one per exit\), got [25]; nothing was changed/);
+    t.is(state, undefined);
+  }
+  t.deepEqual(remote.config, before);
+  t.is(remote.version, 0);
+  t.is(applied.length, 0, 'not applied live');
+  t.false(fs.existsSync(file), 'not saved');
+  t.deepEqual(rows.map((row) => row.accepted), [false, false]);
+  t.deepEqual(open().config, before, 'a restart finds nothing either');
+
+  // The right count is accepted, and a deepest exit beyond the package's is refused the same way.
+  t.is(responseOf(remote.handleSet(message({ id: 'four', set: { policy: { policy: 'max-probability', thresholds: [0.5, 0.5, 0.5, 1] } } })).response).status, 'ok');
+  t.regex(responseOf(remote.handleSet(message({ id: 'deep', set: { policy: { maxExit: 7 } } })).response).reason ?? '', /policy\.maxExit: this package's exits are numbered 0 to 3, got 7/);
+  t.is(remote.version, 1);
 });
 
 test('a change that sets values already in force is ok but bumps nothing', (t) => {

@@ -62,6 +62,8 @@ export class AgentLink {
   private readonly deadlines = new Map<string, number>();
   private readonly answered = new Set<string>();
   private reconnectDelay = RECONNECT_MIN_MS;
+  /** The deadline, queue bound and expiry in force: remote config changes them live. */
+  private offloadSettings: AgentConfig['offload'];
   /** The last connection failure logged: a broker refusing every retry the same way is said once, not every backoff. */
   private lastFailure: string | undefined;
   /** Waiting in settle() for the last unanswered request to be answered. */
@@ -80,6 +82,7 @@ export class AgentLink {
       outbox?: Outbox;
     },
   ) {
+    this.offloadSettings = options.config.offload;
     for (const item of options.outbox?.all() ?? []) this.pending.set(item.requestId, { ...item, sentAt: undefined });
     this.topics = deviceTopics(options.deviceId, options.config.mqtt.prefix);
     this.client = mqtt.connect(options.url, mqttClientOptions(options.config.mqtt, options.deviceId, this.topics, options.protocolVersion));
@@ -159,10 +162,15 @@ export class AgentLink {
     });
   }
 
+  /** Remote config changed the offload settings; requests already made keep their deadlines. */
+  updateOffload(settings: AgentConfig['offload']): void {
+    this.offloadSettings = settings;
+  }
+
   /** Sends now, or keeps it while disconnected; the deadline runs from now either way. */
   offload(requestId: string, frame: Buffer, now = Date.now()): 'sent' | 'queued' | 'dropped' {
-    this.deadlines.set(requestId, now + this.options.config.offload.deadlineMs);
-    if (this.pending.size >= this.options.config.offload.maxQueued) {
+    this.deadlines.set(requestId, now + this.offloadSettings.deadlineMs);
+    if (this.pending.size >= this.offloadSettings.maxQueued) {
       const oldest = this.pending.keys().next().value;
       if (oldest === undefined) return 'dropped';
       this.forget(oldest);
@@ -186,7 +194,7 @@ export class AgentLink {
    */
   sweep(now = Date.now()): void {
     for (const [requestId, deadline] of this.deadlines) if (deadline <= now) this.deadlines.delete(requestId);
-    const expiry = this.options.config.offload.queueExpiryMs;
+    const expiry = this.offloadSettings.queueExpiryMs;
     for (const item of this.pending.values()) {
       if (item.queuedAt + expiry <= now) {
         this.forget(item.requestId);

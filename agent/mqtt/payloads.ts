@@ -155,7 +155,8 @@ export function applyConfigPatch(config: AgentConfig, patch: ConfigPatch): Apply
   }
 }
 
-function definedOnly<T extends object>(value: T): Partial<T> {
+/** A patch section without its absent fields, so spreading it never unsets anything. */
+export function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 

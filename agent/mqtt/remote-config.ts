@@ -11,6 +11,7 @@ import {
   configResponseFor,
   configResponseSchema,
   configStateSchema,
+  definedOnly,
   describeIssuesReason,
   encodeJsonPayload,
   parseConfigSet,
@@ -23,6 +24,12 @@ export interface RemoteConfigOptions {
   /** Where accepted remote changes persist: { version, patch } with the patches merged. */
   overridesFile: string;
   logChange?: (row: ConfigChangeRow) => void;
+  /**
+   * Judges a changed config by what the schema cannot know, such as the package's exit
+   * count; throws Error with the reason. A change it refuses is answered as an error
+   * before anything is saved or applied.
+   */
+  validate?: (config: AgentConfig) => void;
   /** Called after an accepted change, to apply it live. */
   onApply?: (config: AgentConfig, changedPaths: string[]) => void;
   now?: () => number;
@@ -117,6 +124,11 @@ export class RemoteConfig {
       } catch (error) {
         return this.#reject(id, patch, (error as Error).message);
       }
+      try {
+        this.#options.validate?.(next);
+      } catch (error) {
+        return this.#reject(id, patch, shortenReason(`config/set: ${(error as Error).message}; nothing was changed`));
+      }
       const changedPaths = changedLeafPaths(this.#config, next);
       if (changedPaths.length === 0) {
         // Nothing to bump, persist or republish: the retained state is already right.
@@ -196,15 +208,19 @@ function configWithPatch(config: AgentConfig, patch: ConfigPatch): AgentConfig {
   }
 }
 
+/**
+ * Section by section, field by field, for every part of the patch schema: a field
+ * missing here would be applied live but silently lost on the next restart.
+ */
 function mergePatches(previous: ConfigPatch | undefined, patch: ConfigPatch): ConfigPatch {
-  const merged: ConfigPatch = { ...previous };
-  if (patch.policy) merged.policy = { ...merged.policy, ...definedOnly(patch.policy) };
-  if (patch.controller) merged.controller = { ...merged.controller, ...definedOnly(patch.controller) };
-  return merged;
-}
-
-function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+  const isSection = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+  const merged: Record<string, unknown> = { ...previous };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined) continue;
+    const before = merged[key];
+    merged[key] = isSection(value) ? { ...(isSection(before) ? before : {}), ...definedOnly(value) } : value;
+  }
+  return merged as ConfigPatch;
 }
 
 /** Dotted paths of the leaves that differ; arrays count as one leaf (thresholds change as a whole). */

@@ -37,9 +37,10 @@ export class Offloader {
     private readonly profile: DeviceProfile,
   ) {}
 
-  /** Remote config changed the mode or the deadline. */
+  /** Remote config changed the mode or the deadline (the link enforces deadlines). */
   update(config: AgentConfig['offload']): void {
     this.config = config;
+    this.link.updateOffload(config);
   }
 
   consider(frame: Frame, result: ExitResult, seam: TensorView, maxExit: number, allowed: boolean): OffloadSent | undefined {

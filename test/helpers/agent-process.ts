@@ -15,6 +15,11 @@ export interface AgentPackage {
   buildConfig: string;
 }
 
+export interface AgentProcessOptions {
+  frames?: number;
+  env?: Record<string, string>;
+}
+
 /** The replay seed of every test agent, so a test can tell which image each frame id was. */
 export const AGENT_REPLAY_SEED = 5;
 
@@ -32,8 +37,13 @@ export class AgentProcess {
   private readonly child: ChildProcess;
   private readonly listeners = new Set<() => void>();
 
-  private constructor(pkg: AgentPackage, config: Record<string, unknown>, options: { frames?: number; env?: Record<string, string> }) {
-    this.dir = temporaryDir('edge-exit-agent-');
+  private constructor(
+    private readonly pkg: AgentPackage,
+    private readonly config: Record<string, unknown>,
+    private readonly options: AgentProcessOptions,
+    dir?: string,
+  ) {
+    this.dir = dir ?? temporaryDir('edge-exit-agent-');
     this.configFile = path.join(this.dir, 'agent.json');
     this.logFile = path.join(this.dir, 'edge-exit.db');
     const defaults: Record<string, unknown> = {
@@ -62,8 +72,17 @@ export class AgentProcess {
   }
 
   /** Starts the agent; `config` is laid over test defaults section by section. */
-  static start(pkg: AgentPackage, config: Record<string, unknown>, options: { frames?: number; env?: Record<string, string> } = {}): AgentProcess {
+  static start(pkg: AgentPackage, config: Record<string, unknown>, options: AgentProcessOptions = {}): AgentProcess {
     return new AgentProcess(pkg, config, options);
+  }
+
+  /**
+   * The same gateway started again once this run has exited: same config file, and the
+   * same directory, so its SQLite log, outbox and remote-config overrides carry over.
+   */
+  restart(): AgentProcess {
+    if (this.child.exitCode === null && this.child.signalCode === null) throw new Error('restart() needs the agent stopped first');
+    return new AgentProcess(this.pkg, this.config, this.options, this.dir);
   }
 
   /** Everything the agent printed (its logs and status lines), stdout and stderr together. */

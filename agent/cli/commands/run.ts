@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadAgentConfig, type AgentConfig } from '../../config/agent-config.js';
 import { PROJECT_ROOT } from '../../config/paths.js';
+import { chooseOperatingPoint } from '../../controller/choose-operating-point.js';
 import { EnergyController } from '../../controller/energy-controller.js';
 import { deviceProfile } from '../../energy/device-profiles.js';
 import { MultiExitEngine } from '../../inference/multi-exit-engine.js';
@@ -9,8 +10,6 @@ import { logger } from '../../log/logger.js';
 import { EdgeAgent } from '../../loop/edge-agent.js';
 import { formatStatusLine, statusFilePath, writeStatusFile } from '../../loop/status-file.js';
 import { loadModelPackage } from '../../model-package/load.js';
-import type { OperatingPoint } from '../../model-package/manifest.js';
-import { createExitPolicy } from '../../exit-policy/policy.js';
 import { createFrameSource } from '../../sources/create-source.js';
 import { LogStore } from '../../store/log-store.js';
 import { createBridge, SimulatedBridge } from '../../../firmware-bridge/index.js';
@@ -23,31 +22,6 @@ import { Outbox } from '../../mqtt/outbox.js';
 import { encodeJsonPayload, telemetrySchema } from '../../mqtt/payloads.js';
 import type { ModelPackage } from '../../model-package/load.js';
 import { ensureModelPackage } from './build-model.js';
-
-/** The package's calibrated point named in the config, or a custom one when thresholds are given by hand. */
-export function chooseOperatingPoint(config: AgentConfig, calibrated: readonly OperatingPoint[], exitCount: number) {
-  const { policy, thresholds, patience, maxExit, operatingPoint } = config.policy;
-  if (thresholds) {
-    if (!policy) throw new Error('policy.thresholds needs policy.policy (max-probability, entropy or patience)');
-    const point: OperatingPoint = {
-      name: 'custom',
-      policy,
-      thresholds,
-      patience,
-      maxExit: maxExit ?? exitCount - 1,
-      validationAccuracy: 0,
-      expectedMacs: 0,
-      expectedLatencyMs: 0,
-      exitHistogram: [],
-    };
-    // Validates the count and the range against this package's exits.
-    createExitPolicy({ policy, thresholds, patience }, exitCount);
-    return { points: [...calibrated, point], staticPoint: point, custom: true };
-  }
-  const staticPoint = calibrated.find((p) => p.name === operatingPoint);
-  if (!staticPoint) throw new Error(`policy.operatingPoint "${operatingPoint}" is not in the package; it has ${calibrated.map((p) => p.name).join(', ')}`);
-  return { points: calibrated, staticPoint: maxExit === undefined ? staticPoint : { ...staticPoint, maxExit: Math.min(maxExit, staticPoint.maxExit) }, custom: false };
-}
 
 /**
  * The agent's MQTT side. Without a configured broker the run starts an
@@ -82,6 +56,9 @@ async function connectMqtt(config: AgentConfig, pkg: ModelPackage, store: LogSto
   return { link, broker, server, outbox };
 }
 
+/** The longest a stopping agent waits for answers in flight. */
+const STOP_SETTLE_MAX_MS = 5000;
+
 export function logPath(config: AgentConfig): string {
   return path.resolve(PROJECT_ROOT, config.logs.path);
 }
@@ -100,6 +77,8 @@ export async function runCommand(options: { config?: string; frames?: string }):
     base: fileConfig,
     overridesFile: path.join(path.dirname(dbFile), 'remote-config.json'),
     logChange: (row) => store.logConfigChange(row),
+    // Called only once a config/set arrives, after the package below is loaded.
+    validate: (next) => void chooseOperatingPoint(next, pkg.manifest.operatingPoints, engine.exitCount),
     onApply: (next) => {
       const chosen = chooseOperatingPoint(next, pkg.manifest.operatingPoints, engine.exitCount);
       agentRef?.reconfigure({
@@ -198,7 +177,8 @@ export async function runCommand(options: { config?: string; frames?: string }):
     await bridge.close();
     clearInterval(telemetryTimer);
     // Answers already on their way are logged; what is still unanswered after the deadline waits in the outbox for the next start.
-    await mqttParts.link.settle(remote.config.offload.deadlineMs);
+    // Capped: with a long deadline and no server, a stop would otherwise outlast a service manager's grace period (docker's is 10 s) and lose the log's last batch.
+    await mqttParts.link.settle(Math.min(remote.config.offload.deadlineMs, STOP_SETTLE_MAX_MS));
     await mqttParts.link.close();
     mqttParts.outbox.close();
     await mqttParts.server?.close();
