@@ -69,3 +69,15 @@ test('credentials from the environment stay text, and an invalid one is named bu
   const url = t.throws(() => parseAgentConfig({ mqtt: { url: 'http://gate:s3cret@broker.local' } }), { instanceOf: ConfigError, message: /mqtt\.url/ });
   t.false(url.message.includes('s3cret'), url.message);
 });
+
+test('TLS files need a TLS broker URL: a plain-text scheme, or none (the embedded broker), is refused naming mqtt.url and the fix', (t) => {
+  const refused: Array<[Record<string, string>, RegExp]> = [
+    [{ url: 'mqtt://broker.local:1883', caFile: '/etc/ca.pem' }, /mqtt\.url: mqtt:\/\/ is not encrypted, so mqtt\.caFile would be ignored: use mqtts:\/\//],
+    [{ url: 'tcp://broker.local:1883', certFile: 'c.pem', keyFile: 'k.pem' }, /mqtt\.url: tcp:\/\/ is not encrypted, so mqtt\.certFile and mqtt\.keyFile would be ignored: use mqtts:\/\//],
+    [{ url: 'ws://broker.local/mqtt', caFile: '/etc/ca.pem' }, /mqtt\.url: ws:\/\/ is not encrypted, .*use wss:\/\//],
+    [{ caFile: '/etc/ca.pem' }, /mqtt\.url: not set, so the embedded plain-text broker is used and mqtt\.caFile would be ignored/],
+  ];
+  for (const [mqtt, message] of refused) t.throws(() => parseAgentConfig({ mqtt }), { instanceOf: ConfigError, message }, JSON.stringify(mqtt));
+  for (const url of ['mqtts://broker.local:8883', 'ssl://broker.local:8883', 'wss://broker.local/mqtt']) t.notThrows(() => parseAgentConfig({ mqtt: { url, caFile: '/etc/ca.pem' } }), url);
+  t.notThrows(() => parseAgentConfig({ mqtt: { url: 'mqtt://broker.local:1883', username: 'gate' } }), 'a plain URL without TLS files');
+});

@@ -55,6 +55,43 @@ export const controllerSchema = z.object({
   minDwellS: z.number().min(0).max(3600).default(30),
 });
 
+/** Plain-text schemes, and the TLS scheme an operator meant with TLS files set. */
+const TLS_SCHEME_FOR: Record<string, string> = { mqtt: 'mqtts', tcp: 'mqtts', ws: 'wss' };
+
+/** The broker connection; the agent and `edge-exit server` validate it alike. */
+export const mqttSchema = z
+  .object({
+    /** The broker; without one the default run starts an embedded aedes broker and an offload server. */
+    url: z.string().regex(/^(mqtts?|wss?|tcp|ssl):\/\//, 'an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
+    embeddedPort: z.number().int().min(1).max(65535).default(1884),
+    prefix: z.string().default('edge-exit'),
+    /** 5 for response topics and correlation data; 4 for MQTT 3.1.1 brokers (the embedded aedes). */
+    protocolVersion: z.union([z.literal(4), z.literal(5)]).optional(),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    caFile: z.string().optional(),
+    certFile: z.string().optional(),
+    keyFile: z.string().optional(),
+  })
+  .superRefine((mqtt, ctx) => {
+    // mqtt.js ignores TLS files on a plain-text URL: the link would silently go unencrypted and the broker go unverified.
+    const files = (['caFile', 'certFile', 'keyFile'] as const).filter((field) => mqtt[field] !== undefined);
+    if (files.length === 0) return;
+    const named = files.map((field) => `mqtt.${field}`).join(' and ');
+    if (mqtt.url === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: `not set, so the embedded plain-text broker is used and ${named} would be ignored: set it to the broker's mqtts:// URL, or remove the TLS files` });
+      return;
+    }
+    const scheme = /^([a-z]+):\/\//.exec(mqtt.url)?.[1];
+    const tls = scheme === undefined ? undefined : TLS_SCHEME_FOR[scheme];
+    if (tls === undefined) return;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['url'],
+      message: `${scheme}:// is not encrypted, so ${named} would be ignored: use ${tls}:// (the broker's TLS listener, usually port ${tls === 'wss' ? 443 : 8883}), or remove the TLS files`,
+    });
+  });
+
 export const agentConfigSchema = z.object({
   deviceId: deviceIdSchema.default('edge-exit-1'),
   model: z
@@ -103,21 +140,7 @@ export const agentConfigSchema = z.object({
       queueExpiryMs: z.number().int().min(1000).max(86_400_000).default(60_000),
     })
     .prefault({}),
-  mqtt: z
-    .object({
-      /** The broker; without one the default run starts an embedded aedes broker and an offload server. */
-      url: z.string().regex(/^(mqtts?|wss?|tcp|ssl):\/\//, 'an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
-      embeddedPort: z.number().int().min(1).max(65535).default(1884),
-      prefix: z.string().default('edge-exit'),
-      /** 5 for response topics and correlation data; 4 for MQTT 3.1.1 brokers (the embedded aedes). */
-      protocolVersion: z.union([z.literal(4), z.literal(5)]).optional(),
-      username: z.string().optional(),
-      password: z.string().optional(),
-      caFile: z.string().optional(),
-      certFile: z.string().optional(),
-      keyFile: z.string().optional(),
-    })
-    .prefault({}),
+  mqtt: mqttSchema.prefault({}),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
