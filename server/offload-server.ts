@@ -1,9 +1,11 @@
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import { createExitPolicy, type ExitPolicy } from '../agent/exit-policy/policy.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
 import { logger } from '../agent/log/logger.js';
-import { redactUrl } from '../agent/config/agent-config.js';
+import { type AgentConfig, mqttSchema, redactUrl } from '../agent/config/agent-config.js';
 import type { ModelPackage } from '../agent/model-package/load.js';
+import { brokerConnectOptions } from '../agent/mqtt/connect-options.js';
+import { describeConnectionError } from '../agent/mqtt/connection-errors.js';
 import { disableNagle } from '../agent/mqtt/no-delay.js';
 import { decodeOffload, encodeOffloadAnswer, type OffloadPayload } from '../agent/mqtt/offload-codec.js';
 import { DEFAULT_TOPIC_PREFIX, deviceIdFromOffloadRequest, deviceTopics, serverOffloadFilter } from '../agent/mqtt/topics.js';
@@ -19,7 +21,8 @@ export interface OffloadServerOptions {
   /** 5 for request/response properties; 4 for MQTT 3.1.1 brokers such as aedes (answers then go to a per-request topic). */
   protocolVersion?: 4 | 5;
   interpreter?: InterpreterOptions;
-  clientOptions?: IClientOptions;
+  /** Login and TLS, taken as the agent takes them (its url is not used: brokerUrl is). */
+  mqtt?: AgentConfig['mqtt'];
   /** Request ids remembered for de-duplication. */
   dedupSize?: number;
 }
@@ -60,12 +63,19 @@ export class OffloadServer {
   }
 
   private async connect(): Promise<void> {
-    const client = await mqtt.connectAsync(this.options.brokerUrl, {
-      protocolVersion: this.options.protocolVersion ?? 5,
-      clean: true,
-      reconnectPeriod: 1000,
-      ...this.options.clientOptions,
-    });
+    const settings = this.options.mqtt ?? mqttSchema.parse({});
+    let client: MqttClient;
+    try {
+      client = await mqtt.connectAsync(this.options.brokerUrl, {
+        ...brokerConnectOptions(settings),
+        protocolVersion: this.options.protocolVersion ?? 5,
+        clean: true,
+        reconnectPeriod: 1000,
+      });
+    } catch (error) {
+      // A server is started by hand or by a service manager: it stops with the setting to fix rather than retry a refusal.
+      throw new Error(describeConnectionError(error as Error & { code?: string | number }, this.options.brokerUrl, settings));
+    }
     this.client = client;
     disableNagle(client);
     const filter = serverOffloadFilter(this.prefix, { shareGroup: this.options.shareGroup });

@@ -2,13 +2,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { parseAgentConfig } from '../agent/config/agent-config.js';
+import type { ModelPackage } from '../agent/model-package/load.js';
 import { readTlsFiles } from '../agent/mqtt/connection-errors.js';
+import { encodeOffload, parseOffloadAnswer } from '../agent/mqtt/offload-codec.js';
 import type { ConfigState } from '../agent/mqtt/payloads.js';
 import { deviceTopics } from '../agent/mqtt/topics.js';
 import { AgentProcess, type AgentPackage } from './helpers/agent-process.js';
 import { mosquittoTest, startMosquitto } from './helpers/brokers.js';
+import { CliProcess } from './helpers/cli-process.js';
 import { MqttWatch } from './helpers/mqtt-watch.js';
 import { addAccount, makePasswordFile, makeTestPki, type TestPki } from './helpers/pki.js';
+import { CIFAR_TEST } from './helpers/shared.js';
 import { buildTinyAgentPackage } from './helpers/tiny-package.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -17,7 +21,9 @@ const GATE_PASSWORD = '4711081547110815';
 const WRONG_PASSWORD = 'not-the-gate-password-93b1';
 const MONITOR_PASSWORD = 'monitor-password-5c2e';
 const LATE_PASSWORD = 'late-gate-password-0f3a';
+const SERVER_PASSWORD = 'offload-server-password-7d21';
 
+let pkg: ModelPackage;
 let agentPackage: AgentPackage;
 let pki: TestPki;
 let passwordFile: string;
@@ -25,14 +31,14 @@ let broker: Awaited<ReturnType<typeof startMosquitto>>;
 const withTls = mosquittoTest('openssl', 'mosquitto_passwd');
 
 test.before(async () => {
-  agentPackage = await buildTinyAgentPackage();
+  ({ pkg, ...agentPackage } = await buildTinyAgentPackage());
 });
 
 /** One broker for the file: a TLS listener that requires client certificates of the test CA, and a password file. */
 async function tlsBroker(): Promise<typeof broker> {
   if (broker) return broker;
   pki = makeTestPki();
-  passwordFile = makePasswordFile(pki.dir, { 'gate-3': GATE_PASSWORD, monitor: MONITOR_PASSWORD });
+  passwordFile = makePasswordFile(pki.dir, { 'gate-3': GATE_PASSWORD, monitor: MONITOR_PASSWORD, 'offload-server': SERVER_PASSWORD });
   broker = await startMosquitto({ tls: { caFile: pki.caFile, certFile: pki.serverCertFile, keyFile: pki.serverKeyFile }, passwordFile });
   return broker;
 }
@@ -144,6 +150,53 @@ withTls('refused for an account the broker does not have yet, the agent gets in 
   await operator.waitFor('availability online', (m) => m.topic === topics.availability && m.payload.toString() === 'online');
   t.is(await agent.stop(), 0, agent.output);
   t.false(agent.output.includes(LATE_PASSWORD));
+});
+
+/** `edge-exit server` on the tiny package, as a service manager starts it: the password only in its environment. */
+function startServer(args: string[], env: Record<string, string>): CliProcess {
+  return new CliProcess(['server', '-c', agentPackage.buildConfig, '--protocol', '5', ...args], { EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir, ...env });
+}
+
+withTls('edge-exit server connects over TLS with a client certificate and a password from the environment, and answers an offload; a refused login stops it naming the setting; no password is printed', async (t) => {
+  await tlsBroker();
+  const topics = deviceTopics('tls-offload-gw');
+  const gateway = await watch([topics.offloadResponseFilter]);
+  t.teardown(() => gateway.close());
+  const tlsFlags = ['--ca-file', pki.caFile, '--cert-file', pki.clientCertFile, '--key-file', pki.clientKeyFile];
+  const server = startServer(['--broker', broker.url, '--username', 'offload-server', ...tlsFlags], { EDGE_EXIT__MQTT__PASSWORD: SERVER_PASSWORD });
+  t.teardown(() => server.stop());
+  await server.waitForOutput(/offload server: tiny_cifar10 on mqtts:\/\/127\.0\.0\.1:\d+, subscribed to edge-exit\/\+\/offload\/request/);
+
+  const image = fs.readFileSync(path.join(CIFAR_TEST, 'horse', '0007.jpg'));
+  await gateway.publish(topics.offloadRequest, encodeOffload({ packageName: pkg.manifest.name, modelHash: pkg.manifest.buildKey, kind: 'image', requestId: 'tls-1', format: 'jpeg', data: image }));
+  const reply = await gateway.waitFor('the answer to tls-1', (m) => m.topic === topics.offloadResponse('tls-1'));
+  const answer = parseOffloadAnswer(reply.payload);
+  if (!answer.ok) return t.fail(answer.reason);
+  t.is(answer.answer.requestId, 'tls-1');
+  t.is(answer.answer.modelHash, pkg.manifest.buildKey);
+  t.true(pkg.manifest.labels.cifar10!.includes(answer.answer.label), answer.answer.label);
+  t.is(await server.stop(), 0, server.output);
+  t.false(server.output.includes(SERVER_PASSWORD), 'no password in the server\'s output');
+
+  // Everything from the environment this time, with a wrong password: the TLS handshake passes, the login does not.
+  const refused = startServer([], {
+    EDGE_EXIT__MQTT__URL: broker.url,
+    EDGE_EXIT__MQTT__USERNAME: 'offload-server',
+    EDGE_EXIT__MQTT__PASSWORD: WRONG_PASSWORD,
+    EDGE_EXIT__MQTT__CA_FILE: pki.caFile,
+    EDGE_EXIT__MQTT__CERT_FILE: pki.clientCertFile,
+    EDGE_EXIT__MQTT__KEY_FILE: pki.clientKeyFile,
+  });
+  t.teardown(() => refused.stop());
+  t.is(await refused.exited, 1);
+  t.regex(refused.output, /edge-exit: mqtt: mqtts:\/\/127\.0\.0\.1:\d+ refused the connection as not authorized \(user offload-server\): set mqtt\.username and mqtt\.password \(or EDGE_EXIT__MQTT__USERNAME and EDGE_EXIT__MQTT__PASSWORD\)/);
+  t.false(refused.output.includes(WRONG_PASSWORD), 'no password in the refusal');
+
+  // The shared validation: TLS files with a plain URL stop the server before it loads anything.
+  const plain = startServer(['--broker', 'mqtt://127.0.0.1:1', ...tlsFlags], { EDGE_EXIT__MQTT__PASSWORD: SERVER_PASSWORD });
+  t.teardown(() => plain.stop());
+  t.is(await plain.exited, 1);
+  t.regex(plain.output, /mqtt\.url: mqtt:\/\/ is not encrypted, so mqtt\.caFile, mqtt\.certFile and mqtt\.keyFile would be ignored: use mqtts:\/\//);
 });
 
 test('a TLS file that cannot be read stops start-up naming the field; a certificate needs its key', async (t) => {

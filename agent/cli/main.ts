@@ -6,7 +6,7 @@ import { evalCommand } from './commands/eval.js';
 import { inspectCommand } from './commands/inspect.js';
 import { logPath, runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
-import { serverCommand } from './commands/server.js';
+import { DEFAULT_SERVER_BROKER, serverCommand } from './commands/server.js';
 import { DEFAULT_TRAIN_CONFIG, trainCommand } from './commands/train.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { loadAgentConfig } from '../config/agent-config.js';
@@ -79,12 +79,16 @@ program
   .command('server')
   .description('the offload server: finishes the full model for frames gateways offload over MQTT')
   .option('-c, --config <name|file>', 'build config of the package it serves (the agents\' package)', DEFAULT_TASK_CONFIG)
-  .option('--broker <url>', 'MQTT broker URL (mqtt://, mqtts://)', 'mqtt://127.0.0.1:1883')
+  .option('--broker <url>', `MQTT broker URL (mqtt://, mqtts://; default $EDGE_EXIT__MQTT__URL or ${DEFAULT_SERVER_BROKER})`)
   .option('--workers <n>', 'worker processes (more than 1 needs --share-group)', '1')
   .option('--share-group <name>', 'subscribe as $share/<name>/... so workers and servers split the requests (Mosquitto)')
   .option('--protocol <4|5>', 'MQTT protocol version: 5 for response topics, 4 for MQTT 3.1.1 brokers such as aedes', '5')
   .option('--prefix <topic prefix>', 'topic prefix the agents use')
   .option('--threads <n>', 'interpreter threads per worker', '1')
+  .option('--username <name>', 'broker login (or EDGE_EXIT__MQTT__USERNAME); the password only from EDGE_EXIT__MQTT__PASSWORD, so it never shows in a process list')
+  .option('--ca-file <pem>', "the CA that signed the broker's certificate (or EDGE_EXIT__MQTT__CA_FILE)")
+  .option('--cert-file <pem>', 'client certificate, when the broker requires one (or EDGE_EXIT__MQTT__CERT_FILE)')
+  .option('--key-file <pem>', 'private key of --cert-file (or EDGE_EXIT__MQTT__KEY_FILE)')
   .action(serverCommand);
 
 registerLogsCommand(program, () => logPath(loadAgentConfig(undefined).config));

@@ -77,7 +77,8 @@ export const mqttSchema = z
     // mqtt.js ignores TLS files on a plain-text URL: the link would silently go unencrypted and the broker go unverified.
     const files = (['caFile', 'certFile', 'keyFile'] as const).filter((field) => mqtt[field] !== undefined);
     if (files.length === 0) return;
-    const named = files.map((field) => `mqtt.${field}`).join(' and ');
+    const names = files.map((field) => `mqtt.${field}`);
+    const named = names.length === 1 ? names[0]! : `${names.slice(0, -1).join(', ')} and ${names.at(-1)!}`;
     if (mqtt.url === undefined) {
       ctx.addIssue({ code: 'custom', path: ['url'], message: `not set, so the embedded plain-text broker is used and ${named} would be ignored: set it to the broker's mqtts:// URL, or remove the TLS files` });
       return;
@@ -187,14 +188,25 @@ export function describeIssues(error: z.ZodError, input: unknown): string[] {
   });
 }
 
-/** Validates a config object (a file's, or one changed over MQTT); throws ConfigError naming each field. */
-export function parseAgentConfig(input: unknown, origin = 'config'): AgentConfig {
-  const parsed = agentConfigSchema.safeParse(input);
+function parseWith<S extends z.ZodType>(schema: S, input: unknown, origin: string): z.infer<S> {
+  const parsed = schema.safeParse(input);
   if (!parsed.success) {
     const problems = describeIssues(parsed.error, input);
     throw new ConfigError(`Invalid ${origin}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, problems);
   }
   return parsed.data;
+}
+
+/** Validates a config object (a file's, or one changed over MQTT); throws ConfigError naming each field. */
+export function parseAgentConfig(input: unknown, origin = 'config'): AgentConfig {
+  return parseWith(agentConfigSchema, input, origin);
+}
+
+const mqttSectionSchema = z.object({ mqtt: mqttSchema });
+
+/** The mqtt section alone (`edge-exit server`), judged by the agent's rules; errors name mqtt.<field>. */
+export function parseMqttSettings(input: unknown, origin: string): AgentConfig['mqtt'] {
+  return parseWith(mqttSectionSchema, { mqtt: input }, origin).mqtt;
 }
 
 /** Always text, whatever they look like: a password such as 123456 or true must not turn into a number or a boolean. */

@@ -1,7 +1,8 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { redactUrl, type AgentConfig } from '../config/agent-config.js';
 import { logger } from '../log/logger.js';
-import { describeConnectionError, readTlsFiles } from './connection-errors.js';
+import { brokerConnectOptions } from './connect-options.js';
+import { describeConnectionError } from './connection-errors.js';
 import { disableNagle } from './no-delay.js';
 import type { Outbox } from './outbox.js';
 import { parseOffloadAnswer, type OffloadAnswer } from './offload-codec.js';
@@ -33,16 +34,11 @@ const RECONNECT_MAX_MS = 30_000;
 
 export function mqttClientOptions(config: AgentConfig['mqtt'], deviceId: string, topics: DeviceTopics, protocolVersion: 4 | 5): IClientOptions {
   return {
+    ...brokerConnectOptions(config),
     protocolVersion,
     clientId: `edge-exit-${deviceId}`,
     clean: true,
     reconnectPeriod: RECONNECT_MIN_MS,
-    // mqtt.js gives up for good once a broker refuses the login; an operator who then fixes the account on the broker expects the gateway to get in.
-    reconnectOnConnackError: true,
-    connectTimeout: 10_000,
-    username: config.username,
-    password: config.password,
-    ...readTlsFiles(config),
     will: { topic: topics.availability, payload: Buffer.from(AVAILABILITY_OFFLINE), qos: 1, retain: true },
   };
 }
@@ -95,7 +91,7 @@ export class AgentLink {
       this.client.options.reconnectPeriod = this.reconnectDelay;
     });
     this.client.on('error', (error) => {
-      const message = describeConnectionError(error, options.url, options.config.mqtt);
+      const message = `${describeConnectionError(error, options.url, options.config.mqtt)}; retrying with backoff`;
       if (message !== this.lastFailure) logger.warn(message);
       this.lastFailure = message;
     });

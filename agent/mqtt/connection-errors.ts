@@ -81,6 +81,6 @@ export function describeConnectionError(error: Error & { code?: string | number 
   if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
     return `mqtt: ${broker} does not speak TLS on that port: use mqtt:// for a plain listener, or the broker's TLS port`;
   }
-  if (code === 'ECONNREFUSED') return `mqtt: nothing listens at ${broker} (is the broker running? is mqtt.url right?); retrying with backoff`;
+  if (code === 'ECONNREFUSED') return `mqtt: nothing listens at ${broker} (is the broker running? is mqtt.url right?)`;
   return `mqtt ${broker}: ${error.message}`;
 }

@@ -1,13 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PROJECT_ROOT } from '../../agent/config/paths.js';
 import { Outbox } from '../../agent/mqtt/outbox.js';
 import { LogReader } from '../../agent/store/log-store.js';
 import type { ConfigChangeRecord, InferenceRecord } from '../../agent/store/types.js';
+import { CliProcess } from './cli-process.js';
 import { CIFAR_TEST, temporaryDir } from './shared.js';
-
-const CLI = path.join(PROJECT_ROOT, 'bin', 'edge-exit.js');
 
 /** Where the tiny package was built (buildTinyAgentPackage), so the agent finds it instead of building one. */
 export interface AgentPackage {
@@ -32,10 +29,7 @@ export class AgentProcess {
   readonly dir: string;
   readonly configFile: string;
   readonly logFile: string;
-  readonly exited: Promise<number | null>;
-  private text = '';
-  private readonly child: ChildProcess;
-  private readonly listeners = new Set<() => void>();
+  private readonly process: CliProcess;
 
   private constructor(
     private readonly pkg: AgentPackage,
@@ -56,19 +50,8 @@ export class AgentProcess {
       logs: { path: this.logFile },
     };
     fs.writeFileSync(this.configFile, JSON.stringify(mergeSections(defaults, config), null, 2));
-    const args = [CLI, 'run', '-c', this.configFile, ...(options.frames === undefined ? [] : ['--frames', String(options.frames)])];
-    this.child = spawn(process.execPath, args, {
-      cwd: PROJECT_ROOT,
-      env: { ...process.env, EDGE_EXIT_MODELS_DIR: pkg.modelsDir, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const collect = (chunk: Buffer) => {
-      this.text += chunk.toString();
-      for (const listener of this.listeners) listener();
-    };
-    this.child.stdout!.on('data', collect);
-    this.child.stderr!.on('data', collect);
-    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+    const args = ['run', '-c', this.configFile, ...(options.frames === undefined ? [] : ['--frames', String(options.frames)])];
+    this.process = new CliProcess(args, { EDGE_EXIT_MODELS_DIR: pkg.modelsDir, ...options.env });
   }
 
   /** Starts the agent; `config` is laid over test defaults section by section. */
@@ -81,39 +64,27 @@ export class AgentProcess {
    * same directory, so its SQLite log, outbox and remote-config overrides carry over.
    */
   restart(): AgentProcess {
-    if (this.child.exitCode === null && this.child.signalCode === null) throw new Error('restart() needs the agent stopped first');
+    if (this.process.running) throw new Error('restart() needs the agent stopped first');
     return new AgentProcess(this.pkg, this.config, this.options, this.dir);
+  }
+
+  get exited(): Promise<number | null> {
+    return this.process.exited;
   }
 
   /** Everything the agent printed (its logs and status lines), stdout and stderr together. */
   get output(): string {
-    return this.text;
+    return this.process.output;
   }
 
   /** Resolves with the match as soon as the output shows it; fails if the agent exits or the time runs out first. */
   waitForOutput(pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => finish(new Error(`the agent did not print ${pattern} within ${timeoutMs} ms; it printed:\n${this.text}`)), timeoutMs);
-      const check = () => {
-        const match = this.text.match(pattern);
-        if (match) finish(undefined, match);
-      };
-      const finish = (error?: Error, match?: RegExpMatchArray) => {
-        clearTimeout(timer);
-        this.listeners.delete(check);
-        if (error) reject(error);
-        else resolve(match!);
-      };
-      this.listeners.add(check);
-      void this.exited.then((code) => finish(new Error(`the agent exited (${code}) without printing ${pattern}; it printed:\n${this.text}`)));
-      check();
-    });
+    return this.process.waitForOutput(pattern, timeoutMs);
   }
 
   /** SIGTERM, as a service manager stops it: the agent finishes its frame, flushes its log and exits. */
-  async stop(): Promise<number | null> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-    return this.exited;
+  stop(): Promise<number | null> {
+    return this.process.stop();
   }
 
   /** Reads the agent's SQLite log (another process writes it; WAL lets both work at once). */

@@ -60,6 +60,11 @@ export class MqttWatch {
     });
   }
 
+  /** Publishes as this client, at QoS 1: the test playing a gateway or an operator. */
+  async publish(topic: string, payload: Buffer | string): Promise<void> {
+    await this.client.publishAsync(topic, payload, { qos: 1 });
+  }
+
   close(): Promise<void> {
     return this.client.endAsync();
   }

@@ -1,22 +1,45 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { type AgentConfig, applyEnvironmentOverrides, parseMqttSettings } from '../../config/agent-config.js';
 import { logger } from '../../log/logger.js';
 import { loadModelPackage } from '../../model-package/load.js';
+import { definedOnly } from '../../mqtt/payloads.js';
 import { OffloadServer } from '../../../server/offload-server.js';
 import { ensureModelPackage } from './build-model.js';
 
 export interface ServerOptions {
   config: string;
-  broker: string;
+  broker?: string;
   workers: string;
   shareGroup?: string;
   protocol: string;
   prefix?: string;
   threads: string;
+  username?: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
 }
 
+export const DEFAULT_SERVER_BROKER = 'mqtt://127.0.0.1:1883';
+
+/** The flags that carry connection settings, as the options object names them and as the command line spells them. */
+const CONNECTION_FLAGS = { broker: '--broker', prefix: '--prefix', username: '--username', caFile: '--ca-file', certFile: '--cert-file', keyFile: '--key-file' } as const;
+
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'edge-exit.js');
+
+/**
+ * The server's broker settings, validated by the agent's own mqtt schema: the
+ * EDGE_EXIT__MQTT__* environment (the password is read from there only, so it never
+ * shows in a process list), with the command-line flags laid over it.
+ */
+export function serverMqttSettings(options: ServerOptions, env: NodeJS.ProcessEnv = process.env): AgentConfig['mqtt'] {
+  const fromEnv = applyEnvironmentOverrides({}, env).mqtt;
+  const flags = definedOnly({ url: options.broker, prefix: options.prefix, username: options.username, caFile: options.caFile, certFile: options.certFile, keyFile: options.keyFile });
+  const merged = { url: DEFAULT_SERVER_BROKER, ...(typeof fromEnv === 'object' && fromEnv !== null ? fromEnv : {}), ...flags };
+  return parseMqttSettings(merged, 'server broker settings (flags and EDGE_EXIT__MQTT__* environment)');
+}
 
 /**
  * `edge-exit server`: N worker processes, each with its own interpreters and
@@ -28,6 +51,8 @@ export async function serverCommand(options: ServerOptions): Promise<void> {
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError(`--workers must be an integer in [1, 64], got ${options.workers}`);
   const protocolVersion = Number(options.protocol);
   if (protocolVersion !== 4 && protocolVersion !== 5) throw new RangeError(`--protocol must be 4 (MQTT 3.1.1) or 5, got ${options.protocol}`);
+  // Before the package: a settings mistake is reported at once, not after a build.
+  const mqtt = serverMqttSettings(options);
   const built = await ensureModelPackage(options.config);
   if (workers > 1 && !options.shareGroup) {
     throw new Error('--workers above 1 needs --share-group: without a shared subscription every worker would answer every request (aedes has none; use Mosquitto)');
@@ -35,10 +60,11 @@ export async function serverCommand(options: ServerOptions): Promise<void> {
   if (workers === 1) {
     const server = await OffloadServer.start({
       pkg: loadModelPackage(built.dir),
-      brokerUrl: options.broker,
+      brokerUrl: mqtt.url!,
+      mqtt,
       protocolVersion,
       shareGroup: options.shareGroup,
-      prefix: options.prefix,
+      prefix: mqtt.prefix,
       interpreter: { backend: 'xnnpack', threads: Number(options.threads) },
     });
     const stop = async () => {
@@ -50,12 +76,15 @@ export async function serverCommand(options: ServerOptions): Promise<void> {
     process.once('SIGTERM', () => void stop());
     return;
   }
-  const args = ['server', '-c', options.config, '--broker', options.broker, '--workers', '1', '--share-group', options.shareGroup!, '--protocol', String(protocolVersion), '--threads', options.threads];
-  if (options.prefix) args.push('--prefix', options.prefix);
+  // Each worker gets the flags it was given; the environment (and so the password) it inherits.
+  const connection = Object.entries(CONNECTION_FLAGS).flatMap(([field, flag]) => {
+    const value = options[field as keyof typeof CONNECTION_FLAGS];
+    return value === undefined ? [] : [flag, value];
+  });
+  const args = ['server', '-c', options.config, '--workers', '1', '--share-group', options.shareGroup!, '--protocol', String(protocolVersion), '--threads', options.threads, ...connection];
   const children: ChildProcess[] = Array.from({ length: workers }, () => fork(CLI, args, { stdio: 'inherit' }));
   const stop = () => children.forEach((child) => child.kill('SIGTERM'));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   await Promise.all(children.map((child) => new Promise((resolve) => child.once('exit', resolve))));
 }
-
