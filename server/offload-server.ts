@@ -7,6 +7,7 @@ import type { ModelPackage } from '../agent/model-package/load.js';
 import { brokerConnectOptions } from '../agent/mqtt/connect-options.js';
 import { describeConnectionError } from '../agent/mqtt/connection-errors.js';
 import { disableNagle } from '../agent/mqtt/no-delay.js';
+import { attachReconnectBackoff } from '../agent/mqtt/reconnect-backoff.js';
 import { decodeOffload, encodeOffloadAnswer, type OffloadPayload } from '../agent/mqtt/offload-codec.js';
 import { DEFAULT_TOPIC_PREFIX, deviceIdFromOffloadRequest, deviceTopics, serverOffloadFilter } from '../agent/mqtt/topics.js';
 import { encodedImageToRgb } from '../agent/preprocess/image-to-rgb.js';
@@ -70,7 +71,6 @@ export class OffloadServer {
         ...brokerConnectOptions(settings),
         protocolVersion: this.options.protocolVersion ?? 5,
         clean: true,
-        reconnectPeriod: 1000,
       });
     } catch (error) {
       // A server is started by hand or by a service manager: it stops with the setting to fix rather than retry a refusal.
@@ -78,6 +78,7 @@ export class OffloadServer {
     }
     this.client = client;
     disableNagle(client);
+    attachReconnectBackoff(client, { minMs: settings.reconnectMinMs, maxMs: settings.reconnectMaxMs });
     const filter = serverOffloadFilter(this.prefix, { shareGroup: this.options.shareGroup });
     // Subscriptions are renewed on every reconnect, as a clean session forgets them.
     client.on('connect', () => void client.subscribeAsync(filter, { qos: 1 }).catch((e) => logger.warn(`offload server: resubscribe failed: ${e.message}`)));

@@ -81,3 +81,8 @@ test('TLS files need a TLS broker URL: a plain-text scheme, or none (the embedde
   for (const url of ['mqtts://broker.local:8883', 'ssl://broker.local:8883', 'wss://broker.local/mqtt']) t.notThrows(() => parseAgentConfig({ mqtt: { url, caFile: '/etc/ca.pem' } }), url);
   t.notThrows(() => parseAgentConfig({ mqtt: { url: 'mqtt://broker.local:1883', username: 'gate' } }), 'a plain URL without TLS files');
 });
+
+test('reconnect delays: 1 s to 30 s by default, and the longest may not be shorter than the first', (t) => {
+  t.like(parseAgentConfig({}).mqtt, { reconnectMinMs: 1000, reconnectMaxMs: 30_000 });
+  t.throws(() => parseAgentConfig({ mqtt: { reconnectMinMs: 5000, reconnectMaxMs: 2000 } }), { instanceOf: ConfigError, message: /mqtt\.reconnectMaxMs: must be at least mqtt\.reconnectMinMs \(5000\)/ });
+});

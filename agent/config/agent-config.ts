@@ -72,8 +72,14 @@ export const mqttSchema = z
     caFile: z.string().optional(),
     certFile: z.string().optional(),
     keyFile: z.string().optional(),
+    /** Reconnect delays double from the first to the last while the broker stays away, and start again from the first after a connect. */
+    reconnectMinMs: z.number().int().min(100).max(60_000).default(1000),
+    reconnectMaxMs: z.number().int().min(100).max(3_600_000).default(30_000),
   })
   .superRefine((mqtt, ctx) => {
+    if (mqtt.reconnectMaxMs < mqtt.reconnectMinMs) {
+      ctx.addIssue({ code: 'custom', path: ['reconnectMaxMs'], message: `must be at least mqtt.reconnectMinMs (${mqtt.reconnectMinMs})` });
+    }
     // mqtt.js ignores TLS files on a plain-text URL: the link would silently go unencrypted and the broker go unverified.
     const files = (['caFile', 'certFile', 'keyFile'] as const).filter((field) => mqtt[field] !== undefined);
     if (files.length === 0) return;

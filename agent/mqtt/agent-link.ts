@@ -4,6 +4,7 @@ import { logger } from '../log/logger.js';
 import { brokerConnectOptions } from './connect-options.js';
 import { describeConnectionError } from './connection-errors.js';
 import { disableNagle } from './no-delay.js';
+import { attachReconnectBackoff } from './reconnect-backoff.js';
 import type { Outbox } from './outbox.js';
 import { parseOffloadAnswer, type OffloadAnswer } from './offload-codec.js';
 import { AVAILABILITY_OFFLINE, AVAILABILITY_ONLINE, deviceTopics, requestIdFromOffloadResponse, type DeviceTopics } from './topics.js';
@@ -28,17 +29,12 @@ interface Pending {
 /** An unanswered request is sent again this often (the server answers a repeat from its cache). */
 const RESEND_AFTER_MS = 2000;
 
-/** Reconnect delays double from 1 s to 30 s while the broker stays away. */
-const RECONNECT_MIN_MS = 1000;
-const RECONNECT_MAX_MS = 30_000;
-
 export function mqttClientOptions(config: AgentConfig['mqtt'], deviceId: string, topics: DeviceTopics, protocolVersion: 4 | 5): IClientOptions {
   return {
     ...brokerConnectOptions(config),
     protocolVersion,
     clientId: `edge-exit-${deviceId}`,
     clean: true,
-    reconnectPeriod: RECONNECT_MIN_MS,
     will: { topic: topics.availability, payload: Buffer.from(AVAILABILITY_OFFLINE), qos: 1, retain: true },
   };
 }
@@ -57,7 +53,6 @@ export class AgentLink {
   private readonly pending = new Map<string, Pending>();
   private readonly deadlines = new Map<string, number>();
   private readonly answered = new Set<string>();
-  private reconnectDelay = RECONNECT_MIN_MS;
   /** The deadline, queue bound and expiry in force: remote config changes them live. */
   private offloadSettings: AgentConfig['offload'];
   /** The last connection failure logged: a broker refusing every retry the same way is said once, not every backoff. */
@@ -83,13 +78,10 @@ export class AgentLink {
     this.topics = deviceTopics(options.deviceId, options.config.mqtt.prefix);
     this.client = mqtt.connect(options.url, mqttClientOptions(options.config.mqtt, options.deviceId, this.topics, options.protocolVersion));
     disableNagle(this.client);
+    attachReconnectBackoff(this.client, { minMs: options.config.mqtt.reconnectMinMs, maxMs: options.config.mqtt.reconnectMaxMs });
     this.sweeper = setInterval(() => this.sweep(), 100);
     this.sweeper.unref();
     this.client.on('connect', () => void this.onConnect());
-    this.client.on('offline', () => {
-      this.reconnectDelay = Math.min(RECONNECT_MAX_MS, this.reconnectDelay * 2);
-      this.client.options.reconnectPeriod = this.reconnectDelay;
-    });
     this.client.on('error', (error) => {
       const message = `${describeConnectionError(error, options.url, options.config.mqtt)}; retrying with backoff`;
       if (message !== this.lastFailure) logger.warn(message);
@@ -103,8 +95,6 @@ export class AgentLink {
   }
 
   private async onConnect(): Promise<void> {
-    this.reconnectDelay = RECONNECT_MIN_MS;
-    this.client.options.reconnectPeriod = RECONNECT_MIN_MS;
     this.lastFailure = undefined;
     logger.info(`mqtt: connected to ${redactUrl(this.options.url)} as ${this.options.deviceId}`);
     try {

@@ -12,6 +12,8 @@ export function brokerConnectOptions(mqtt: AgentConfig['mqtt']): IClientOptions 
     // mqtt.js gives up for good once a broker refuses the login; an operator who then fixes the account on the broker expects the client to get in.
     reconnectOnConnackError: true,
     connectTimeout: 10_000,
+    // The first retry; attachReconnectBackoff lengthens the later ones.
+    reconnectPeriod: mqtt.reconnectMinMs,
     username: mqtt.username,
     password: mqtt.password,
     ...readTlsFiles(mqtt),
