@@ -9,6 +9,7 @@ import { createExitPolicy } from '../agent/exit-policy/policy.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
 import { loadModelPackage } from '../agent/model-package/load.js';
 import { imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
+import { builtinOperatorName } from '../agent/tflite/model.js';
 import { readTfliteModel } from '../agent/tflite/reader.js';
 import { dequantizeBackbone } from '../agent/training/dequantize-backbone.js';
 import { weightOf } from '../agent/training/float-graph.js';
@@ -101,6 +102,13 @@ test('training a few steps exports a valid multi-exit package that the engine ru
   const segment = readTfliteModel(fs.readFileSync(path.join(out, m.segments[1]!.file)));
   const filters = segment.subgraphs[0]!.tensors.filter((tensor) => tensor.name.endsWith('/weights'));
   t.true(filters.length > 0 && filters.every((f) => f.quantization!.scale.length === f.shape[f.quantization!.quantizedDimension]));
+
+  // Only ops the Edge TPU compiler maps, in every file of the package.
+  const edgeTpuOps = new Set(['QUANTIZE', 'CONV_2D', 'DEPTHWISE_CONV_2D', 'ADD', 'AVERAGE_POOL_2D', 'RESHAPE', 'SOFTMAX']);
+  for (const file of [...m.segments, ...m.heads].map((part) => part.file)) {
+    const model = readTfliteModel(fs.readFileSync(path.join(out, file)));
+    for (const code of model.operatorCodes) t.true(edgeTpuOps.has(builtinOperatorName(code.builtinCode)), `${file}: ${builtinOperatorName(code.builtinCode)}`);
+  }
 
   const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 });
   engine.input.data.set(await imageFileToRgb(path.join(CIFAR_TEST, 'ship', '0000.jpg'), { width: 64, height: 64, resize: 'stretch' }));

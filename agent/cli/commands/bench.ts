@@ -77,10 +77,10 @@ async function exitsSuite(options: BenchOptions): Promise<void> {
     console.log(`${table}\n`);
     if (options.write) {
       const how =
-        `Produced by \`edge-exit bench --suites exits --images-per-class ${options.imagesPerClass} --threads ${threads}\` on ${today()}, Node ${process.version}, ${process.arch}, ` +
+        `Produced by \`edge-exit bench --suites exits --task-config ${options.taskConfig} --images-per-class ${options.imagesPerClass} --threads ${threads}\` on ${today()}, Node ${process.version}, ${process.arch}, ` +
         `package ${pkg.manifest.name} (input ${pkg.manifest.input.width}x${pkg.manifest.input.height}, exits after ${pkg.manifest.segments.map((s) => s.to).join(', ')}). ` +
         '"full" runs every segment and answers at the final exit; the others stop at the first exit their policy trusts.';
-      writeBenchSection(`exits-${threads}t`, `Operating points vs the full model, ${threads} thread(s)`, `${how}\n\n${table}`);
+      writeBenchSection(`exits-${pkg.manifest.name}-${threads}t`, `Operating points vs the full model: ${pkg.manifest.name}, ${threads} thread(s)`, `${how}\n\n${table}`);
     }
   }
 }
