@@ -1,6 +1,6 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { readJsonFile } from '../config/json-file.js';
 import { expandPath } from '../config/paths.js';
 
 const headTrainingSchema = z.object({
@@ -75,28 +75,18 @@ export class BuildConfigError extends Error {
 }
 
 export function loadBuildConfig(configFile: string, env: NodeJS.ProcessEnv = process.env): ResolvedBuildConfig {
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(configFile, 'utf8'));
-  } catch (error) {
-    throw new BuildConfigError(`Cannot read build config ${configFile}: ${(error as Error).message}`);
-  }
-  const parsed = buildConfigSchema.safeParse(json);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `  - ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw new BuildConfigError(`Build config ${configFile} is invalid:\n${lines.join('\n')}`);
-  }
-  const { task, labels, cuts } = parsed.data;
+  const data = readJsonFile(configFile, buildConfigSchema, 'build config', (message) => new BuildConfigError(message));
+  const { task, labels, cuts } = data;
   if (!task && !labels) throw new BuildConfigError(`Build config ${configFile} is invalid:\n  - give either labels (keep the base classifier) or task (train exit heads)`);
   if (task && task.heads.length !== cuts.length + 1) {
     throw new BuildConfigError(`Build config ${configFile} is invalid:\n  - task.heads: ${cuts.length} cuts make ${cuts.length + 1} segments, so give ${cuts.length + 1} heads (one per segment), not ${task.heads.length}`);
   }
   const baseDir = path.dirname(path.resolve(configFile));
   return {
-    ...parsed.data,
+    ...data,
     configFile: path.resolve(configFile),
-    baseModelPath: expandPath(parsed.data.baseModel.path, baseDir, env),
-    labelsPath: parsed.data.labels ? expandPath(parsed.data.labels.path, baseDir, env) : undefined,
-    datasetPath: parsed.data.task ? expandPath(parsed.data.task.dataset, baseDir, env) : undefined,
+    baseModelPath: expandPath(data.baseModel.path, baseDir, env),
+    labelsPath: data.labels ? expandPath(data.labels.path, baseDir, env) : undefined,
+    datasetPath: data.task ? expandPath(data.task.dataset, baseDir, env) : undefined,
   };
 }

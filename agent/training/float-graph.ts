@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { readJsonFile } from '../config/json-file.js';
 
 export const FLOAT_GRAPH_FORMAT = 'edge-exit/float-graph';
 export const FLOAT_GRAPH_VERSION = 1;
@@ -124,23 +125,13 @@ export function writeFloatGraph(dir: string, graph: FloatGraph): void {
 
 export function readFloatGraph(dir: string): FloatGraph {
   const graphFile = path.join(dir, GRAPH_FILE);
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(graphFile, 'utf8'));
-  } catch (error) {
-    throw new FloatGraphError(`Cannot read float graph ${graphFile}: ${(error as Error).message}`);
-  }
-  const parsed = floatGraphSchema.safeParse(json);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.slice(0, 10).map((issue) => `  - ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw new FloatGraphError(`Float graph ${graphFile} does not follow ${FLOAT_GRAPH_FORMAT} v${FLOAT_GRAPH_VERSION}:\n${lines.join('\n')}`);
-  }
+  const spec = readJsonFile(graphFile, floatGraphSchema, `float graph (${FLOAT_GRAPH_FORMAT} v${FLOAT_GRAPH_VERSION})`, (message) => new FloatGraphError(message));
   const bytes = fs.readFileSync(path.join(dir, WEIGHTS_FILE));
   if (bytes.length % 4 !== 0) throw new FloatGraphError(`${path.join(dir, WEIGHTS_FILE)} is ${bytes.length} bytes, not whole float32 values; it is truncated`);
   const weights = new Float32Array(bytes.length / 4);
   new Uint8Array(weights.buffer).set(bytes);
-  const graph = { spec: parsed.data, weights };
-  for (const node of parsed.data.nodes) {
+  const graph = { spec, weights };
+  for (const node of spec.nodes) {
     if (node.op === 'conv2d') {
       weightOf(graph, node.weight);
       weightOf(graph, node.bias);

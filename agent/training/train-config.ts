@@ -1,8 +1,8 @@
 // What `edge-exit train` reads: the pretrained model to start from, the
 // ImageFolder task, where the exits go, and the joint training recipe.
-import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { readJsonFile } from '../config/json-file.js';
 import { expandPath } from '../config/paths.js';
 import { BuildConfigError } from '../model-package/build-config.js';
 
@@ -70,27 +70,17 @@ export interface ResolvedTrainConfig extends TrainConfig {
 }
 
 export function loadTrainConfig(configFile: string, env: NodeJS.ProcessEnv = process.env): ResolvedTrainConfig {
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(configFile, 'utf8'));
-  } catch (error) {
-    throw new BuildConfigError(`Cannot read training config ${configFile}: ${(error as Error).message}`);
-  }
-  const parsed = trainConfigSchema.safeParse(json);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `  - ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw new BuildConfigError(`Training config ${configFile} is invalid:\n${lines.join('\n')}`);
-  }
-  const exitCount = parsed.data.cuts.length + 1;
-  const weights = parsed.data.training.exitWeights;
+  const data = readJsonFile(configFile, trainConfigSchema, 'training config', (message) => new BuildConfigError(message));
+  const exitCount = data.cuts.length + 1;
+  const weights = data.training.exitWeights;
   if (weights && weights.length !== exitCount) {
-    throw new BuildConfigError(`Training config ${configFile} is invalid:\n  - training.exitWeights: ${parsed.data.cuts.length} cuts make ${exitCount} exits, so give ${exitCount} weights, not ${weights.length}`);
+    throw new BuildConfigError(`Training config ${configFile} is invalid:\n  - training.exitWeights: ${data.cuts.length} cuts make ${exitCount} exits, so give ${exitCount} weights, not ${weights.length}`);
   }
   const baseDir = path.dirname(path.resolve(configFile));
   return {
-    ...parsed.data,
+    ...data,
     configFile: path.resolve(configFile),
-    baseModelPath: expandPath(parsed.data.baseModel.path, baseDir, env),
-    datasetPath: expandPath(parsed.data.task.dataset, baseDir, env),
+    baseModelPath: expandPath(data.baseModel.path, baseDir, env),
+    datasetPath: expandPath(data.task.dataset, baseDir, env),
   };
 }
