@@ -7,6 +7,7 @@ import { readDecodedImages, writeFineTunedPackage } from '../../training/finetun
 import { checkSameClasses, planTrainingWork, prepareTrainingWork } from '../../training/prepare-work.js';
 import { checkPythonDependencies, choosePython, runTrainer, type TrainerEvent } from '../../training/python-trainer.js';
 import { loadTrainConfig } from '../../training/train-config.js';
+import { trainingCurveSvg, type EpochAccuracy } from '../../plots/training-curve-plot.js';
 import { progressBar } from '../progress.js';
 import { buildConfigPath } from './build-model.js';
 
@@ -106,6 +107,8 @@ export async function trainCommand(options: { config: string; out?: string; forc
     history: done.history as unknown[],
   };
   fs.writeFileSync(path.join(result.dir, 'training-report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const curve = await trainingCurveSvg(report.history as EpochAccuracy[], report.exits, `${config.name}: validation accuracy per exit while training`);
+  fs.writeFileSync(path.join(result.dir, 'training-curve.svg'), curve);
   printReport(report);
   return report;
 }
