@@ -13,6 +13,10 @@ const recipeSchema = z.object({
   batchSize: z.number().int().min(2).max(1024).default(96),
   learningRate: z.number().positive().max(1).default(0.03),
   warmupFraction: z.number().min(0).max(0.5).default(0.03),
+  /** Epochs (may be fractional) at the start that train only the heads, on the frozen pretrained backbone. */
+  headWarmupEpochs: z.number().min(0).max(50).default(0),
+  /** The backbone's learning rate relative to the heads'. */
+  backboneLrScale: z.number().positive().max(1).default(1),
   weightDecay: z.number().min(0).max(0.1).default(4e-5),
   labelSmoothing: z.number().min(0).max(0.5).default(0.1),
   /** Loss weight of each exit, early to final; default 1 each. */

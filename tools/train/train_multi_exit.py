@@ -380,11 +380,15 @@ def main():
     model = MultiExitNet(spec, weight, config["cuts"], len(classes), config["headWidth"], config["dropout"])
     model = model.to(memory_format=torch.channels_last)
 
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": config["weightDecay"]}, {"params": no_decay, "weight_decay": 0}],
-                                lr=config["learningRate"], momentum=0.9, nesterov=True)
+    # Heads may learn faster than the pretrained backbone, and alone at first, so
+    # their random early gradients do not wreck the pretrained features.
+    groups = []
+    for part in ("backbone", "heads"):
+        for decayed in (True, False):
+            params = [p for name, p in model.named_parameters()
+                      if (name.startswith("units.") == (part == "backbone")) and ((p.ndim > 1) == decayed)]
+            groups.append({"params": params, "weight_decay": config["weightDecay"] if decayed else 0, "part": part})
+    optimizer = torch.optim.SGD(groups, lr=config["learningRate"], momentum=0.9, nesterov=True)
     batch = config["batchSize"]
     steps_per_epoch = len(train) // batch
     total_steps = config["maxSteps"] or steps_per_epoch * config["epochs"]
@@ -422,8 +426,10 @@ def main():
             x = augment(x, config["augmentPad"], torch.Generator().manual_seed(int(pixels_seed)))
             x = ((x - spec["input"]["pixelZeroPoint"]) * spec["input"]["pixelScale"]).contiguous(memory_format=torch.channels_last)
             lr = learning_rate(config, global_step, total_steps)
+            warming_heads = global_step < config["headWarmupEpochs"] * steps_per_epoch
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                backbone = group["part"] == "backbone"
+                group["lr"] = (0.0 if warming_heads else lr * config["backboneLrScale"]) if backbone else lr
             outputs = model(x)
             loss = joint_loss(outputs, y, config)
             optimizer.zero_grad(set_to_none=True)
