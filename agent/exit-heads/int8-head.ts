@@ -264,7 +264,8 @@ export function buildInt8Head(spec: HeadSpec): TfliteModel {
       type: TensorType.INT8,
       quantization: perTensor(inScale, inZero),
     });
-    m.operator(BuiltinOperator.AVERAGE_POOL_2D, 2, { inputs: [current],
+    m.operator(BuiltinOperator.AVERAGE_POOL_2D, 2, {
+      inputs: [current],
       outputs: [pooled],
       builtinOptions: makeOptions('Pool2DOptions', {
         padding: Padding.VALID,
@@ -303,7 +304,8 @@ export function buildInt8Head(spec: HeadSpec): TfliteModel {
     );
     const q = activationQuantization(spec.activationRanges[i]!, relu);
     const out = m.tensor({ name: `${prefix}/${i === spec.layers.length - 1 ? 'logits' : 'output'}`, shape: [1, layer.outSize], type: TensorType.INT8, quantization: perTensor(q.scale, q.zeroPoint) });
-    m.operator(BuiltinOperator.FULLY_CONNECTED, 4, { inputs: [current, weights, biasTensor],
+    m.operator(BuiltinOperator.FULLY_CONNECTED, 4, {
+      inputs: [current, weights, biasTensor],
       outputs: [out],
       builtinOptions: makeOptions('FullyConnectedOptions', {
         fusedActivationFunction: relu ? ActivationFunctionType.RELU : ActivationFunctionType.NONE,

@@ -173,10 +173,11 @@ export function quantizeMultiExitGraph(graph: FloatGraph): QuantizedMultiExit {
   const { input } = spec;
   const pixels = main.m.tensor({ name: 'pixels', shape: [1, input.height, input.width, input.channels], type: TensorType.UINT8, quantization: perTensor(Math.fround(input.pixelScale), input.pixelZeroPoint) });
   // Same scale, zero point moved by 128: an exact uint8 → int8 shift, as the pretrained model's first op.
-  const int8Input = { index: 0, shape: [1, input.height, input.width, input.channels] as Int8Tensor['shape'], scale: Math.fround(input.pixelScale), zeroPoint: input.pixelZeroPoint - 128 };
-  int8Input.index = main.m.tensor({ name: input.tensor, shape: [...int8Input.shape], type: TensorType.INT8, quantization: perTensor(int8Input.scale, int8Input.zeroPoint) });
-  main.m.operator(BuiltinOperator.QUANTIZE, 2, { inputs: [pixels], outputs: [int8Input.index] });
-  main.bind(input.tensor, int8Input);
+  const inputShape: Int8Tensor['shape'] = [1, input.height, input.width, input.channels];
+  const inputQ = { scale: Math.fround(input.pixelScale), zeroPoint: input.pixelZeroPoint - 128 };
+  const int8Input = main.m.tensor({ name: input.tensor, shape: [...inputShape], type: TensorType.INT8, quantization: perTensor(inputQ.scale, inputQ.zeroPoint) });
+  main.m.operator(BuiltinOperator.QUANTIZE, 2, { inputs: [pixels], outputs: [int8Input] });
+  main.bind(input.tensor, { index: int8Input, shape: inputShape, ...inputQ });
   for (const node of spec.nodes) if (!headNodes.has(node.name)) main.emit(node);
   const probs = main.softmax(main.value(final.logits, 'the final exit'), 'final');
   const backbone = main.m.model('multi-exit', `edge-exit int8 multi-exit backbone (${spec.description ?? 'trained float graph'})`, [pixels], [probs]);

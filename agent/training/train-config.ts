@@ -4,7 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { readJsonFile } from '../config/json-file.js';
 import { expandPath } from '../config/paths.js';
-import { BuildConfigError } from '../model-package/build-config.js';
+import { BuildConfigError, taskSchema } from '../model-package/build-config.js';
 
 const recipeSchema = z.object({
   epochs: z.number().int().min(1).max(500).default(10),
@@ -47,18 +47,10 @@ export const trainConfigSchema = z.object({
   resize: z.enum(['stretch', 'center-crop']).default('stretch'),
   /** Block boundaries that get an early exit, in order; the final exit follows "pooled". */
   cuts: z.array(z.string()).min(1),
-  task: z.object({
-    name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only'),
-    dataset: z.string(),
-    trainSplit: z.string().default('train'),
-    testSplit: z.string().default('test'),
-    validationFraction: z.number().gt(0).lt(1).default(0.1),
-    trainPerClass: z.number().int().positive().optional(),
-    validationPerClass: z.number().int().positive().optional(),
+  /** The build config's task without its frozen-feature heads: here heads train with the backbone. */
+  task: taskSchema.omit({ heads: true, training: true }).extend({
     /** Cap on test images per class for the float report (the whole split by default). */
     testPerClass: z.number().int().positive().optional(),
-    calibrationDeltas: z.array(z.number().max(0).min(-50)).min(1).default([-0.5, -1, -2, -5]),
-    balancedMarginPoints: z.number().min(0).lt(1).default(0.5),
   }),
   training: recipeSchema.prefault({}),
   /** Python with PyTorch; default $EDGE_EXIT_PYTHON, else Debian's /usr/bin/python3, else python3. */
