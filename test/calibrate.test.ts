@@ -55,7 +55,7 @@ function replay(data: CalibrationData, point: OperatingPoint) {
   const policy = createExitPolicy(point, data.cumulativeMacs.length);
   const { exitTaken, predictions } = simulateExits(policy, data.perExitProbabilities, point.maxExit);
   const meanOf = (costs: readonly number[]) => exitTaken.reduce((sum, exit) => sum + costs[exit]!, 0) / exitTaken.length;
-  return { accuracy: accuracyOf(data, predictions), latency: meanOf(data.cumulativeLatencyMs), macs: meanOf(data.cumulativeMacs), exitTaken };
+  return { accuracy: accuracyOf(data, predictions), latency: meanOf(data.cumulativeLatencyMs), macs: meanOf(data.cumulativeMacs), exitTaken, predictions };
 }
 
 const POLICIES: ExitPolicyName[] = ['max-probability', 'entropy', 'patience'];
@@ -101,23 +101,42 @@ test('expected cost does not rise as the target accuracy is lowered', (t) => {
   for (let i = 1; i < byMacs.length; i++) t.true(byMacs[i]!.expectedMacs <= byMacs[i - 1]!.expectedMacs + 1e-3);
 });
 
-test('full never exits early and balanced is the cheapest point within 1 point of the final exit, less the margin', (t) => {
+/** Accuracy drop against the final exit plus z standard errors of that paired difference, computed here from first principles. */
+function dropBound(points: OperatingPoint[], point: OperatingPoint, z: number): number {
+  const finalPoint = points.find((candidate) => candidate.name === 'full')!;
+  const finalRight = replay(data, finalPoint).predictions.map((prediction, sample) => (prediction === data.labels[sample] ? 1 : 0));
+  const differences = replay(data, point).predictions.map((prediction, sample) => finalRight[sample]! - (prediction === data.labels[sample] ? 1 : 0));
+  const mean = differences.reduce((a, b) => a + b, 0) / differences.length;
+  const variance = differences.reduce((a, d) => a + (d - mean) ** 2, 0) / differences.length;
+  return mean + z * Math.sqrt(variance / differences.length);
+}
+
+test('full never exits early and balanced is the cheapest point whose drop, plus z standard errors, is within 1 point', (t) => {
   const full = result.points.find((point) => point.name === 'full')!;
   t.deepEqual(full.exitHistogram, [0, 0, 0, 600]);
   t.is(full.expectedLatencyMs, data.cumulativeLatencyMs[3]!);
   t.is(full.validationAccuracy, result.finalExitAccuracy);
 
-  for (const margin of [0, 0.5]) {
-    const points = margin === 0.5 ? result.points : calibrateOperatingPoints(data, { balancedMarginPoints: margin }).points;
-    const required = result.finalExitAccuracy - (1 - margin) / 100 - 1e-12;
+  const balancedLatency: number[] = [];
+  for (const z of [0, 0.5, 1.96]) {
+    const points = z === 1.96 ? result.points : calibrateOperatingPoints(data, { balancedConfidenceZ: z }).points;
     const balanced = points.find((point) => point.name === 'balanced')!;
-    t.true(balanced.validationAccuracy >= required, `margin ${margin}`);
-    const eligible = points.filter((point) => point.name !== 'balanced' && point.validationAccuracy >= required);
-    t.true(eligible.length > 1);
-    for (const point of eligible) t.true(balanced.expectedLatencyMs <= point.expectedLatencyMs, `${point.name}, margin ${margin}`);
-    t.true(balanced.expectedLatencyMs < full.expectedLatencyMs);
+    t.true(dropBound(points, balanced, z) <= 0.01 + 1e-12, `z ${z}`);
+    const eligible = points.filter((point) => point.name !== 'balanced' && dropBound(points, point, z) <= 0.01 + 1e-12);
+    t.true(eligible.some((point) => point.name === 'full'), `z ${z}`);
+    for (const point of eligible) t.true(balanced.expectedLatencyMs <= point.expectedLatencyMs, `${point.name}, z ${z}`);
+    t.true(balanced.expectedLatencyMs <= full.expectedLatencyMs, `z ${z}`);
+    balancedLatency.push(balanced.expectedLatencyMs);
   }
-  t.throws(() => calibrateOperatingPoints(data, { balancedMarginPoints: 1 }), { instanceOf: RangeError, message: /balancedMarginPoints = 1 is outside \[0, 1\)/ });
+  t.true(balancedLatency[0]! < full.expectedLatencyMs);
+  // Asking for more confidence can only cost more; on 600 samples a 95% bound leaves nothing cheaper than the full model.
+  t.true(balancedLatency[0]! <= balancedLatency[1]! && balancedLatency[1]! <= balancedLatency[2]!);
+  t.is(balancedLatency[2], full.expectedLatencyMs);
+  // With ten times the samples the standard error shrinks and early exits qualify again.
+  const larger = syntheticValidation({ samples: 6000, exits: 4, classes: 10, seed: 7 });
+  const largerPoints = calibrateOperatingPoints(larger, { policies: ['max-probability'] }).points;
+  t.true(largerPoints.find((point) => point.name === 'balanced')!.expectedLatencyMs < larger.cumulativeLatencyMs[3]!);
+  t.throws(() => calibrateOperatingPoints(data, { balancedConfidenceZ: -1 }), { instanceOf: RangeError, message: /balancedConfidenceZ = -1 is not a finite number >= 0/ });
 });
 
 test('static exits stop every sample at one exit', (t) => {

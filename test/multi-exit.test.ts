@@ -118,6 +118,10 @@ test('evaluation replays every operating point on test images and reports accura
   t.true(exit0.meanMacs < full.meanMacs);
   t.true(exit0.meanLatencyMs < full.meanLatencyMs);
   for (const point of report.points) t.is(point.exitHistogram.reduce((a, b) => a + b, 0), images.length);
+  // The oracle is right wherever any exit is, and no point as accurate as the final exit is cheaper.
+  t.true(report.oracle.accuracy >= Math.max(...report.exitAccuracy));
+  t.is(report.oracle.exitHistogram.reduce((a, b) => a + b, 0), images.length);
+  for (const point of report.points) if (point.accuracy >= full.accuracy) t.true(point.meanMacs >= report.oracle.meanMacs - 1e-6, point.name);
 });
 
 test('a threshold outside [0, 1] or labels that disagree with the heads make the package refuse to load', (t) => {

@@ -23,6 +23,12 @@ export interface EvaluationReport {
   /** Macs of running to exit i (segments and heads 0..i). */
   cumulativeMacs: number[];
   points: PointEvaluation[];
+  /**
+   * What no exit policy can beat: every sample stops at the first exit that
+   * answers it correctly (at the final exit if none does). Its cost bounds the
+   * speed-up of any point as accurate as the final exit.
+   */
+  oracle: { accuracy: number; meanMacs: number; meanLatencyMs: number; exitHistogram: number[] };
 }
 
 /** Everything one test image produced at every exit, recorded once and replayed per operating point. */
@@ -88,5 +94,14 @@ export async function evaluatePackage(
       validationAccuracy: point.validationAccuracy,
     };
   });
-  return { package: pkg.manifest.name, images: images.length, exitAccuracy, cumulativeMacs, points: evaluations };
+  const oracle = { accuracy: 0, meanMacs: 0, meanLatencyMs: 0, exitHistogram: new Array<number>(exits).fill(0) };
+  recorded.probabilities.forEach((row, n) => {
+    const firstRight = row.findIndex((probabilities) => argmax(probabilities) === recorded.labels[n]);
+    const exit = firstRight === -1 ? exits - 1 : firstRight;
+    oracle.exitHistogram[exit]!++;
+    if (firstRight !== -1) oracle.accuracy += 1 / images.length;
+    oracle.meanMacs += cumulativeMacs[exit]! / images.length;
+    oracle.meanLatencyMs += recorded.cumulativeMs[n]![exit]! / images.length;
+  });
+  return { package: pkg.manifest.name, images: images.length, exitAccuracy, cumulativeMacs, points: evaluations, oracle };
 }

@@ -60,11 +60,12 @@ export interface CalibrationOptions {
   /** The cost minimized; the other one breaks ties. */
   objective?: 'latency' | 'macs';
   /**
-   * Points of the balanced tolerance kept in reserve for the gap between the
-   * validation split and unseen data, so "balanced" stays within its 1 point
-   * off the validation split too (default 0.5).
+   * Standard errors of the validation estimate kept in reserve when choosing
+   * "balanced": its accuracy drop against the final exit, plus this many
+   * standard errors of that drop, must stay within the 1-point tolerance
+   * (default 1.96, a 95% interval). 0 trusts the validation split as is.
    */
-  balancedMarginPoints?: number;
+  balancedConfidenceZ?: number;
 }
 
 export interface CalibrationResult {
@@ -81,7 +82,13 @@ export const DEFAULT_PATIENCE_VALUES: readonly number[] = [2, 3];
 export const DEFAULT_GRID_SIZE = 128;
 /** `balanced` may give up this much accuracy (percentage points) against the final exit. */
 export const BALANCED_TOLERANCE_POINTS = 1;
-export const DEFAULT_BALANCED_MARGIN_POINTS = 0.5;
+export const DEFAULT_BALANCED_CONFIDENCE_Z = 1.96;
+/**
+ * Targets searched only as candidates for "balanced", finer than the stored
+ * ladder: where the cost curve is flat, a slightly higher target costs almost
+ * nothing and survives unseen data better.
+ */
+const BALANCED_CANDIDATE_DELTAS: readonly number[] = Array.from({ length: 10 }, (_, i) => -(i + 1) / 10);
 const MAX_REFINEMENT_ROUNDS = 50;
 
 type Rule = { policy: ExitPolicyName; patience?: number };
@@ -458,6 +465,28 @@ function requiredCorrectFor(finalCorrect: number, sampleCount: number, deltaPoin
   return Math.max(0, Math.ceil(finalCorrect + (deltaPoints / 100) * sampleCount - 1e-9));
 }
 
+/**
+ * The point's accuracy drop against always running to maxExit, plus z standard
+ * errors. The drop is a paired difference on the same samples, so its error
+ * comes only from the samples where the two disagree on correctness.
+ */
+function accuracyDropBound(data: CalibrationData, problem: Problem, point: OperatingPoint, z: number): number {
+  const policy = createExitPolicy(point, data.cumulativeMacs.length);
+  const { predictions } = simulateExits(policy, data.perExitProbabilities, point.maxExit);
+  const finalCorrect = problem.correctAt[problem.maxExit]!;
+  let sum = 0;
+  let sumOfSquares = 0;
+  predictions.forEach((prediction, sample) => {
+    const difference = finalCorrect[sample]! - (prediction === data.labels[sample] ? 1 : 0);
+    sum += difference;
+    sumOfSquares += difference * difference;
+  });
+  const count = predictions.length;
+  const mean = sum / count;
+  const standardError = Math.sqrt(Math.max(0, sumOfSquares / count - mean * mean) / count);
+  return mean + z * standardError;
+}
+
 export function calibrateOperatingPoints(data: CalibrationData, options: CalibrationOptions = {}): CalibrationResult {
   const exitCount = data.cumulativeMacs.length;
   if (exitCount === 0) throw new RangeError('cumulativeMacs is empty: expected one entry per exit');
@@ -491,9 +520,13 @@ export function calibrateOperatingPoints(data: CalibrationData, options: Calibra
   let finalCorrect = 0;
   for (let sample = 0; sample < sampleCount; sample++) finalCorrect += problem.correctAt[maxExit]![sample]!;
   const finalExitAccuracy = finalCorrect / sampleCount;
-  const requiredCorrects = deltas.map((delta) => requiredCorrectFor(finalCorrect, sampleCount, delta));
+  const z = options.balancedConfidenceZ ?? DEFAULT_BALANCED_CONFIDENCE_Z;
+  if (!(Number.isFinite(z) && z >= 0)) throw new RangeError(`balancedConfidenceZ = ${z} is not a finite number >= 0`);
+  const searched = [...new Set([...deltas, ...BALANCED_CANDIDATE_DELTAS])].sort((a, b) => b - a);
+  const requiredCorrects = searched.map((delta) => requiredCorrectFor(finalCorrect, sampleCount, delta));
 
   const points: OperatingPoint[] = [];
+  const balancedCandidates: OperatingPoint[] = [];
   for (const policy of policies) {
     // Patience k can only stop early if some exit before maxExit has k exits up to and including it.
     const rules: Rule[] =
@@ -503,7 +536,7 @@ export function calibrateOperatingPoints(data: CalibrationData, options: Calibra
       const grid = buildGrid(problem, rule, gridSize);
       return { grid, results: searchTargets(problem, grid, requiredCorrects) };
     });
-    deltas.forEach((delta, target) => {
+    searched.forEach((delta, target) => {
       let best = perRule[0]!;
       for (const candidate of perRule) if (isBetter(candidate.results[target]!.key, best.results[target]!.key)) best = candidate;
       const found = best.results[target]!;
@@ -520,7 +553,8 @@ export function calibrateOperatingPoints(data: CalibrationData, options: Calibra
       if (Math.round(point.validationAccuracy * sampleCount) !== found.key.correct) {
         throw new Error(`calibration bookkeeping disagrees with simulateExits for ${point.name}`);
       }
-      points.push(point);
+      balancedCandidates.push(point);
+      if (deltas.includes(delta)) points.push(point);
     });
   }
 
@@ -530,12 +564,9 @@ export function calibrateOperatingPoints(data: CalibrationData, options: Calibra
   const full = staticExit(maxExit, 'full');
   points.push(full);
 
-  const margin = options.balancedMarginPoints ?? DEFAULT_BALANCED_MARGIN_POINTS;
-  if (!(margin >= 0 && margin < BALANCED_TOLERANCE_POINTS)) throw new RangeError(`balancedMarginPoints = ${margin} is outside [0, ${BALANCED_TOLERANCE_POINTS})`);
-  const balancedRequired = requiredCorrectFor(finalCorrect, sampleCount, -(BALANCED_TOLERANCE_POINTS - margin));
   let balanced = full;
-  for (const point of points) {
-    if (Math.round(point.validationAccuracy * sampleCount) < balancedRequired) continue;
+  for (const point of balancedCandidates) {
+    if (accuracyDropBound(data, problem, point, z) > BALANCED_TOLERANCE_POINTS / 100) continue;
     const cheaper =
       point.expectedLatencyMs < balanced.expectedLatencyMs ||
       (point.expectedLatencyMs === balanced.expectedLatencyMs && point.expectedMacs < balanced.expectedMacs);

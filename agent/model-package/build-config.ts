@@ -27,8 +27,8 @@ export const taskSchema = z.object({
   training: headTrainingSchema.default(headTrainingSchema.parse({})),
   /** Target accuracies in points relative to the final exit, for the calibrated operating points. */
   calibrationDeltas: z.array(z.number().max(0).min(-50)).min(1).default([-0.5, -1, -2, -5]),
-  /** Of the 1 point "balanced" may give up on validation, the part kept back for unseen data. */
-  balancedMarginPoints: z.number().min(0).lt(1).default(0.5),
+  /** Standard errors of the validation estimate "balanced" keeps in reserve within its 1-point tolerance. */
+  balancedConfidenceZ: z.number().min(0).max(10).default(1.96),
 });
 export type TaskConfig = z.infer<typeof taskSchema>;
 

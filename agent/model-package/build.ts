@@ -168,7 +168,7 @@ export async function buildModelPackage(config: ResolvedBuildConfig, options: Bu
       perExitProbabilities: trained.validationProbabilities,
       labels: trained.validationLabels,
       deltas: task!.calibrationDeltas,
-      balancedMarginPoints: task!.balancedMarginPoints,
+      balancedConfidenceZ: task!.balancedConfidenceZ,
     },
     training,
     onProgress: progress,

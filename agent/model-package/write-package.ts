@@ -51,7 +51,7 @@ export interface PackageContents {
     perExitProbabilities: Float32Array[][];
     labels: ArrayLike<number>;
     deltas: readonly number[];
-    balancedMarginPoints: number;
+    balancedConfidenceZ: number;
   };
   training?: Manifest['training'];
   onProgress?: (progress: PackageProgress) => void;
@@ -122,7 +122,7 @@ export function writePackage(args: PackageContents): { dir: string; cached: fals
     args.onProgress?.({ stage: 'calibrate', done: 0, total: 1 });
     const calibration = calibrateOperatingPoints(
       { perExitProbabilities: args.calibration.perExitProbabilities, labels: args.calibration.labels, cumulativeMacs, cumulativeLatencyMs },
-      { deltas: args.calibration.deltas, balancedMarginPoints: args.calibration.balancedMarginPoints },
+      { deltas: args.calibration.deltas, balancedConfidenceZ: args.calibration.balancedConfidenceZ },
     );
     operatingPoints = [...calibration.points, ...calibration.staticExits];
     args.onProgress?.({ stage: 'calibrate', done: 1, total: 1 });

@@ -124,7 +124,7 @@ export function writeFineTunedPackage(
       perExitProbabilities: validationProbabilities,
       labels: data.validation.labels,
       deltas: config.task.calibrationDeltas,
-      balancedMarginPoints: config.task.balancedMarginPoints,
+      balancedConfidenceZ: config.task.balancedConfidenceZ,
     },
     training: {
       dataset: config.task.dataset,

@@ -45,7 +45,9 @@ export function planTrainingWork(config: ResolvedTrainConfig, cacheRoot: string)
   const baseSha256 = sha256Hex(fs.readFileSync(config.baseModelPath));
   const files = (images: LabelledImage[]) => images.map((s) => path.relative(config.datasetPath, s.file));
   const { configFile: _c, baseModelPath: _b, datasetPath: _d, latencyRuns: _l, python: _p, ...shaping } = config;
-  const key = sha256Hex(JSON.stringify({ baseSha256, shaping, classes: folder.classes, train: files(train), validation: files(validation) })).slice(0, 16);
+  // Calibration settings only shape the export, which reruns on every `edge-exit train`: changing them must not retrain.
+  const { calibrationDeltas: _cd, balancedConfidenceZ: _bz, ...trainedTask } = shaping.task;
+  const key = sha256Hex(JSON.stringify({ baseSha256, shaping: { ...shaping, task: trainedTask }, classes: folder.classes, train: files(train), validation: files(validation) })).slice(0, 16);
   return { dir: path.join(cacheRoot, `${config.name}-${key}`), classes: folder.classes, split: { train, validation, test }, baseSha256 };
 }
 

@@ -401,7 +401,13 @@ def main():
         for key, active in state["bnActive"].items():
             model.units[key].bn_active = active
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        # A finished run needs no optimizer state, so a package can be re-exported after the trainer changed.
+        if state["globalStep"] < total_steps:
+            try:
+                optimizer.load_state_dict(state["optimizer"])
+            except ValueError as error:
+                raise SystemExit(f"The checkpoint {checkpoint_path} was written by an older trainer whose optimizer differs ({error}); "
+                     "delete it to train again from the start.")
         epoch, step_in_epoch, global_step, history = state["epoch"], state["stepInEpoch"], state["globalStep"], state["history"]
         elapsed_before = state.get("elapsedSeconds", 0.0)
         emit("resumed", epoch=epoch, step=global_step, steps=total_steps)

@@ -96,8 +96,14 @@ const DAY = {
   sampleEveryS: 20,
 };
 
+/** Frames before empty if classifying cost nothing: the board's idle draw alone, at the highest frame rate. */
+function idleOnlyFrames(): number {
+  return ((DAY.bridge.capacityWh * 3600) / DAY.bridge.idlePowerW) * DAY.maxFrameRate;
+}
+
 function formatDay(results: DayResult[]): string {
   const balanced = results.find((r) => r.name === 'static balanced');
+  const bound = idleOnlyFrames();
   return [
     '| run | frames before empty | x static balanced | accuracy | peak °C | s over limit | lifetime h |',
     '| --- | --- | --- | --- | --- | --- | --- |',
@@ -105,6 +111,10 @@ function formatDay(results: DayResult[]): string {
       (r) =>
         `| ${r.name} | ${r.frames} | ${balanced ? (r.frames / balanced.frames).toFixed(2) : '-'} | ${(r.accuracy * 100).toFixed(2)}% | ${r.peakTemperatureC.toFixed(1)} | ${r.secondsOverLimit.toFixed(0)} | ${r.lifetimeH.toFixed(2)} |`,
     ),
+    '',
+    `Upper bound: if classifying cost nothing, the board's idle draw alone (${DAY.bridge.idlePowerW} W for ${DAY.bridge.capacityWh} Wh at ${DAY.maxFrameRate} fps) ` +
+      `would empty the battery after ${Math.round(bound)} frames${balanced ? `, ${(bound / balanced.frames).toFixed(2)}x static balanced` : ''}. ` +
+      'No choice of operating point, depth or offload can classify more frames than that at this frame rate; a lower frame rate gives fewer.',
   ].join('\n');
 }
 

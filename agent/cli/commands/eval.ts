@@ -8,6 +8,10 @@ import { MultiExitEngine } from '../../inference/multi-exit-engine.js';
 import { progressBar } from '../progress.js';
 import { openTaskPackage } from './build-model.js';
 
+function fullLatency(report: EvaluationReport): number {
+  return report.points.find((point) => point.name === 'full')?.meanLatencyMs ?? Number.NaN;
+}
+
 export function formatEvaluation(report: EvaluationReport): string {
   const lines = [
     `${report.package} on ${report.images} test images`,
@@ -22,6 +26,10 @@ export function formatEvaluation(report: EvaluationReport): string {
       (p) =>
         `| ${p.name} | ${p.policy} | ${(p.accuracy * 100).toFixed(2)}% | ${(p.validationAccuracy * 100).toFixed(2)}% | ${(p.meanMacs / 1e6).toFixed(1)} | ${p.meanLatencyMs.toFixed(2)} | ${p.exitHistogram.join(' / ')} |`,
     ),
+    '',
+    `Oracle bound (every image stops at the first exit that answers it correctly): ${(report.oracle.accuracy * 100).toFixed(2)}%, ` +
+      `${(report.oracle.meanMacs / 1e6).toFixed(1)} MMACs, ${report.oracle.meanLatencyMs.toFixed(2)} ms, ` +
+      `${(fullLatency(report) / report.oracle.meanLatencyMs).toFixed(2)}x the full model; exit histogram ${report.oracle.exitHistogram.join(' / ')}`,
   ];
   return lines.join('\n');
 }
