@@ -5,7 +5,7 @@ import { logger } from '../agent/log/logger.js';
 import { type AgentConfig, mqttSchema, redactUrl } from '../agent/config/agent-config.js';
 import type { ModelPackage } from '../agent/model-package/load.js';
 import { brokerConnectOptions } from '../agent/mqtt/connect-options.js';
-import { describeConnectionError } from '../agent/mqtt/connection-errors.js';
+import { describeConnectionError, isBrokerUnreachable } from '../agent/mqtt/connection-errors.js';
 import { disableNagle } from '../agent/mqtt/no-delay.js';
 import { attachReconnectBackoff } from '../agent/mqtt/reconnect-backoff.js';
 import { decodeOffload, encodeOffloadAnswer, type OffloadPayload } from '../agent/mqtt/offload-codec.js';
@@ -26,7 +26,15 @@ export interface OffloadServerOptions {
   mqtt?: AgentConfig['mqtt'];
   /** Request ids remembered for de-duplication. */
   dedupSize?: number;
+  /**
+   * Called when the broker, reached at last after being away at start-up,
+   * refuses this server (credentials, TLS): retrying would not help. The
+   * command line stops the process; by default the refusal is only logged.
+   */
+  onRefused?: (message: string) => void;
 }
+
+type ConnectionError = Error & { code?: string | number };
 
 export interface OffloadServerStats {
   answered: number;
@@ -57,25 +65,77 @@ export class OffloadServer {
     this.fullPolicy = createExitPolicy({ policy: 'max-probability', thresholds: new Array<number>(this.engine.exitCount).fill(1) }, this.engine.exitCount);
   }
 
+  /**
+   * Connects and subscribes. A broker that refuses the server (login, TLS) stops
+   * start-up with the setting to fix. A broker that is not there yet (the server
+   * started first at boot, or the network is down) is retried with backoff in the
+   * background, and the server answers once it connects; `connected` says when.
+   */
   static async start(options: OffloadServerOptions): Promise<OffloadServer> {
     const server = new OffloadServer(options);
-    await server.connect();
+    try {
+      await server.connect();
+      server.connected = Promise.resolve();
+    } catch (error) {
+      if (!isBrokerUnreachable(error as ConnectionError)) throw new Error(server.describe(error as ConnectionError));
+      logger.warn(`offload server: ${server.describe(error as ConnectionError)}; retrying with backoff until it answers`);
+      server.connected = server.retryUntilConnected();
+    }
     return server;
   }
 
-  private async connect(): Promise<void> {
-    const settings = this.options.mqtt ?? mqttSchema.parse({});
-    let client: MqttClient;
-    try {
-      client = await mqtt.connectAsync(this.options.brokerUrl, {
-        ...brokerConnectOptions(settings),
-        protocolVersion: this.options.protocolVersion ?? 5,
-        clean: true,
+  /** Settles when the server is connected and subscribed (or closed while waiting). */
+  connected: Promise<void> = Promise.resolve();
+  private closed = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private wakeRetry: (() => void) | undefined;
+
+  private get settings(): AgentConfig['mqtt'] {
+    return this.options.mqtt ?? mqttSchema.parse({});
+  }
+
+  private describe(error: ConnectionError): string {
+    return describeConnectionError(error, this.options.brokerUrl, this.settings);
+  }
+
+  private async retryUntilConnected(): Promise<void> {
+    const { reconnectMinMs, reconnectMaxMs } = this.settings;
+    let delayMs = reconnectMinMs;
+    while (!this.closed) {
+      await new Promise<void>((resolve) => {
+        this.wakeRetry = resolve;
+        this.retryTimer = setTimeout(resolve, delayMs);
       });
-    } catch (error) {
-      // A server is started by hand or by a service manager: it stops with the setting to fix rather than retry a refusal.
-      throw new Error(describeConnectionError(error as Error & { code?: string | number }, this.options.brokerUrl, settings));
+      if (this.closed) return;
+      try {
+        await this.connect();
+        logger.info(`offload server: connected to ${redactUrl(this.options.brokerUrl)} after waiting for it`);
+        return;
+      } catch (error) {
+        if (!isBrokerUnreachable(error as ConnectionError)) {
+          const message = this.describe(error as ConnectionError);
+          logger.error(`offload server: ${message}`);
+          this.options.onRefused?.(message);
+          return;
+        }
+        delayMs = Math.min(reconnectMaxMs, delayMs * 2);
+      }
     }
+  }
+
+  private async connect(): Promise<void> {
+    const client = await mqtt.connectAsync(this.options.brokerUrl, {
+      ...brokerConnectOptions(this.settings),
+      protocolVersion: this.options.protocolVersion ?? 5,
+      clean: true,
+      // Attempts are paced here until the first connect; mqtt.js paces them after it.
+      reconnectPeriod: 0,
+    });
+    if (this.closed) {
+      await client.endAsync();
+      return;
+    }
+    const settings = this.settings;
     this.client = client;
     disableNagle(client);
     attachReconnectBackoff(client, { minMs: settings.reconnectMinMs, maxMs: settings.reconnectMaxMs });
@@ -157,6 +217,9 @@ export class OffloadServer {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.wakeRetry?.();
     await this.client?.endAsync();
   }
 }

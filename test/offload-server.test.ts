@@ -8,6 +8,9 @@ import { encodeOffload, parseOffloadAnswer, type OffloadAnswer } from '../agent/
 import { deviceTopics } from '../agent/mqtt/topics.js';
 import { imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
 import { OffloadServer } from '../server/offload-server.js';
+import { mqttSchema } from '../agent/config/agent-config.js';
+import { startEmbeddedBroker } from '../agent/mqtt/embedded-broker.js';
+import { freePort } from '../tools/mqtt/mosquitto.js';
 import { startAedes } from './helpers/brokers.js';
 import { CIFAR_TEST } from './helpers/shared.js';
 import { buildTinyPackage, TINY_INPUT } from './helpers/tiny-package.js';
@@ -87,4 +90,43 @@ test('a request for another model is refused, not answered with the wrong one', 
   await agent.endAsync();
   await server.close();
   await broker.close();
+});
+
+test('a server started before its broker waits for it with backoff, then answers; closing it while it waits stops the retries', async (t) => {
+  const port = await freePort();
+  const url = `mqtt://127.0.0.1:${port}`;
+  const mqttSettings = mqttSchema.parse({ url, reconnectMinMs: 100, reconnectMaxMs: 400 });
+  const server = await OffloadServer.start({ pkg, brokerUrl: url, protocolVersion: 4, mqtt: mqttSettings });
+  let connected = false;
+  void server.connected.then(() => (connected = true));
+  await new Promise((r) => setTimeout(r, 700));
+  t.false(connected, 'nothing listens yet');
+
+  const broker = await startEmbeddedBroker(port);
+  const waitStarted = Date.now();
+  await server.connected;
+  t.true(Date.now() - waitStarted < 2000, 'the retries are capped at reconnectMaxMs');
+  const agent = await mqtt.connectAsync(url, { protocolVersion: 4 });
+  const topics = deviceTopics('gate-3');
+  const answers: OffloadAnswer[] = [];
+  agent.on('message', (_topic, payload) => {
+    const parsed = parseOffloadAnswer(payload);
+    if (parsed.ok) answers.push(parsed.answer);
+  });
+  await agent.subscribeAsync(topics.offloadResponseFilter, { qos: 1 });
+  const { readFileSync } = await import('node:fs');
+  const image = new Uint8Array(readFileSync(path.join(CIFAR_TEST, FILES[1]!)));
+  await agent.publishAsync(topics.offloadRequest, encodeOffload({ packageName: pkg.manifest.name, modelHash: pkg.manifest.buildKey, kind: 'image', requestId: 'late-1', format: 'jpeg', data: image }), { qos: 1 });
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && answers.length === 0) await new Promise((r) => setTimeout(r, 20));
+  t.is(answers[0]?.requestId, 'late-1');
+  await agent.endAsync();
+  await server.close();
+  await broker.close();
+
+  // A second server that never sees its broker: close() ends the waiting, and no attempt follows.
+  const lonely = await OffloadServer.start({ pkg, brokerUrl: `mqtt://127.0.0.1:${await freePort()}`, protocolVersion: 4, mqtt: mqttSettings });
+  await lonely.close();
+  await lonely.connected;
+  t.pass();
 });

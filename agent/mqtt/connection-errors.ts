@@ -32,6 +32,14 @@ export function readTlsFiles(mqtt: MqttSettings): { ca?: Buffer; cert?: Buffer; 
   return { ca: read('caFile'), cert: read('certFile'), key: read('keyFile') };
 }
 
+/** Node's codes for a broker that is not there (yet): worth retrying, unlike a refusal. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'EPIPE']);
+
+/** Whether a connection failure means the broker cannot be reached now, rather than that it refused this client. */
+export function isBrokerUnreachable(error: Error & { code?: string | number }): boolean {
+  return typeof error.code === 'string' && UNREACHABLE.has(error.code);
+}
+
 /** CONNACK codes of a refused login: MQTT 3.1.1 (4, 5) and MQTT 5 (134, 135). */
 const BAD_CREDENTIALS = new Set([4, 134]);
 const NOT_AUTHORIZED = new Set([5, 135]);

@@ -66,6 +66,8 @@ export async function serverCommand(options: ServerOptions): Promise<void> {
       shareGroup: options.shareGroup,
       prefix: mqtt.prefix,
       interpreter: { backend: 'xnnpack', threads: Number(options.threads) },
+      // Reached at last but refused: a service manager should see the failure, not a server that never answers.
+      onRefused: () => process.exit(1),
     });
     const stop = async () => {
       await server.close();
