@@ -58,3 +58,15 @@ export function balancedSubset(folder: ImageFolder, perClass: number): LabelledI
   }
   return out;
 }
+
+/** Throws, naming the missing and the extra classes, unless an ImageFolder has exactly the classes expected (in order). */
+export function checkSameClasses(expected: readonly string[], found: readonly string[], where: string): void {
+  if (expected.length === found.length && expected.every((name, i) => name === found[i])) return;
+  const missing = expected.filter((c) => !found.includes(c));
+  const extra = found.filter((c) => !expected.includes(c));
+  throw new DatasetError(
+    `${where} has classes [${found.join(', ')}], but the model's are [${expected.join(', ')}]` +
+      `${missing.length ? `; missing: ${missing.join(', ')}` : ''}${extra.length ? `; not in the model: ${extra.join(', ')}` : ''}. ` +
+      'Use an ImageFolder with the same class sub-folders, or train a new package for these classes.',
+  );
+}

@@ -4,7 +4,7 @@
 // finds its checkpoint and resumes.
 import fs from 'node:fs';
 import path from 'node:path';
-import { balancedSubset, readImageFolder, type LabelledImage } from '../datasets/image-folder.js';
+import { balancedSubset, checkSameClasses, readImageFolder, type LabelledImage } from '../datasets/image-folder.js';
 import { splitTrainValidation } from '../datasets/split.js';
 import { sha256Hex } from '../model-package/sha256.js';
 import { readTfliteModel } from '../tflite/reader.js';
@@ -51,16 +51,6 @@ export function planTrainingWork(config: ResolvedTrainConfig, cacheRoot: string)
   return { dir: path.join(cacheRoot, `${config.name}-${key}`), classes: folder.classes, split: { train, validation, test }, baseSha256 };
 }
 
-export function checkSameClasses(expected: readonly string[], found: readonly string[], where: string): void {
-  if (expected.length === found.length && expected.every((name, i) => name === found[i])) return;
-  const missing = expected.filter((c) => !found.includes(c));
-  const extra = found.filter((c) => !expected.includes(c));
-  throw new Error(
-    `${where} has classes [${found.join(', ')}], but the model's are [${expected.join(', ')}]` +
-      `${missing.length ? `; missing: ${missing.join(', ')}` : ''}${extra.length ? `; not in the model: ${extra.join(', ')}` : ''}. ` +
-      'Use an ImageFolder with the same class sub-folders, or train a new package for these classes.',
-  );
-}
 
 /** Writes what the trainer reads; every part is skipped when already there. */
 export async function prepareTrainingWork(

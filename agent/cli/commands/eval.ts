@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../config/paths.js';
-import { balancedSubset, DatasetError, readImageFolder } from '../../datasets/image-folder.js';
+import { balancedSubset, checkSameClasses, readImageFolder } from '../../datasets/image-folder.js';
 import { evaluatePackage, type EvaluationReport } from '../../evaluation/evaluate.js';
 import { evaluationPlots } from '../../evaluation/report-plots.js';
 import { MultiExitEngine } from '../../inference/multi-exit-engine.js';
@@ -38,9 +38,7 @@ export async function evalCommand(options: { config: string; limit?: string; thr
   const { pkg, taskName, testDir } = await openTaskPackage(options.config);
   const folder = readImageFolder(testDir);
   const labels = pkg.manifest.labels[taskName]!;
-  if (folder.classes.join('\n') !== labels.join('\n')) {
-    throw new DatasetError(`The test split's classes (${folder.classes.join(', ')}) differ from the package's (${labels.join(', ')}); evaluate on a split of the same task.`);
-  }
+  checkSameClasses(labels, folder.classes, `The test split ${testDir}`);
   const images = options.limit ? balancedSubset(folder, Math.ceil(Number(options.limit) / folder.classes.length)) : folder.samples;
   const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: Number(options.threads) }, taskName);
   const bar = progressBar('eval');
