@@ -7,7 +7,7 @@ import type { ModelPackage } from '../agent/model-package/load.js';
 import { brokerConnectOptions } from '../agent/mqtt/connect-options.js';
 import { describeConnectionError, isBrokerUnreachable } from '../agent/mqtt/connection-errors.js';
 import { disableNagle } from '../agent/mqtt/no-delay.js';
-import { attachReconnectBackoff } from '../agent/mqtt/reconnect-backoff.js';
+import { attachReconnectBackoff, BackoffSchedule } from '../agent/mqtt/reconnect-backoff.js';
 import { decodeOffload, encodeOffloadAnswer, type OffloadPayload } from '../agent/mqtt/offload-codec.js';
 import { DEFAULT_TOPIC_PREFIX, deviceIdFromOffloadRequest, deviceTopics, serverOffloadFilter } from '../agent/mqtt/topics.js';
 import { encodedImageToRgb } from '../agent/preprocess/image-to-rgb.js';
@@ -56,9 +56,16 @@ export class OffloadServer {
   private readonly prefix: string;
   private readonly labels: string[];
   private client: MqttClient | undefined;
+  private readonly settings: AgentConfig['mqtt'];
+  /** Settles when the server is connected and subscribed (or closed while waiting). */
+  connected: Promise<void> = Promise.resolve();
+  private closed = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private wakeRetry: (() => void) | undefined;
 
   private constructor(private readonly options: OffloadServerOptions) {
     this.prefix = options.prefix ?? DEFAULT_TOPIC_PREFIX;
+    this.settings = options.mqtt ?? mqttSchema.parse({});
     const task = Object.keys(options.pkg.manifest.labels)[0]!;
     this.labels = options.pkg.manifest.labels[task]!;
     this.engine = MultiExitEngine.fromPackage(options.pkg, options.interpreter ?? { backend: 'xnnpack', threads: 1 }, task);
@@ -75,7 +82,6 @@ export class OffloadServer {
     const server = new OffloadServer(options);
     try {
       await server.connect();
-      server.connected = Promise.resolve();
     } catch (error) {
       if (!isBrokerUnreachable(error as ConnectionError)) throw new Error(server.describe(error as ConnectionError));
       logger.warn(`offload server: ${server.describe(error as ConnectionError)}; retrying with backoff until it answers`);
@@ -84,27 +90,16 @@ export class OffloadServer {
     return server;
   }
 
-  /** Settles when the server is connected and subscribed (or closed while waiting). */
-  connected: Promise<void> = Promise.resolve();
-  private closed = false;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private wakeRetry: (() => void) | undefined;
-
-  private get settings(): AgentConfig['mqtt'] {
-    return this.options.mqtt ?? mqttSchema.parse({});
-  }
-
   private describe(error: ConnectionError): string {
     return describeConnectionError(error, this.options.brokerUrl, this.settings);
   }
 
   private async retryUntilConnected(): Promise<void> {
-    const { reconnectMinMs, reconnectMaxMs } = this.settings;
-    let delayMs = reconnectMinMs;
+    const backoff = new BackoffSchedule({ minMs: this.settings.reconnectMinMs, maxMs: this.settings.reconnectMaxMs });
     while (!this.closed) {
       await new Promise<void>((resolve) => {
         this.wakeRetry = resolve;
-        this.retryTimer = setTimeout(resolve, delayMs);
+        this.retryTimer = setTimeout(resolve, backoff.current());
       });
       if (this.closed) return;
       try {
@@ -118,7 +113,7 @@ export class OffloadServer {
           this.options.onRefused?.(message);
           return;
         }
-        delayMs = Math.min(reconnectMaxMs, delayMs * 2);
+        backoff.lengthen();
       }
     }
   }
@@ -135,10 +130,9 @@ export class OffloadServer {
       await client.endAsync();
       return;
     }
-    const settings = this.settings;
     this.client = client;
     disableNagle(client);
-    attachReconnectBackoff(client, { minMs: settings.reconnectMinMs, maxMs: settings.reconnectMaxMs });
+    attachReconnectBackoff(client, { minMs: this.settings.reconnectMinMs, maxMs: this.settings.reconnectMaxMs });
     const filter = serverOffloadFilter(this.prefix, { shareGroup: this.options.shareGroup });
     // Subscriptions are renewed on every reconnect, as a clean session forgets them.
     client.on('connect', () => void client.subscribeAsync(filter, { qos: 1 }).catch((e) => logger.warn(`offload server: resubscribe failed: ${e.message}`)));

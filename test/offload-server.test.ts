@@ -124,7 +124,7 @@ test('a server started before its broker waits for it with backoff, then answers
   await server.close();
   await broker.close();
 
-  // A second server that never sees its broker: close() ends the waiting, and no attempt follows.
+  // A second server that never sees its broker: close() ends the waiting (else `connected` would never settle and the test would time out).
   const lonely = await OffloadServer.start({ pkg, brokerUrl: `mqtt://127.0.0.1:${await freePort()}`, protocolVersion: 4, mqtt: mqttSettings });
   await lonely.close();
   await lonely.connected;

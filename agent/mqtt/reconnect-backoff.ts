@@ -18,18 +18,44 @@ const JITTER = 0.25;
  * ... up to max, and back to min on every successful connect, so the first retry
  * after a broker restart is quick again.
  */
+/** Delays that double from min to max, each cut by up to JITTER at random, back to min on reset(). */
+export class BackoffSchedule {
+  private base: number;
+
+  constructor(
+    private readonly bounds: BackoffBounds,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.base = bounds.minMs;
+  }
+
+  /** The delay before the next attempt. */
+  current(): number {
+    return Math.max(1, Math.round(this.base * (1 - JITTER * this.random())));
+  }
+
+  /** An attempt failed: the next delay is twice as long, up to max. */
+  lengthen(): void {
+    this.base = Math.min(this.bounds.maxMs, this.base * 2);
+  }
+
+  reset(): void {
+    this.base = this.bounds.minMs;
+  }
+}
+
 export function attachReconnectBackoff(client: MqttClient, bounds: BackoffBounds, random: () => number = Math.random): void {
-  let base = bounds.minMs;
+  const backoff = new BackoffSchedule(bounds, random);
   const schedule = () => {
-    client.options.reconnectPeriod = Math.max(1, Math.round(base * (1 - JITTER * random())));
+    client.options.reconnectPeriod = backoff.current();
   };
   schedule();
   client.on('connect', () => {
-    base = bounds.minMs;
+    backoff.reset();
     schedule();
   });
   client.on('close', () => {
-    base = Math.min(bounds.maxMs, base * 2);
+    backoff.lengthen();
     schedule();
   });
 }

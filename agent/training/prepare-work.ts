@@ -51,7 +51,6 @@ export function planTrainingWork(config: ResolvedTrainConfig, cacheRoot: string)
   return { dir: path.join(cacheRoot, `${config.name}-${key}`), classes: folder.classes, split: { train, validation, test }, baseSha256 };
 }
 
-
 /** Writes what the trainer reads; every part is skipped when already there. */
 export async function prepareTrainingWork(
   config: ResolvedTrainConfig,
