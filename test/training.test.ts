@@ -12,7 +12,7 @@ import { imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
 import { builtinOperatorName } from '../agent/tflite/model.js';
 import { readTfliteModel } from '../agent/tflite/reader.js';
 import { dequantizeBackbone } from '../agent/training/dequantize-backbone.js';
-import { weightOf } from '../agent/training/float-graph.js';
+import { readFloatGraph, weightOf } from '../agent/training/float-graph.js';
 import { planTrainingWork, prepareTrainingWork } from '../agent/training/prepare-work.js';
 import { checkPythonDependencies, choosePython, runTrainer, TrainerError, type TrainerEvent } from '../agent/training/python-trainer.js';
 import { quantizeConvWeight } from '../agent/training/quantize-graph.js';
@@ -148,4 +148,32 @@ test('an interrupted training resumes from its checkpoint and finishes the same 
   t.true(Number(resumed!.step) >= 2 && Number(resumed!.step) < 12);
   t.is(done.steps, 12);
   t.true(fs.existsSync(path.join(work.dir, 'trained', 'graph.json')));
+});
+
+test('layers frozen through a boundary keep their pretrained weights while later layers train', async (t) => {
+  const dir = temporaryDir('edge-exit-freeze-');
+  const config = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: 3, freezeThrough: 'block_2', learningRate: 0.1 }));
+  const work = planTrainingWork(config, path.join(dir, 'cache'));
+  await prepareTrainingWork(config, work);
+  await runTrainer(choosePython(undefined), work.dir, () => {});
+  const base = readFloatGraph(path.join(work.dir, 'base'));
+  const trained = readFloatGraph(path.join(work.dir, 'trained'));
+  const block2 = base.spec.boundaries.find((b) => b.name === 'block_2')!.tensor;
+  const lastFrozen = base.spec.nodes.findIndex((n) => n.output === block2);
+  const changed = (node: (typeof base.spec.nodes)[number]) => {
+    if (node.op !== 'conv2d') return false;
+    const after = trained.spec.nodes.find((n) => n.name === node.name);
+    if (after?.op !== 'conv2d') throw new Error(`${node.name} missing from the trained graph`);
+    const before = weightOf(base, node.weight).data;
+    return !weightOf(trained, after.weight).data.every((v, i) => v === before[i]);
+  };
+  const frozen = base.spec.nodes.slice(0, lastFrozen + 1).filter((n) => n.op === 'conv2d');
+  t.true(frozen.length >= 6, 'stem and blocks 0-2');
+  t.deepEqual(frozen.filter(changed).map((n) => n.name), []);
+  t.true(base.spec.nodes.slice(lastFrozen + 1).filter(changed).length > 0, 'the layers after block_2 trained');
+
+  const wrong = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: 1, freezeThrough: 'block_99' }));
+  const wrongWork = planTrainingWork(wrong, path.join(dir, 'cache'));
+  await prepareTrainingWork(wrong, wrongWork);
+  await t.throwsAsync(runTrainer(choosePython(undefined), wrongWork.dir, () => {}), { instanceOf: TrainerError, message: /freezeThrough 'block_99' is not a boundary.*block_2/s });
 });

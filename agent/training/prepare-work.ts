@@ -73,6 +73,7 @@ export async function prepareTrainingWork(
     ...config.training,
     exitWeights: config.training.exitWeights ?? Array.from({ length: config.cuts.length + 1 }, () => 1),
     maxSteps: config.training.maxSteps ?? null,
+    freezeThrough: config.training.freezeThrough ?? null,
     cuts: config.cuts,
     classes: work.classes,
   };

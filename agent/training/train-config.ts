@@ -15,6 +15,12 @@ const recipeSchema = z.object({
   warmupFraction: z.number().min(0).max(0.5).default(0.03),
   /** Epochs (may be fractional) at the start that train only the heads, on the frozen pretrained backbone. */
   headWarmupEpochs: z.number().min(0).max(50).default(0),
+  /**
+   * Block boundary (e.g. "block_2") through which the pretrained layers stay as they are: no batch
+   * norm, no gradients. The early high-resolution layers are about half of a training step's time,
+   * so freezing them buys input resolution or epochs within the same budget.
+   */
+  freezeThrough: z.string().optional(),
   /** The backbone's learning rate relative to the heads'. */
   backboneLrScale: z.number().positive().max(1).default(1),
   weightDecay: z.number().min(0).max(0.1).default(4e-5),

@@ -234,9 +234,36 @@ def evaluate(model, images, spec, batch=250):
     return [100.0 * c / len(images) for c in correct]
 
 
+def frozen_units(spec, freeze_through):
+    """Names of the convolutions from the input through the boundary `freeze_through` (none if it is None)."""
+    if freeze_through is None:
+        return set()
+    boundaries = {b["name"]: b["tensor"] for b in spec["boundaries"]}
+    if freeze_through not in boundaries:
+        raise SystemExit(f"freezeThrough {freeze_through!r} is not a boundary of the graph; valid: {sorted(boundaries)}")
+    names = set()
+    for node in spec["nodes"]:
+        if node["op"] == "conv2d":
+            names.add(node["name"])
+        if node["output"] == boundaries[freeze_through]:
+            return names
+    return names
+
+
+def freeze(model, names):
+    """Frozen units keep their pretrained weights and run without batch norm, so they compute exactly
+    the pretrained activations, and backward stops before them (the high-resolution early layers
+    are about half the cost of a training step)."""
+    for name in names:
+        unit = model.units[name]
+        unit.bn_active = False
+        for p in unit.parameters():
+            p.requires_grad_(False)
+
+
 def init_batchnorm(model, images, spec, count):
     """Batch norm starts as the identity on the pretrained activations, so step 0 is the pretrained network."""
-    units = list(model.units.values())
+    units = [unit for unit in model.units.values() if any(p.requires_grad for p in unit.parameters())]
     with torch.no_grad():
         for unit in units:
             # Unit-norm filters: under batch norm a filter's scale only sets its effective
@@ -379,6 +406,7 @@ def main():
     classes = config["classes"]
     model = MultiExitNet(spec, weight, config["cuts"], len(classes), config["headWidth"], config["dropout"])
     model = model.to(memory_format=torch.channels_last)
+    freeze(model, frozen_units(spec, config["freezeThrough"]))
 
     # Heads may learn faster than the pretrained backbone, and alone at first, so
     # their random early gradients do not wreck the pretrained features.
@@ -386,7 +414,7 @@ def main():
     for part in ("backbone", "heads"):
         for decayed in (True, False):
             params = [p for name, p in model.named_parameters()
-                      if (name.startswith("units.") == (part == "backbone")) and ((p.ndim > 1) == decayed)]
+                      if p.requires_grad and (name.startswith("units.") == (part == "backbone")) and ((p.ndim > 1) == decayed)]
             groups.append({"params": params, "weight_decay": config["weightDecay"] if decayed else 0, "part": part})
     optimizer = torch.optim.SGD(groups, lr=config["learningRate"], momentum=0.9, nesterov=True)
     batch = config["batchSize"]
