@@ -59,7 +59,7 @@ test('the agent classifies a labelled replay, drains the simulated battery, and 
   const decisions = reader.controllerTimeline({});
   t.true(decisions.length >= 3, `${decisions.length} decisions`);
   const points = decisions.map((d) => d.operatingPoint);
-  t.is(points[0], 'full', 'a full battery starts on the most accurate point');
+  t.is(points[0], 'balanced', 'a full battery that is not charging starts on balanced');
   t.true(decisions.some((d) => /battery \d+%, (low|at the reserve)/.test(d.reason)), decisions.map((d) => d.reason).join('\n'));
   t.true(reader.telemetry({}).length > 0);
   reader.close();

@@ -23,19 +23,22 @@ test('the ladder keeps calibrated points within the accuracy bound, most accurat
   t.deepEqual(operatingLadder(POINTS, 1).map((p) => p.name), ['full', 'max-probability@-0.5', 'balanced']);
 });
 
-test('plenty of battery and headroom run the most accurate point at the full frame rate', (t) => {
-  const controller = new EnergyController(POINTS, BOUNDS, 20);
-  const d = controller.decide({ nowS: 0, stateOfCharge: 0.95, temperatureC: 45 });
-  t.is(d.level, 'relaxed');
-  t.is(d.operatingPoint, 'full');
-  t.is(d.frameRate, 20);
-  t.true(d.offloadAllowed);
-  t.regex(d.reason, /battery 95%/);
+test('the most accurate point runs only on a charger; a full battery runs balanced, both at the full frame rate', (t) => {
+  const charging = new EnergyController(POINTS, BOUNDS, 20).decide({ nowS: 0, stateOfCharge: 0.95, charging: true, temperatureC: 45 });
+  t.is(charging.level, 'relaxed');
+  t.is(charging.operatingPoint, 'full');
+  t.is(charging.frameRate, 20);
+  t.true(charging.offloadAllowed);
+  const discharging = new EnergyController(POINTS, BOUNDS, 20).decide({ nowS: 0, stateOfCharge: 0.95, temperatureC: 45 });
+  t.is(discharging.level, 'normal');
+  t.is(discharging.operatingPoint, 'balanced');
+  t.is(discharging.frameRate, 20);
+  t.regex(discharging.reason, /battery 95%, discharging/);
 });
 
 test('a draining battery walks down the ladder to the cheapest allowed point and stops offloading at the reserve', (t) => {
   const controller = new EnergyController(POINTS, { ...BOUNDS, minDwellS: 0 }, 20);
-  const seen = [0.9, 0.55, 0.3, 0.12].map((soc, i) => controller.decide({ nowS: i * 100, stateOfCharge: soc, temperatureC: 40 }));
+  const seen = [0.9, 0.9, 0.3, 0.12].map((soc, i) => controller.decide({ nowS: i * 100, stateOfCharge: soc, charging: i === 0, temperatureC: 40 }));
   t.deepEqual(seen.map((d) => d.operatingPoint), ['full', 'balanced', 'max-probability@-2.0', 'max-probability@-5.0']);
   t.deepEqual(seen.map((d) => d.level), ['relaxed', 'normal', 'saving', 'critical']);
   t.deepEqual(seen.map((d) => d.frameRate), [20, 20, 20, 20], 'idle power dominates: slowing down would cost frames per charge');
@@ -60,7 +63,8 @@ test('hysteresis: a battery wobbling around a threshold does not flap', (t) => {
   const controller = new EnergyController(POINTS, { ...BOUNDS, minDwellS: 0 }, 20);
   let changes = 0;
   for (let i = 0; i < 40; i++) {
-    const soc = 0.6 + (i % 2 === 0 ? 0.01 : -0.01);
+    // Around the saving level's threshold, 30% above the 10% reserve.
+    const soc = 0.4 + (i % 2 === 0 ? 0.01 : -0.01);
     if (controller.decide({ nowS: i * 60, stateOfCharge: soc, temperatureC: 40 }).changed) changes++;
   }
   t.is(changes, 2, 'one change in (first decision), one when it first dips, none after');
@@ -68,22 +72,22 @@ test('hysteresis: a battery wobbling around a threshold does not flap', (t) => {
 
 test('the dwell time holds a decision, except in an emergency', (t) => {
   const controller = new EnergyController(POINTS, BOUNDS, 20);
-  t.is(controller.decide({ nowS: 0, stateOfCharge: 0.9, temperatureC: 40 }).operatingPoint, 'full');
+  t.is(controller.decide({ nowS: 0, stateOfCharge: 0.9, temperatureC: 40 }).operatingPoint, 'balanced');
   const held = controller.decide({ nowS: 10, stateOfCharge: 0.3, temperatureC: 40 });
-  t.is(held.operatingPoint, 'full');
-  t.regex(held.reason, /holding battery at relaxed for the 30 s dwell time/);
+  t.is(held.operatingPoint, 'balanced');
+  t.regex(held.reason, /holding battery at normal for the 30 s dwell time/);
   t.is(controller.decide({ nowS: 31, stateOfCharge: 0.3, temperatureC: 40 }).operatingPoint, 'max-probability@-2.0');
   const hot = controller.decide({ nowS: 32, stateOfCharge: 0.3, temperatureC: 76 });
   t.is(hot.level, 'critical');
   t.is(hot.operatingPoint, 'max-probability@-5.0');
-  t.is(hot.frameRate, 20 * 0.4 * 0.5, 'thermal pressure slows down, and over the limit by half again');
+  t.is(hot.frameRate, 20 * 0.5 * 0.5, 'a critical temperature slows down, and over the limit by half again');
 });
 
 test('the lower of the operator limit and the kernel trip point bounds the temperature', (t) => {
   const controller = new EnergyController(POINTS, { ...BOUNDS, minDwellS: 0 }, 20);
-  t.is(controller.decide({ nowS: 0, stateOfCharge: 0.9, temperatureC: 58 }).level, 'relaxed');
-  t.is(controller.decide({ nowS: 1, stateOfCharge: 0.9, temperatureC: 58, tripPointC: 60 }).level, 'saving');
-  const d = controller.decide({ nowS: 2, stateOfCharge: 0.9, temperatureC: 59.5, tripPointC: 60 });
+  t.is(controller.decide({ nowS: 0, charging: true, temperatureC: 58 }).level, 'relaxed');
+  t.is(controller.decide({ nowS: 1, charging: true, temperatureC: 58, tripPointC: 60 }).level, 'saving');
+  const d = controller.decide({ nowS: 2, charging: true, temperatureC: 59.5, tripPointC: 60 });
   t.is(d.level, 'critical');
   t.regex(d.reason, /60 °C limit/);
 });
@@ -100,4 +104,16 @@ test('charging relaxes the battery side; missing readings fall back to the norma
 
 test('a package without a full point, or bounds no point meets, are refused', (t) => {
   t.throws(() => new EnergyController(POINTS.slice(1), BOUNDS, 20), { message: /no "full" operating point/ });
+});
+
+test('heat cuts the depth only when an offload server can take the deeper segments', (t) => {
+  const warm = { stateOfCharge: 0.9, temperatureC: 71 }; // 4 °C below the 75 °C limit: saving
+  const alone = new EnergyController(POINTS, { ...BOUNDS, minDwellS: 0 }, 20).decide({ nowS: 0, ...warm });
+  t.is(alone.level, 'saving');
+  t.is(alone.maxExit, 3, 'no server: the calibrated point keeps its depth');
+  const linked = new EnergyController(POINTS, { ...BOUNDS, minDwellS: 0 }, 20);
+  t.is(linked.decide({ nowS: 0, ...warm, offloadAvailable: true }).maxExit, 2);
+  const reserve = linked.decide({ nowS: 1, ...warm, stateOfCharge: 0.12, offloadAvailable: true });
+  t.false(reserve.offloadAllowed);
+  t.is(reserve.maxExit, 3, 'offload not allowed at the reserve, so the depth stays');
 });

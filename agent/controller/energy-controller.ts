@@ -17,6 +17,8 @@ export interface ControllerInputs {
   temperatureC?: number;
   /** The lowest passive trip point of the thermal zones, when the kernel gives one. */
   tripPointC?: number;
+  /** Whether an offload server can take frames now (the agent's MQTT link is up). */
+  offloadAvailable?: boolean;
 }
 
 /** Pressure levels, from plenty of energy and headroom to an emergency. */
@@ -37,18 +39,23 @@ export interface ControllerDecision {
   changed: boolean;
 }
 
-/** State-of-charge and headroom limits of each level, and how far past them a level must recover. */
-const BATTERY_LEVEL_ABOVE_RESERVE = { normal: 0.5, saving: 0.25, critical: 0.05 } as const;
+/**
+ * State-of-charge and headroom limits of each level, and how far past them a level must recover.
+ * On battery the most accurate point is never "relaxed": accuracy beyond balanced is bought with
+ * battery life, so it is spent only while charging, when energy is free.
+ */
+const BATTERY_LEVEL_ABOVE_RESERVE = { saving: 0.3, critical: 0.05 } as const;
 const HEADROOM_C = { normal: 10, saving: 5, critical: 1 } as const;
 const BATTERY_HYSTERESIS = 0.05;
 const THERMAL_HYSTERESIS_C = 3;
 /**
- * Heat comes from the duty cycle, so thermal pressure lowers the frame rate.
- * Battery pressure does not: the board's idle power is most of a frame's
- * energy, so fewer frames per second would mean fewer frames per charge.
- * It moves to cheaper operating points and, at the reserve, stops offloading.
+ * The board's idle power is most of a frame's energy, so fewer frames per
+ * second means fewer frames per charge. Both kinds of pressure therefore move
+ * to cheaper operating points first, which also cut the heat of the duty
+ * cycle; only a critical temperature lowers the frame rate. At the battery
+ * reserve offload stops.
  */
-const THERMAL_FRAME_RATE_SHARE: Record<Level, number> = { relaxed: 1, normal: 1, saving: 0.75, critical: 0.4 };
+const THERMAL_FRAME_RATE_SHARE: Record<Level, number> = { relaxed: 1, normal: 1, saving: 1, critical: 0.5 };
 
 function levelIndex(level: Level): number {
   return LEVELS.indexOf(level);
@@ -99,8 +106,7 @@ export class EnergyController {
     const pct = `${(soc * 100).toFixed(0)}%`;
     if (above <= BATTERY_LEVEL_ABOVE_RESERVE.critical + margin('saving')) return { level: 'critical', why: `battery ${pct}, at the reserve` };
     if (above <= BATTERY_LEVEL_ABOVE_RESERVE.saving + margin('normal')) return { level: 'saving', why: `battery ${pct}, low` };
-    if (above <= BATTERY_LEVEL_ABOVE_RESERVE.normal + margin('relaxed')) return { level: 'normal', why: `battery ${pct}` };
-    return { level: 'relaxed', why: `battery ${pct}` };
+    return { level: 'normal', why: `battery ${pct}, discharging` };
   }
 
   private thermalLevel(inputs: ControllerInputs, previous: Level | undefined): { level: Level; why: string } {
@@ -144,8 +150,11 @@ export class EnergyController {
     const level = wanted.level;
     const reason = `${wanted.why} (battery: ${battery.why}; thermal: ${thermal.why})`;
     const point = this.pointFor(level);
-    // Under heat the deepest segments are left to the offload server (when offload is allowed).
-    const depthCut = { relaxed: 0, normal: 0, saving: 1, critical: 2 }[thermal.level];
+    // The radio costs energy the battery cannot spare at its reserve.
+    const offloadAllowed = battery.level !== 'critical';
+    // Under heat the deepest segments are left to the offload server. Without one, a cut depth
+    // would be an uncalibrated point outside the operator's accuracy bound, so the ladder alone cools.
+    const depthCut = offloadAllowed && inputs.offloadAvailable ? { relaxed: 0, normal: 0, saving: 1, critical: 2 }[thermal.level] : 0;
     const maxExit = Math.max(0, point.maxExit - depthCut);
     const overheated = inputs.temperatureC !== undefined && inputs.temperatureC >= this.thermalLimitC(inputs);
     const frameRate = this.maxFrameRate * THERMAL_FRAME_RATE_SHARE[thermal.level] * (overheated ? 0.5 : 1);
@@ -156,8 +165,7 @@ export class EnergyController {
       operatingPoint: point.name,
       maxExit,
       frameRate,
-      // The radio costs energy the battery cannot spare at its reserve.
-      offloadAllowed: battery.level !== 'critical',
+      offloadAllowed,
       reason,
       changed: false,
     };

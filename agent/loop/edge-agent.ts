@@ -162,7 +162,14 @@ export class EdgeAgent {
       extra: { exitHistogram: this.stats.exitHistogram, operatingPoint: this.decision?.operatingPoint ?? this.parts.staticPoint.name },
     });
     if (!this.parts.controller) return;
-    const inputs = { nowS: nowMs / 1000, stateOfCharge: reading.stateOfCharge, charging: reading.charging, temperatureC, tripPointC: lowestPassiveTrip(reading) };
+    const inputs = {
+      nowS: nowMs / 1000,
+      stateOfCharge: reading.stateOfCharge,
+      charging: reading.charging,
+      temperatureC,
+      tripPointC: lowestPassiveTrip(reading),
+      offloadAvailable: this.parts.offloader?.available ?? false,
+    };
     const decision = this.parts.controller.decide(inputs);
     await this.actuate(decision);
     if (decision.changed) {

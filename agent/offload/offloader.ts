@@ -37,6 +37,11 @@ export class Offloader {
     private readonly profile: DeviceProfile,
   ) {}
 
+  /** Whether frames can go to the server now: the broker link is up. */
+  get available(): boolean {
+    return this.link.connected;
+  }
+
   /** Remote config changed the mode or the deadline (the link enforces deadlines). */
   update(config: AgentConfig['offload']): void {
     this.config = config;

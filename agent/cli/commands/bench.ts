@@ -93,7 +93,8 @@ const DAY = {
   maxFrameRate: 40,
   bridge: { capacityWh: 0.5, ambientC: 38, thermalResistanceCPerW: 8, thermalTimeConstantS: 120, idlePowerW: 2.7 },
   thermalLimitC: 70,
-  maxAccuracyDropPoints: 3,
+  // Cheap points lose more on unseen images than on validation (docs/exits.md), so 2 points below full on validation keeps the day within 2 of balanced.
+  maxAccuracyDropPoints: 2,
   sampleEveryS: 20,
 };
 
