@@ -10,14 +10,6 @@ export interface BackoffBounds {
 /** Each delay is cut by up to this share at random, so a fleet that lost one broker does not retry in lockstep. */
 const JITTER = 0.25;
 
-/**
- * Exponential reconnect backoff for an mqtt.js client. mqtt.js itself retries at one
- * fixed `reconnectPeriod`, read afresh each time a connection or an attempt closes
- * (its own 'close' listener, registered first, schedules the next attempt). So the
- * period is set here after each close for the attempt after that: min, 2 min, 4 min,
- * ... up to max, and back to min on every successful connect, so the first retry
- * after a broker restart is quick again.
- */
 /** Delays that double from min to max, each cut by up to JITTER at random, back to min on reset(). */
 export class BackoffSchedule {
   private base: number;
@@ -44,6 +36,14 @@ export class BackoffSchedule {
   }
 }
 
+/**
+ * Exponential reconnect backoff for an mqtt.js client. mqtt.js itself retries at one
+ * fixed `reconnectPeriod`, read afresh each time a connection or an attempt closes
+ * (its own 'close' listener, registered first, schedules the next attempt). So the
+ * period is set here after each close for the attempt after that: min, 2 min, 4 min,
+ * ... up to max, and back to min on every successful connect, so the first retry
+ * after a broker restart is quick again.
+ */
 export function attachReconnectBackoff(client: MqttClient, bounds: BackoffBounds, random: () => number = Math.random): void {
   const backoff = new BackoffSchedule(bounds, random);
   const schedule = () => {

@@ -246,7 +246,7 @@ def frozen_units(spec, freeze_through):
         if node["op"] == "conv2d":
             names.add(node["name"])
         if node["output"] == boundaries[freeze_through]:
-            return names
+            break
     return names
 
 

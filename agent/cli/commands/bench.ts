@@ -124,7 +124,6 @@ async function daySuite(options: BenchOptions): Promise<void> {
   const { pkg, taskName, testDir } = await openTaskPackage(options.taskConfig);
   const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, taskName);
   const points = pkg.manifest.operatingPoints;
-  // The goal allows the controller 2 points below static balanced, which is itself up to 1 below the full model.
   const bounds = controllerSchema.parse({ maxTemperatureC: DAY.thermalLimitC, maxAccuracyDropPoints: DAY.maxAccuracyDropPoints });
   const bar = progressBar('simulated day (battery used, %)');
   const results = await runSimulatedDay({
