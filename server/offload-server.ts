@@ -1,3 +1,4 @@
+import os from 'node:os';
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import { createExitPolicy, type ExitPolicy } from '../agent/exit-policy/policy.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
@@ -9,7 +10,15 @@ import { describeConnectionError, isBrokerUnreachable } from '../agent/mqtt/conn
 import { disableNagle } from '../agent/mqtt/no-delay.js';
 import { attachReconnectBackoff, BackoffSchedule } from '../agent/mqtt/reconnect-backoff.js';
 import { decodeOffload, encodeOffloadAnswer, type OffloadPayload } from '../agent/mqtt/offload-codec.js';
-import { DEFAULT_TOPIC_PREFIX, deviceIdFromOffloadRequest, deviceTopics, serverOffloadFilter } from '../agent/mqtt/topics.js';
+import {
+  AVAILABILITY_ONLINE,
+  DEFAULT_TOPIC_PREFIX,
+  defaultServerId,
+  deviceIdFromOffloadRequest,
+  deviceTopics,
+  serverAvailabilityTopic,
+  serverOffloadFilter,
+} from '../agent/mqtt/topics.js';
 import { encodedImageToRgb } from '../agent/preprocess/image-to-rgb.js';
 import type { InterpreterOptions } from '../agent/runtime/interpreter.js';
 
@@ -26,6 +35,8 @@ export interface OffloadServerOptions {
   mqtt?: AgentConfig['mqtt'];
   /** Request ids remembered for de-duplication. */
   dedupSize?: number;
+  /** Names this worker on its availability topic; default host name and process id. */
+  serverId?: string;
   /**
    * Called when the broker, reached at last after being away at start-up,
    * refuses this server (credentials, TLS): retrying would not help. The
@@ -54,6 +65,8 @@ export class OffloadServer {
   /** Answers by device and request id; a promise while computing, so a repeat arriving meanwhile waits for it. */
   private readonly answers = new Map<string, Promise<Buffer | undefined>>();
   private readonly prefix: string;
+  /** Retained `online` here tells agents a server can take their offloads. */
+  readonly availabilityTopic: string;
   private readonly labels: string[];
   private client: MqttClient | undefined;
   private readonly settings: AgentConfig['mqtt'];
@@ -65,6 +78,7 @@ export class OffloadServer {
 
   private constructor(private readonly options: OffloadServerOptions) {
     this.prefix = options.prefix ?? DEFAULT_TOPIC_PREFIX;
+    this.availabilityTopic = serverAvailabilityTopic(options.serverId ?? defaultServerId(os.hostname(), process.pid), this.prefix);
     this.settings = options.mqtt ?? mqttSchema.parse({});
     const task = Object.keys(options.pkg.manifest.labels)[0]!;
     this.labels = options.pkg.manifest.labels[task]!;
@@ -125,6 +139,8 @@ export class OffloadServer {
       clean: true,
       // Attempts are paced here until the first connect; mqtt.js paces them after it.
       reconnectPeriod: 0,
+      // An empty retained will deletes the retained `online`: a crashed worker leaves nothing behind.
+      will: { topic: this.availabilityTopic, payload: Buffer.alloc(0), qos: 1, retain: true },
     });
     if (this.closed) {
       await client.endAsync();
@@ -134,11 +150,18 @@ export class OffloadServer {
     disableNagle(client);
     attachReconnectBackoff(client, { minMs: this.settings.reconnectMinMs, maxMs: this.settings.reconnectMaxMs });
     const filter = serverOffloadFilter(this.prefix, { shareGroup: this.options.shareGroup });
-    // Subscriptions are renewed on every reconnect, as a clean session forgets them.
-    client.on('connect', () => void client.subscribeAsync(filter, { qos: 1 }).catch((e) => logger.warn(`offload server: resubscribe failed: ${e.message}`)));
+    // Subscriptions are renewed on every reconnect, as a clean session forgets them; the will
+    // may have emptied the availability meanwhile, so it is said again.
+    client.on('connect', () => void this.announce(client, filter).catch((e) => logger.warn(`offload server: resubscribe failed: ${e.message}`)));
     client.on('message', (topic, payload, packet) => void this.handle(topic, payload, packet).catch((error: Error) => logger.warn(`offload server: answering on ${topic} failed: ${error.message}`)));
-    await client.subscribeAsync(filter, { qos: 1 });
+    await this.announce(client, filter);
     logger.info(`offload server: ${this.options.pkg.manifest.name} on ${redactUrl(this.options.brokerUrl)}, subscribed to ${filter}`);
+  }
+
+  /** Subscribed first, so that an agent told `online` finds requests taken. */
+  private async announce(client: MqttClient, filter: string): Promise<void> {
+    await client.subscribeAsync(filter, { qos: 1 });
+    await client.publishAsync(this.availabilityTopic, AVAILABILITY_ONLINE, { qos: 1, retain: true });
   }
 
   private matchesModel(payload: OffloadPayload): boolean {
@@ -214,6 +237,7 @@ export class OffloadServer {
     this.closed = true;
     clearTimeout(this.retryTimer);
     this.wakeRetry?.();
+    if (this.client?.connected) await this.client.publishAsync(this.availabilityTopic, Buffer.alloc(0), { qos: 1, retain: true }).catch(() => {});
     await this.client?.endAsync();
   }
 }

@@ -16,12 +16,35 @@ import { SimulatedBridge } from '../firmware-bridge/simulated.js';
 import { OffloadServer } from '../server/offload-server.js';
 import { startAedes } from './helpers/brokers.js';
 import { CIFAR_TEST, temporaryDir } from './helpers/shared.js';
-import { buildTinyPackage, TINY_INPUT } from './helpers/tiny-package.js';
+import { CliProcess } from './helpers/cli-process.js';
+import { buildTinyAgentPackage, TINY_INPUT } from './helpers/tiny-package.js';
+import { waitFor } from './helpers/wait.js';
 
 let pkg: ModelPackage;
+let agentPackage: { modelsDir: string; buildConfig: string };
 test.before(async () => {
-  pkg = await buildTinyPackage();
+  ({ pkg, ...agentPackage } = await buildTinyAgentPackage());
 });
+
+/** A gateway 2 °C under its 60 °C limit, on the tiny package, logging into `store`. */
+function hotGateway(store: LogStore, offloader: Offloader): EdgeAgent {
+  const bridge = new SimulatedBridge({ clock: 'manual', ambientC: 58, initialTemperatureC: 58, thermalResistanceCPerW: 0.01 });
+  const points = pkg.manifest.operatingPoints;
+  return new EdgeAgent({
+    engine: MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }),
+    source: new ReplaySource(CIFAR_TEST, { loop: false, seed: 2 }),
+    bridge,
+    controller: new EnergyController(points, controllerSchema.parse({ maxTemperatureC: 60 }), 20),
+    staticPoint: points.find((p) => p.name === 'balanced')!,
+    points,
+    profile: deviceProfile('pi4'),
+    log: store,
+    target: { width: TINY_INPUT, height: TINY_INPUT, resize: 'stretch' },
+    maxFrameRate: 20,
+    clock: bridge.clock,
+    offloader,
+  });
+}
 
 test('a hot gateway leaves the deepest segment to the server: unsure frames are offloaded, answered once, and both answers are logged', async (t) => {
   const broker = await startAedes();
@@ -36,26 +59,9 @@ test('a hot gateway leaves the deepest segment to the server: unsure frames are 
     protocolVersion: 4,
     handlers: { onAnswer: (id, answer, late) => store.recordServerAnswer(id, { label: answer.label, confidence: answer.confidence, serverMs: answer.serverMs, decidedLocally: late }) },
   });
-  const deadline = Date.now() + 5000;
-  while (!link.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  t.true(link.connected);
-  // 2 °C of headroom under a 60 °C limit: the controller cuts the depth and allows offload.
-  const bridge = new SimulatedBridge({ clock: 'manual', ambientC: 58, initialTemperatureC: 58, thermalResistanceCPerW: 0.01 });
-  const points = pkg.manifest.operatingPoints;
-  const agent = new EdgeAgent({
-    engine: MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }),
-    source: new ReplaySource(CIFAR_TEST, { loop: false, seed: 2 }),
-    bridge,
-    controller: new EnergyController(points, controllerSchema.parse({ maxTemperatureC: 60 }), 20),
-    staticPoint: points.find((p) => p.name === 'balanced')!,
-    points,
-    profile: deviceProfile('pi4'),
-    log: store,
-    target: { width: TINY_INPUT, height: TINY_INPUT, resize: 'stretch' },
-    maxFrameRate: 20,
-    clock: bridge.clock,
-    offloader: new Offloader(link, pkg, config.offload, deviceProfile('pi4')),
-  });
+  await waitFor('the server\'s retained availability', () => link.offloadServers === 1, 5000);
+  // 2 °C of headroom under a 60 °C limit, and a server up: the controller cuts the depth and allows offload.
+  const agent = hotGateway(store, new Offloader(link, pkg, config.offload, deviceProfile('pi4')));
   await agent.run(() => agent.stats.frames >= 60);
   t.true(agent.currentDecision!.maxExit < 3, `maxExit ${agent.currentDecision!.maxExit}`);
   t.true(agent.stats.offloaded > 0, 'some frames were unsure at the capped depth');
@@ -77,6 +83,48 @@ test('a hot gateway leaves the deepest segment to the server: unsure frames are 
   store.close();
   await server.close();
   await broker.close();
+});
+
+test('servers are known by their retained availability: heat cuts the depth only while one is up, and a stopped or killed server is forgotten', async (t) => {
+  const broker = await startAedes();
+  t.teardown(() => broker.close());
+  const config = parseAgentConfig({ deviceId: 'watching-gw', offload: { mode: 'features', minConfidence: 0.95, deadlineMs: 2000 } });
+  const link = new AgentLink({ url: broker.url, deviceId: 'watching-gw', config, protocolVersion: 4, handlers: { onAnswer: () => {} } });
+  t.teardown(() => link.close());
+  await waitFor('the broker link', () => link.connected, 5000);
+  const store = LogStore.open(path.join(temporaryDir('edge-exit-servers-'), 'log.db'));
+  t.teardown(() => store.close());
+  const offloader = new Offloader(link, pkg, config.offload, deviceProfile('pi4'));
+
+  // A broker but no server: sending the deepest segments away would only come back as timeouts.
+  t.false(offloader.available);
+  const alone = hotGateway(store, offloader);
+  await alone.run(() => alone.stats.frames >= 20);
+  t.is(alone.currentDecision!.maxExit, 3, 'no depth cut without a server');
+  t.is(alone.stats.offloaded, 0);
+
+  const inProcess = await OffloadServer.start({ pkg, brokerUrl: broker.url, protocolVersion: 4, serverId: 'in-process' });
+  await waitFor('the in-process server coming up', () => link.offloadServers === 1, 5000);
+  const helped = hotGateway(store, offloader);
+  await helped.run(() => helped.stats.frames >= 20);
+  t.true(helped.currentDecision!.maxExit < 3, `maxExit ${helped.currentDecision!.maxExit} with a server up`);
+  await inProcess.close();
+  await waitFor('the stopped server being forgotten', () => link.offloadServers === 0, 5000);
+
+  // A crash: the broker publishes the server's empty retained will, which also deletes its `online`.
+  const crashing = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--protocol', '4'], { EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir });
+  t.teardown(() => crashing.stop());
+  await waitFor('the server process coming up', () => link.offloadServers === 1, 60_000);
+  t.is(await crashing.kill('SIGKILL'), null);
+  await waitFor('the killed server being forgotten', () => link.offloadServers === 0, 5000);
+  t.false(offloader.available);
+
+  // Nothing stale is left retained: a gateway that connects now sees no server.
+  const late = new AgentLink({ url: broker.url, deviceId: 'late-gw', config, protocolVersion: 4, handlers: { onAnswer: () => {} } });
+  t.teardown(() => late.close());
+  await waitFor('the late link', () => late.connected, 5000);
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(late.offloadServers, 0);
 });
 
 test('without a broker, offload requests wait in a bounded queue and expire', async (t) => {

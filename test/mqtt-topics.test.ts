@@ -3,9 +3,14 @@ import {
   assertPublishTopic,
   DEFAULT_TOPIC_PREFIX,
   deviceIdFromOffloadRequest,
+  defaultServerId,
   deviceTopics,
   MQTT_PROTOCOL_VERSION,
   requestIdFromOffloadResponse,
+  serverAvailabilityFilter,
+  serverAvailabilityTopic,
+  serverIdFromAvailability,
+  serverIdProblem,
   serverOffloadFilter,
   TOPIC_TABLE,
   TopicError,
@@ -122,11 +127,38 @@ test('published topics never contain wildcards', (t) => {
   t.true(accepted > 0);
 });
 
+test('server availability topics: four levels under the prefix, parsed back, and never a device topic', (t) => {
+  t.is(serverAvailabilityTopic('gpu-box-4242', 'site/a'), 'site/a/servers/gpu-box-4242/availability');
+  t.is(serverIdFromAvailability('site/a/servers/gpu-box-4242/availability', 'site/a'), 'gpu-box-4242');
+  t.is(serverIdFromAvailability('site/a/servers/availability', 'site/a'), undefined, 'the availability of a device named "servers"');
+  t.is(serverIdFromAvailability('edge-exit/servers/a/b/availability'), undefined, 'a server id is one level');
+  t.is(serverAvailabilityFilter('site/a'), 'site/a/servers/+/availability');
+  // A device called "servers" publishes on three levels; the filter matches only four.
+  const device = deviceTopics('servers');
+  const matches = (topic: string) => new RegExp(`^${serverAvailabilityFilter().replace('+', '[^/]+')}$`).test(topic);
+  for (const topic of [device.availability, device.telemetry, device.configSet, device.configState, device.offloadRequest, device.offloadResponse('r1')]) t.false(matches(topic), topic);
+  t.true(matches(serverAvailabilityTopic('w1')));
+  t.throws(() => serverAvailabilityTopic('has space'), { instanceOf: TopicError, message: /server id "has space" must be 1 to 64 of letters, digits/ });
+  t.throws(() => serverAvailabilityTopic('w+'), { instanceOf: TopicError });
+  t.is(defaultServerId('rack 3/gpu', 77), 'rack-3-gpu-77');
+  t.is(serverIdProblem(defaultServerId('x'.repeat(200), 4_194_304)), undefined, 'a long host name is cut to fit a level');
+});
+
 test('the topic table matches the builders and renders as Markdown', (t) => {
   const topics = deviceTopics('gw');
-  const built = new Set([topics.availability, topics.telemetry, topics.configSet, topics.configResponse, topics.configState, topics.offloadRequest, topics.offloadResponse('requestId'), serverOffloadFilter()]);
+  const built = new Set([
+    topics.availability,
+    topics.telemetry,
+    topics.configSet,
+    topics.configResponse,
+    topics.configState,
+    topics.offloadRequest,
+    topics.offloadResponse('requestId'),
+    serverOffloadFilter(),
+    serverAvailabilityTopic('worker-1'),
+  ]);
   for (const row of TOPIC_TABLE) {
-    const concrete = row.topic.replace('<prefix>', 'edge-exit').replace('<deviceId>', 'gw').replace('<requestId>', 'requestId');
+    const concrete = row.topic.replace('<prefix>', 'edge-exit').replace('<deviceId>', 'gw').replace('<requestId>', 'requestId').replace('<serverId>', 'worker-1');
     t.true(built.has(concrete), concrete);
   }
   t.true(TOPIC_TABLE.find((r) => r.topic.endsWith('/availability'))!.retained);

@@ -7,7 +7,15 @@ import { disableNagle } from './no-delay.js';
 import { attachReconnectBackoff } from './reconnect-backoff.js';
 import type { Outbox } from './outbox.js';
 import { parseOffloadAnswer, type OffloadAnswer } from './offload-codec.js';
-import { AVAILABILITY_OFFLINE, AVAILABILITY_ONLINE, deviceTopics, requestIdFromOffloadResponse, type DeviceTopics } from './topics.js';
+import {
+  AVAILABILITY_OFFLINE,
+  AVAILABILITY_ONLINE,
+  deviceTopics,
+  requestIdFromOffloadResponse,
+  serverAvailabilityFilter,
+  serverIdFromAvailability,
+  type DeviceTopics,
+} from './topics.js';
 
 export interface AgentLinkHandlers {
   /** A server answer; `late` when it came after the deadline (the local answer was used). */
@@ -53,6 +61,9 @@ export class AgentLink {
   private readonly pending = new Map<string, Pending>();
   private readonly deadlines = new Map<string, number>();
   private readonly answered = new Set<string>();
+  /** Offload server workers whose retained availability says `online`. */
+  private readonly serversOnline = new Set<string>();
+  private readonly serverFilter: string;
   /** The deadline, queue bound and expiry in force: remote config changes them live. */
   private offloadSettings: AgentConfig['offload'];
   /** The last connection failure logged: a broker refusing every retry the same way is said once, not every backoff. */
@@ -76,6 +87,7 @@ export class AgentLink {
     this.offloadSettings = options.config.offload;
     for (const item of options.outbox?.all() ?? []) this.pending.set(item.requestId, { ...item, sentAt: undefined });
     this.topics = deviceTopics(options.deviceId, options.config.mqtt.prefix);
+    this.serverFilter = serverAvailabilityFilter(options.config.mqtt.prefix);
     this.client = mqtt.connect(options.url, mqttClientOptions(options.config.mqtt, options.deviceId, this.topics, options.protocolVersion));
     disableNagle(this.client);
     attachReconnectBackoff(this.client, { minMs: options.config.mqtt.reconnectMinMs, maxMs: options.config.mqtt.reconnectMaxMs });
@@ -88,17 +100,24 @@ export class AgentLink {
       this.lastFailure = message;
     });
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    // A clean session resends the retained availabilities on the next subscribe; until then nothing is known.
+    this.client.on('close', () => this.serversOnline.clear());
   }
 
   get connected(): boolean {
     return this.client.connected;
   }
 
+  /** Offload server workers known to be up; 0 while the broker is away. */
+  get offloadServers(): number {
+    return this.client.connected ? this.serversOnline.size : 0;
+  }
+
   private async onConnect(): Promise<void> {
     this.lastFailure = undefined;
     logger.info(`mqtt: connected to ${redactUrl(this.options.url)} as ${this.options.deviceId}`);
     try {
-      await this.client.subscribeAsync([this.topics.configSet, this.topics.offloadResponseFilter], { qos: 1 });
+      await this.client.subscribeAsync([this.topics.configSet, this.topics.offloadResponseFilter, this.serverFilter], { qos: 1 });
       await this.client.publishAsync(this.topics.availability, AVAILABILITY_ONLINE, { qos: 1, retain: true });
       const state = this.options.handlers.configState?.();
       if (state) await this.client.publishAsync(this.topics.configState, state, { qos: 1, retain: true });
@@ -115,6 +134,14 @@ export class AgentLink {
       if (!handled) return;
       void this.client.publishAsync(this.topics.configResponse, handled.response, { qos: 1 }).catch(() => {});
       if (handled.state) void this.client.publishAsync(this.topics.configState, handled.state, { qos: 1, retain: true }).catch(() => {});
+      return;
+    }
+    const serverId = serverIdFromAvailability(topic, this.topics.prefix);
+    if (serverId !== undefined) {
+      const online = payload.toString() === AVAILABILITY_ONLINE;
+      if (online !== this.serversOnline.has(serverId)) logger.info(`mqtt: offload server ${serverId} is ${online ? 'up' : 'gone'}`);
+      if (online) this.serversOnline.add(serverId);
+      else this.serversOnline.delete(serverId);
       return;
     }
     const requestId = requestIdFromOffloadResponse(topic, this.topics);

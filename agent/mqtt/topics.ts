@@ -144,6 +144,49 @@ export function serverOffloadFilter(prefix: string = DEFAULT_TOPIC_PREFIX, optio
   return `$share/${options.shareGroup}/${filter}`;
 }
 
+/**
+ * Server ids name one server worker: a topic level of letters, digits, _ . - (the default
+ * is the host name and process id, so replicas on one host do not share one).
+ */
+export function serverIdProblem(serverId: unknown): string | undefined {
+  if (typeof serverId !== 'string') return `server id must be a string, got ${typeof serverId}`;
+  if (REQUEST_ID_PATTERN.test(serverId)) return undefined;
+  return `server id ${JSON.stringify(serverId.slice(0, 80))} must be 1 to ${MAX_LEVEL_LENGTH} of letters, digits, _ . -`;
+}
+
+/** `host-1234` from a host name and pid, with whatever a topic level cannot hold replaced. */
+export function defaultServerId(hostname: string, pid: number): string {
+  const host = hostname.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, MAX_LEVEL_LENGTH - 12) || 'server';
+  return `${host}-${pid}`;
+}
+
+/**
+ * Where a server worker says it is up: retained `online` while it is connected; an
+ * empty retained message (which deletes the retained one) when it stops, and as its
+ * last will when its connection drops. Four levels under the prefix, so it never
+ * meets a device's three-level topics, whatever the device is called.
+ */
+export function serverAvailabilityTopic(serverId: string, prefix: string = DEFAULT_TOPIC_PREFIX): string {
+  check(prefixProblem(prefix));
+  check(serverIdProblem(serverId));
+  return assertPublishTopic(`${prefix}/servers/${serverId}/availability`);
+}
+
+/** What an agent subscribes to, to know whether any offload server is up. */
+export function serverAvailabilityFilter(prefix: string = DEFAULT_TOPIC_PREFIX): string {
+  check(prefixProblem(prefix));
+  return `${prefix}/servers/+/availability`;
+}
+
+/** The server id of an availability topic, or undefined when the topic is not one. */
+export function serverIdFromAvailability(topic: string, prefix: string = DEFAULT_TOPIC_PREFIX): string | undefined {
+  const head = `${prefix}/servers/`;
+  const tail = '/availability';
+  if (!topic.startsWith(head) || !topic.endsWith(tail)) return undefined;
+  const serverId = topic.slice(head.length, topic.length - tail.length);
+  return serverIdProblem(serverId) ? undefined : serverId;
+}
+
 /** The device id of a request topic the server received, or undefined when the topic is not one. */
 export function deviceIdFromOffloadRequest(topic: string, prefix: string = DEFAULT_TOPIC_PREFIX): string | undefined {
   const head = `${prefix}/`;
@@ -180,6 +223,7 @@ export const TOPIC_TABLE: readonly TopicTableRow[] = [
   { topic: '<prefix>/<deviceId>/config/state', direction: 'agent → operator', qos: 1, retained: true, payload: 'JSON `{ version, config }`' },
   { topic: '<prefix>/<deviceId>/offload/request', direction: 'agent → server', qos: 1, retained: false, payload: 'binary EXO frame (int8 features at a cut, or an encoded image), at most 2 MiB' },
   { topic: '<prefix>/+/offload/request', direction: 'agent → server', qos: 1, retained: false, payload: 'server subscription; `$share/<group>/<prefix>/+/offload/request` for replicas' },
+  { topic: '<prefix>/servers/<serverId>/availability', direction: 'server → agent', qos: 1, retained: true, payload: '`online`; emptied (retained message deleted) when the server stops, and as its last will' },
   { topic: '<prefix>/<deviceId>/offload/response/<requestId>', direction: 'server → agent', qos: 1, retained: false, payload: 'JSON `{ requestId, label, confidence, serverMs, modelHash }`' },
 ];
 

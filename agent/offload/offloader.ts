@@ -37,9 +37,9 @@ export class Offloader {
     private readonly profile: DeviceProfile,
   ) {}
 
-  /** Whether frames can go to the server now: the broker link is up. */
+  /** Whether a server can finish frames now: the broker link is up and an offload server says it is online. */
   get available(): boolean {
-    return this.link.connected;
+    return this.link.offloadServers > 0;
   }
 
   /** Remote config changed the mode or the deadline (the link enforces deadlines). */

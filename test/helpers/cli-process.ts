@@ -56,7 +56,12 @@ export class CliProcess {
 
   /** SIGTERM, as a service manager stops it. */
   async stop(): Promise<number | null> {
-    if (this.running) this.child.kill('SIGTERM');
+    return this.kill('SIGTERM');
+  }
+
+  /** Any signal; SIGKILL stands for a crash or a power cut: nothing of the process runs after it. */
+  async kill(signal: NodeJS.Signals): Promise<number | null> {
+    if (this.running) this.child.kill(signal);
     return this.exited;
   }
 }
