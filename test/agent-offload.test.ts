@@ -11,6 +11,7 @@ import { Outbox } from '../agent/mqtt/outbox.js';
 import { encodeOffload } from '../agent/mqtt/offload-codec.js';
 import { Offloader } from '../agent/offload/offloader.js';
 import { ReplaySource } from '../agent/sources/replay-source.js';
+import { formatStatusLine } from '../agent/loop/status-file.js';
 import { LogReader, LogStore } from '../agent/store/log-store.js';
 import { SimulatedBridge } from '../firmware-bridge/simulated.js';
 import { OffloadServer } from '../server/offload-server.js';
@@ -102,12 +103,14 @@ test('servers are known by their retained availability: heat cuts the depth only
   await alone.run(() => alone.stats.frames >= 20);
   t.is(alone.currentDecision!.maxExit, 3, 'no depth cut without a server');
   t.is(alone.stats.offloaded, 0);
+  t.is(alone.status().offloadServers, 0);
 
   const inProcess = await OffloadServer.start({ pkg, brokerUrl: broker.url, protocolVersion: 4, serverId: 'in-process' });
   await waitFor('the in-process server coming up', () => link.offloadServers === 1, 5000);
   const helped = hotGateway(store, offloader);
   await helped.run(() => helped.stats.frames >= 20);
   t.true(helped.currentDecision!.maxExit < 3, `maxExit ${helped.currentDecision!.maxExit} with a server up`);
+  t.regex(formatStatusLine(helped.status()), /servers 1/);
   await inProcess.close();
   await waitFor('the stopped server being forgotten', () => link.offloadServers === 0, 5000);
 

@@ -75,6 +75,8 @@ export interface AgentStatus {
   frameRate: number;
   skipped: number;
   offloaded: number;
+  /** Offload servers that say they are up; undefined when offload is not configured. */
+  offloadServers?: number;
   missingReadings: string[];
 }
 
@@ -270,6 +272,7 @@ export class EdgeAgent {
       frameRate: this.decision?.frameRate ?? this.parts.maxFrameRate,
       skipped: this.stats.skipped,
       offloaded: this.stats.offloaded,
+      offloadServers: this.parts.offloader?.serversUp,
       missingReadings: this.reading?.missing.map((m) => m.reading) ?? [],
     };
   }

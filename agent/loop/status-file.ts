@@ -39,6 +39,7 @@ export function formatStatusLine(status: AgentStatus): string {
     `battery ${pct(status.stateOfCharge)}  ${temp}  point ${status.operatingPoint} @ ${status.frameRate.toFixed(1)} fps` +
     (status.skipped > 0 ? `  skipped ${status.skipped}` : '') +
     (status.offloaded > 0 ? `  offloaded ${status.offloaded}` : '') +
+    (status.offloadServers === undefined ? '' : `  servers ${status.offloadServers}`) +
     (status.missingReadings.length > 0 ? `  missing: ${status.missingReadings.join(', ')}` : '')
   );
 }

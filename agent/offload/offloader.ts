@@ -39,7 +39,11 @@ export class Offloader {
 
   /** Whether a server can finish frames now: the broker link is up and an offload server says it is online. */
   get available(): boolean {
-    return this.link.offloadServers > 0;
+    return this.serversUp > 0;
+  }
+
+  get serversUp(): number {
+    return this.link.offloadServers;
   }
 
   /** Remote config changed the mode or the deadline (the link enforces deadlines). */
