@@ -177,3 +177,36 @@ test('layers frozen through a boundary keep their pretrained weights while later
   await prepareTrainingWork(wrong, wrongWork);
   await t.throwsAsync(runTrainer(choosePython(undefined), wrongWork.dir, () => {}), { instanceOf: TrainerError, message: /freezeThrough 'block_99' is not a boundary.*block_2/s });
 });
+
+test('the heads phase trains only the early exits: the backbone and final exit leave it bit for bit as the joint phase left them', async (t) => {
+  const dir = temporaryDir('edge-exit-heads-phase-');
+  // Early exits weigh 0: the joint phase trains the backbone for the final exit alone.
+  const config = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: 2, exitWeights: [0, 0, 1], learningRate: 0.1 }));
+  const work = planTrainingWork(config, path.join(dir, 'cache'));
+  await prepareTrainingWork(config, work);
+  const python = choosePython(undefined);
+  await runTrainer(python, work.dir, () => {});
+  const joint = readFloatGraph(path.join(work.dir, 'trained'));
+  // The same run given a heads phase resumes from its checkpoint at the end of the joint phase.
+  const trainerConfig = path.join(work.dir, 'train-config.json');
+  fs.writeFileSync(trainerConfig, JSON.stringify({ ...JSON.parse(fs.readFileSync(trainerConfig, 'utf8')), headEpochs: 1 }));
+  const stages = new Set<string>();
+  const done = await runTrainer(python, work.dir, (event) => {
+    if (event.event === 'progress') stages.add(String(event.stage));
+  });
+  const heads = readFloatGraph(path.join(work.dir, 'trained'));
+  t.true(stages.has('train heads'));
+  t.is((done.history as Array<{ phase: string }>).at(-1)!.phase, 'heads');
+  const weights = (graph: typeof joint, name: string) => {
+    const node = graph.spec.nodes.find((n) => n.name === name);
+    if (node?.op !== 'conv2d') throw new Error(`${name} is not a convolution of the trained graph`);
+    return weightOf(graph, node.weight).data;
+  };
+  const same = (name: string) => weights(joint, name).every((v, i) => v === weights(heads, name)[i]);
+  const backbone = joint.spec.nodes.filter((n) => n.op === 'conv2d' && !n.name.startsWith('exit') && !n.name.startsWith('final')).map((n) => n.name);
+  t.true(backbone.length >= 52);
+  t.deepEqual(backbone.filter((name) => !same(name)), [], 'backbone convolutions');
+  t.true(same('final.logits'));
+  t.false(same('exit0.hidden'), 'the first early head trained');
+  t.false(same('exit1.logits'), 'the second early head trained');
+});

@@ -74,6 +74,7 @@ export async function prepareTrainingWork(
     exitWeights: config.training.exitWeights ?? Array.from({ length: config.cuts.length + 1 }, () => 1),
     maxSteps: config.training.maxSteps ?? null,
     freezeThrough: config.training.freezeThrough ?? null,
+    headEpochs: config.training.headEpochs ?? 0,
     cuts: config.cuts,
     classes: work.classes,
   };

@@ -25,8 +25,16 @@ const recipeSchema = z.object({
   backboneLrScale: z.number().positive().max(1).default(1),
   weightDecay: z.number().min(0).max(0.1).default(4e-5),
   labelSmoothing: z.number().min(0).max(0.5).default(0.1),
-  /** Loss weight of each exit, early to final; default 1 each. */
+  /** Loss weight of each exit, early to final, in the joint phase; default 1 each. An exit of weight 0 takes no part in it (nor in distillation). */
   exitWeights: z.array(z.number().min(0).max(10)).optional(),
+  /**
+   * Epochs (may be fractional) after the joint phase that train only the early exit heads, on the
+   * fine-tuned backbone kept as it is (cross-entropy and distillation from the final exit). With
+   * early exit weights of 0 the backbone serves the final exit alone, which the joint loss otherwise
+   * holds back, and the heads learn at about the cost of inference.
+   */
+  // Optional rather than defaulted: a default would enter the work directory's key and orphan earlier runs.
+  headEpochs: z.number().min(0).max(50).optional(),
   /** Self-distillation: early exits also match the final exit's softened output. */
   distillation: z.object({ weight: z.number().min(0).max(10).default(0.5), temperature: z.number().min(1).max(20).default(3) }).prefault({}),
   /** Width of the 1x1 convolution every early exit head starts with. */

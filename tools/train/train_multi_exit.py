@@ -168,7 +168,10 @@ class MultiExitNet(nn.Module):
         return values
 
     def forward(self, x, record=None):
-        values = self.backbone(x, record)
+        return self.exits(self.backbone(x, record), record)
+
+    def exits(self, values, record=None, final=None):
+        """Every exit's logits from the backbone's tensors; `final` given (the heads phase) is used as is."""
         logits = []
         for i, (tensor, head) in enumerate(zip(self.cut_tensors, self.heads)):
             hidden = head["hidden"](values[tensor])
@@ -179,11 +182,27 @@ class MultiExitNet(nn.Module):
                 record(f"exit{i}.pooled", pooled)
                 record(f"exit{i}.logits", out)
             logits.append(out.flatten(1))
-        final = self.final(self.dropout(values[self.pooled]))
-        if record is not None:
-            record("final.logits", final)
+        if final is None:
+            final = self.final(self.dropout(values[self.pooled]))
+            if record is not None:
+                record("final.logits", final)
         logits.append(final.flatten(1))
         return logits
+
+    def head_step_outputs(self, x):
+        """The heads phase: the fine-tuned backbone and final exit run as they are, without gradients
+        (batch norm fixed), so only the early heads learn, at about the cost of inference."""
+        with torch.no_grad():
+            values = self.backbone(x)
+            final = self.final(values[self.pooled])
+        return self.exits(values, final=final)
+
+    def heads_phase_mode(self):
+        self.train()
+        for unit in self.units.values():
+            unit.eval()
+        for p in list(self.units.parameters()) + list(self.final.parameters()):
+            p.requires_grad_(False)
 
 
 class Images:
@@ -303,16 +322,18 @@ def learning_rate(config, step, total):
     return config["learningRate"] * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def joint_loss(outputs, labels, config):
-    weights = config["exitWeights"]
+def joint_loss(outputs, labels, config, weights):
+    """Weighted cross-entropy over the exits, plus self-distillation from the final exit into
+    every early exit that takes part; an exit of weight 0 takes no part at all."""
     smoothing = config["labelSmoothing"]
-    loss = sum(w * F.cross_entropy(o, labels, label_smoothing=smoothing) for w, o in zip(weights, outputs))
+    loss = sum(w * F.cross_entropy(o, labels, label_smoothing=smoothing) for w, o in zip(weights, outputs) if w > 0)
     distill = config["distillation"]
     if distill["weight"] > 0:
         t = distill["temperature"]
         teacher = F.softmax(outputs[-1].detach() / t, dim=1)
-        for o in outputs[:-1]:
-            loss = loss + distill["weight"] * t * t * F.kl_div(F.log_softmax(o / t, dim=1), teacher, reduction="batchmean")
+        for w, o in zip(weights[:-1], outputs[:-1]):
+            if w > 0:
+                loss = loss + distill["weight"] * t * t * F.kl_div(F.log_softmax(o / t, dim=1), teacher, reduction="batchmean")
     return loss
 
 
@@ -419,8 +440,13 @@ def main():
     optimizer = torch.optim.SGD(groups, lr=config["learningRate"], momentum=0.9, nesterov=True)
     batch = config["batchSize"]
     steps_per_epoch = len(train) // batch
-    total_steps = config["maxSteps"] or steps_per_epoch * config["epochs"]
+    joint_steps = config["maxSteps"] or steps_per_epoch * config["epochs"]
+    # The heads phase follows the joint one: early heads only, on the fine-tuned backbone.
+    head_steps = round(config["headEpochs"] * steps_per_epoch)
+    total_steps = joint_steps + head_steps
     epochs = math.ceil(total_steps / steps_per_epoch)
+    joint_weights = config["exitWeights"]
+    head_weights = [1.0] * (len(joint_weights) - 1) + [0.0]
 
     checkpoint_path = os.path.join(args.work, "checkpoint.pt")
     epoch, step_in_epoch, global_step, history, elapsed_before = 0, 0, 0, [], 0.0
@@ -459,13 +485,19 @@ def main():
             x, y = train.batch(order[s * batch:(s + 1) * batch])
             x = augment(x, config["augmentPad"], torch.Generator().manual_seed(int(pixels_seed)))
             x = ((x - spec["input"]["pixelZeroPoint"]) * spec["input"]["pixelScale"]).contiguous(memory_format=torch.channels_last)
-            lr = learning_rate(config, global_step, total_steps)
+            heads_phase = global_step >= joint_steps
+            if heads_phase:
+                # Again after every evaluation, which leaves the whole model in training mode.
+                model.heads_phase_mode()
+                lr = learning_rate(config, global_step - joint_steps, head_steps)
+            else:
+                lr = learning_rate(config, global_step, joint_steps)
             warming_heads = global_step < config["headWarmupEpochs"] * steps_per_epoch
             for group in optimizer.param_groups:
                 backbone = group["part"] == "backbone"
-                group["lr"] = (0.0 if warming_heads else lr * config["backboneLrScale"]) if backbone else lr
-            outputs = model(x)
-            loss = joint_loss(outputs, y, config)
+                group["lr"] = (0.0 if warming_heads or heads_phase else lr * config["backboneLrScale"]) if backbone else lr
+            outputs = model.head_step_outputs(x) if heads_phase else model(x)
+            loss = joint_loss(outputs, y, config, head_weights if heads_phase else joint_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config["clipGradNorm"])
@@ -474,14 +506,14 @@ def main():
             seen += len(y)
             step_in_epoch = s + 1
             if global_step % 10 == 0 or global_step == total_steps:
-                emit("progress", stage="train", epoch=epoch + 1, epochs=epochs, step=global_step, steps=total_steps,
+                emit("progress", stage="train heads" if heads_phase else "train", epoch=epoch + 1, epochs=epochs, step=global_step, steps=total_steps,
                      loss=round(float(loss), 4), lr=round(lr, 6), imagesPerSecond=round(seen / (time.time() - started), 1))
             if time.time() - last_checkpoint > config["checkpointMinutes"] * 60:
                 save_checkpoint(checkpoint_path, model, optimizer, epoch, step_in_epoch, global_step, history, elapsed_before + time.time() - started)
                 last_checkpoint = time.time()
         if step_in_epoch >= steps_per_epoch:
             accuracy = evaluate(model, validation, spec)
-            history.append({"epoch": epoch + 1, "step": global_step, "validationAccuracy": accuracy})
+            history.append({"epoch": epoch + 1, "step": global_step, "phase": "heads" if global_step > joint_steps else "joint", "validationAccuracy": accuracy})
             emit("epoch", epoch=epoch + 1, epochs=epochs, validationAccuracy=[round(a, 2) for a in accuracy])
             epoch, step_in_epoch = epoch + 1, 0
         save_checkpoint(checkpoint_path, model, optimizer, epoch, step_in_epoch, global_step, history, elapsed_before + time.time() - started)
