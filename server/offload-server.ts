@@ -47,6 +47,9 @@ export interface OffloadServerOptions {
 
 type ConnectionError = Error & { code?: string | number };
 
+/** Servers started in this process, so that each gets its own default id. */
+let serversStarted = 0;
+
 export interface OffloadServerStats {
   answered: number;
   duplicates: number;
@@ -78,7 +81,7 @@ export class OffloadServer {
 
   private constructor(private readonly options: OffloadServerOptions) {
     this.prefix = options.prefix ?? DEFAULT_TOPIC_PREFIX;
-    this.availabilityTopic = serverAvailabilityTopic(options.serverId ?? defaultServerId(os.hostname(), process.pid), this.prefix);
+    this.availabilityTopic = serverAvailabilityTopic(options.serverId ?? defaultServerId(os.hostname(), process.pid, ++serversStarted), this.prefix);
     this.settings = options.mqtt ?? mqttSchema.parse({});
     const task = Object.keys(options.pkg.manifest.labels)[0]!;
     this.labels = options.pkg.manifest.labels[task]!;

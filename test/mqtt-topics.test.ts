@@ -141,7 +141,8 @@ test('server availability topics: four levels under the prefix, parsed back, and
   t.throws(() => serverAvailabilityTopic('has space'), { instanceOf: TopicError, message: /server id "has space" must be 1 to 64 of letters, digits/ });
   t.throws(() => serverAvailabilityTopic('w+'), { instanceOf: TopicError });
   t.is(defaultServerId('rack 3/gpu', 77), 'rack-3-gpu-77');
-  t.is(serverIdProblem(defaultServerId('x'.repeat(200), 4_194_304)), undefined, 'a long host name is cut to fit a level');
+  t.is(defaultServerId('rack 3/gpu', 77, 2), 'rack-3-gpu-77-2', 'a second server in one process');
+  t.is(serverIdProblem(defaultServerId('x'.repeat(200), 4_194_304, 1000)), undefined, 'a long host name is cut to fit a level');
 });
 
 test('the topic table matches the builders and renders as Markdown', (t) => {

@@ -57,6 +57,8 @@ withMosquitto('one full agent and two server workers on one shared subscription:
   // --frames ends the run; the agent waits for the answers in flight before it closes.
   t.is(await agent.exited, 0, agent.output);
 
+  // Both workers said so on their retained availability topics (Mosquitto keeps and forwards them).
+  t.is(new Set(agent.output.match(/offload server \S+ is up/g)).size, 2, agent.output);
   const rows = agent.inferences();
   t.is(rows.length, frames);
   const offloaded = rows.filter((row) => row.offloaded);

@@ -154,10 +154,11 @@ export function serverIdProblem(serverId: unknown): string | undefined {
   return `server id ${JSON.stringify(serverId.slice(0, 80))} must be 1 to ${MAX_LEVEL_LENGTH} of letters, digits, _ . -`;
 }
 
-/** `host-1234` from a host name and pid, with whatever a topic level cannot hold replaced. */
-export function defaultServerId(hostname: string, pid: number): string {
-  const host = hostname.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, MAX_LEVEL_LENGTH - 12) || 'server';
-  return `${host}-${pid}`;
+/** `host-1234` from a host name and pid (`host-1234-2` for a second server in one process), with whatever a topic level cannot hold replaced. */
+export function defaultServerId(hostname: string, pid: number, instance = 1): string {
+  const suffix = instance > 1 ? `-${pid}-${instance}` : `-${pid}`;
+  const host = hostname.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, MAX_LEVEL_LENGTH - suffix.length) || 'server';
+  return `${host}${suffix}`;
 }
 
 /**
