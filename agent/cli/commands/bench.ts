@@ -18,6 +18,8 @@ import { PROJECT_ROOT } from '../../config/paths.js';
 import { controllerSchema } from '../../config/agent-config.js';
 import { operatingLadder } from '../../controller/operating-ladder.js';
 import { deviceProfile } from '../../energy/device-profiles.js';
+import { radioEnergy } from '../../energy/energy-model.js';
+import { encodeOffload } from '../../mqtt/offload-codec.js';
 import { timelineSvg } from '../../plots/timeline-plot.js';
 import { ReplaySource } from '../../sources/replay-source.js';
 import { runSimulatedDay, type DayResult } from '../../../tools/bench/simulated-day.js';
@@ -103,9 +105,27 @@ function idleOnlyFrames(): number {
   return ((DAY.bridge.capacityWh * 3600) / DAY.bridge.idlePowerW) * DAY.maxFrameRate;
 }
 
-function formatDay(results: DayResult[]): string {
+/**
+ * Frames before empty if every frame went to the server as its image with no local compute:
+ * idle draw plus the radio energy of the mean image, framed as the agent frames it.
+ */
+function offloadEverythingFrames(meanImageBytes: number, packageName: string): number {
+  // A UUID's length, as the agent's request ids have.
+  const framed = encodeOffload({ requestId: 'x'.repeat(36), packageName, modelHash: '0'.repeat(64), kind: 'image', format: 'jpeg', data: Buffer.alloc(Math.round(meanImageBytes)) }).length;
+  const joulesPerFrame = DAY.bridge.idlePowerW / DAY.maxFrameRate + radioEnergy(deviceProfile(DAY.profile), framed);
+  return (DAY.bridge.capacityWh * 3600) / joulesPerFrame;
+}
+
+function meanFileBytes(folder: string): number {
+  const files = readImageFolder(folder).samples;
+  return files.reduce((sum, sample) => sum + fs.statSync(sample.file).size, 0) / files.length;
+}
+
+function formatDay(results: DayResult[], meanImageBytes: number, packageName: string): string {
   const balanced = results.find((r) => r.name === 'static balanced');
   const bound = idleOnlyFrames();
+  const offloadAll = offloadEverythingFrames(meanImageBytes, packageName);
+  const times = (frames: number) => (balanced ? `, ${(frames / balanced.frames).toFixed(2)}x static balanced` : '');
   return [
     '| run | frames before empty | x static balanced | accuracy | peak °C | s over limit | lifetime h |',
     '| --- | --- | --- | --- | --- | --- | --- |',
@@ -115,8 +135,9 @@ function formatDay(results: DayResult[]): string {
     ),
     '',
     `Upper bound: if classifying cost nothing, the board's idle draw alone (${DAY.bridge.idlePowerW} W for ${DAY.bridge.capacityWh} Wh at ${DAY.maxFrameRate} fps) ` +
-      `would empty the battery after ${Math.round(bound)} frames${balanced ? `, ${(bound / balanced.frames).toFixed(2)}x static balanced` : ''}. ` +
-      'No choice of operating point, depth or offload can classify more frames than that at this frame rate; a lower frame rate gives fewer.',
+      `would empty the battery after ${Math.round(bound)} frames${times(bound)}. ` +
+      'No choice of operating point, depth or offload can classify more frames than that at this frame rate; a lower frame rate gives fewer. ' +
+      `Sending every frame to a server as its image (${Math.round(meanImageBytes)} bytes on average) with no local compute would still pay the radio: ${Math.round(offloadAll)} frames${times(offloadAll)}.`,
   ].join('\n');
 }
 
@@ -146,7 +167,7 @@ async function daySuite(options: BenchOptions): Promise<void> {
     onProgress: (socs) => bar.update(Math.round((1 - Math.max(...socs)) * 100), 100),
   });
   bar.stop();
-  const table = formatDay(results);
+  const table = formatDay(results, meanFileBytes(testDir), pkg.manifest.name);
   console.log(`${table}\n`);
   const outDir = path.join(PROJECT_ROOT, 'docs', 'results', 'simulated-day');
   fs.mkdirSync(outDir, { recursive: true });
