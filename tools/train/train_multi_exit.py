@@ -241,6 +241,8 @@ def augment(pixels, pad, generator):
 
 
 def evaluate(model, images, spec, batch=250):
+    # Each module's mode is given back as it was: in the heads phase the backbone stays in eval mode.
+    modes = {module: module.training for module in model.modules()}
     model.eval()
     correct = None
     with torch.no_grad():
@@ -249,7 +251,8 @@ def evaluate(model, images, spec, batch=250):
             outs = model(to_model_input(x, spec))
             hits = [int((o.argmax(1) == y).sum()) for o in outs]
             correct = hits if correct is None else [a + b for a, b in zip(correct, hits)]
-    model.train()
+    for module, training in modes.items():
+        module.train(training)
     return [100.0 * c / len(images) for c in correct]
 
 
@@ -472,6 +475,8 @@ def main():
     last_checkpoint = time.time()
     seen = 0
     model.train()
+    # The heads phase sets its modes once, at its first step (in a resumed run too); evaluate() keeps them.
+    heads_mode_set = False
     while global_step < total_steps:
         # Each epoch's order depends only on the seed and the epoch, so a resumed run replays it exactly.
         order = np.random.default_rng(config["seed"] * 1000 + epoch).permutation(len(train))
@@ -487,8 +492,9 @@ def main():
             x = ((x - spec["input"]["pixelZeroPoint"]) * spec["input"]["pixelScale"]).contiguous(memory_format=torch.channels_last)
             heads_phase = global_step >= joint_steps
             if heads_phase:
-                # Again after every evaluation, which leaves the whole model in training mode.
-                model.heads_phase_mode()
+                if not heads_mode_set:
+                    model.heads_phase_mode()
+                    heads_mode_set = True
                 lr = learning_rate(config, global_step - joint_steps, head_steps)
             else:
                 lr = learning_rate(config, global_step, joint_steps)
