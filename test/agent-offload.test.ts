@@ -115,9 +115,10 @@ test('servers are known by their retained availability: heat cuts the depth only
   await waitFor('the stopped server being forgotten', () => link.offloadServers === 0, 5000);
 
   // A crash: the broker publishes the server's empty retained will, which also deletes its `online`.
-  const crashing = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--protocol', '4'], { EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir });
+  const crashing = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--protocol', '4', '--server-id', 'rack-7'], { EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir });
   t.teardown(() => crashing.stop());
   await waitFor('the server process coming up', () => link.offloadServers === 1, 60_000);
+  t.deepEqual(link.offloadServerIds, ['rack-7'], 'it announces itself under the name --server-id gave it');
   t.is(await crashing.kill('SIGKILL'), null);
   await waitFor('the killed server being forgotten', () => link.offloadServers === 0, 5000);
   t.false(offloader.available);
@@ -128,6 +129,14 @@ test('servers are known by their retained availability: heat cuts the depth only
   await waitFor('the late link', () => late.connected, 5000);
   await new Promise((r) => setTimeout(r, 300));
   t.is(late.offloadServers, 0);
+});
+
+test('a --server-id that cannot be a topic level is refused before anything is built or connected, naming the flag', async (t) => {
+  for (const [args, shown] of [[['--server-id', 'rack/7'], /--server-id: server id "rack\/7" must be 1 to \d+ of letters, digits, _ \. -/], [['--server-id', 'x'.repeat(64), '--workers', '2', '--share-group', 'g'], /--server-id: .*each worker adds -1 to -2/]] as const) {
+    const server = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', 'mqtt://127.0.0.1:1', ...args], { EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir });
+    t.is(await server.exited, 1, server.output);
+    t.regex(server.output, shown);
+  }
 });
 
 test('without a broker, offload requests wait in a bounded queue and expire', async (t) => {

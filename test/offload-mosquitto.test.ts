@@ -3,13 +3,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import mqtt from 'mqtt';
+import { parseAgentConfig } from '../agent/config/agent-config.js';
 import type { ModelPackage } from '../agent/model-package/load.js';
+import { AgentLink } from '../agent/mqtt/agent-link.js';
 import { decodeOffload, encodeOffload, parseOffloadAnswer } from '../agent/mqtt/offload-codec.js';
 import { deviceTopics } from '../agent/mqtt/topics.js';
 import type { InferenceRecord } from '../agent/store/types.js';
 import { OffloadServer } from '../server/offload-server.js';
 import { AGENT_REPLAY_SEED, AgentProcess, type AgentPackage } from './helpers/agent-process.js';
 import { mosquittoTest, startMosquitto } from './helpers/brokers.js';
+import { CliProcess } from './helpers/cli-process.js';
 import { fullModelLabels, replayedFiles } from './helpers/full-model.js';
 import { MqttWatch } from './helpers/mqtt-watch.js';
 import { CIFAR_TEST, temporaryDir } from './helpers/shared.js';
@@ -95,6 +98,20 @@ withMosquitto('one full agent and two server workers on one shared subscription:
   t.is(answered[0]! + answered[1]!, offloaded.length, 'one computation per request');
   t.true(answered[0]! > 0 && answered[1]! > 0, `the shared subscription split the work: ${answered.join(' + ')}`);
   t.deepEqual(agent.outboxRequestIds(), [], 'nothing left waiting in the outbox');
+});
+
+withMosquitto('`edge-exit server --workers 2 --server-id rack` runs two workers that announce rack-1 and rack-2, and both are forgotten when it stops', async (t) => {
+  const broker = await startMosquitto();
+  t.teardown(() => broker.stop());
+  const config = parseAgentConfig({ deviceId: 'roll-call-gw' });
+  const link = new AgentLink({ url: broker.url, deviceId: 'roll-call-gw', config, protocolVersion: 5, handlers: { onAnswer: () => {} } });
+  t.teardown(() => link.close());
+  const server = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--workers', '2', '--share-group', 'roll-call', '--server-id', 'rack'], { EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir });
+  t.teardown(() => server.stop());
+  await waitFor('both workers announcing themselves', () => link.offloadServers === 2, 60_000);
+  t.deepEqual(link.offloadServerIds, ['rack-1', 'rack-2']);
+  t.is(await server.stop(), 0, server.output);
+  await waitFor('both workers being forgotten', () => link.offloadServers === 0, 5000);
 });
 
 withMosquitto('mosquitto_pub can send an image offload that the server answers on the 3.1.1 response topic', async (t) => {

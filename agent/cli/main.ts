@@ -85,6 +85,7 @@ program
   .option('--protocol <4|5>', 'MQTT protocol version: 5 for response topics, 4 for MQTT 3.1.1 brokers such as aedes', '5')
   .option('--prefix <topic prefix>', 'topic prefix the agents use')
   .option('--threads <n>', 'interpreter threads per worker', '1')
+  .option('--server-id <id>', 'the name it announces on <prefix>/servers/<id>/availability (letters, digits, _ . -; workers add -1, -2...; default host name and process id)')
   .option('--username <name>', 'broker login (or EDGE_EXIT__MQTT__USERNAME); the password only from EDGE_EXIT__MQTT__PASSWORD, so it never shows in a process list')
   .option('--ca-file <pem>', "the CA that signed the broker's certificate (or EDGE_EXIT__MQTT__CA_FILE)")
   .option('--cert-file <pem>', 'client certificate, when the broker requires one (or EDGE_EXIT__MQTT__CERT_FILE)')

@@ -110,7 +110,12 @@ export class AgentLink {
 
   /** Offload server workers known to be up; 0 while the broker is away. */
   get offloadServers(): number {
-    return this.client.connected ? this.serversOnline.size : 0;
+    return this.offloadServerIds.length;
+  }
+
+  /** The ids of the offload servers that say they are up, sorted; none while the link is down. */
+  get offloadServerIds(): string[] {
+    return this.client.connected ? [...this.serversOnline].sort() : [];
   }
 
   private async onConnect(): Promise<void> {

@@ -5,6 +5,7 @@ import { type AgentConfig, applyEnvironmentOverrides, parseMqttSettings } from '
 import { logger } from '../../log/logger.js';
 import { loadModelPackage } from '../../model-package/load.js';
 import { definedOnly } from '../../mqtt/payloads.js';
+import { serverIdProblem } from '../../mqtt/topics.js';
 import { OffloadServer } from '../../../server/offload-server.js';
 import { ensureModelPackage } from './build-model.js';
 
@@ -20,6 +21,7 @@ export interface ServerOptions {
   caFile?: string;
   certFile?: string;
   keyFile?: string;
+  serverId?: string;
 }
 
 export const DEFAULT_SERVER_BROKER = 'mqtt://127.0.0.1:1883';
@@ -42,6 +44,19 @@ export function serverMqttSettings(options: ServerOptions, env: NodeJS.ProcessEn
 }
 
 /**
+ * The availability id of each worker: `--server-id` as given for one worker, `<id>-1`,
+ * `<id>-2`... for several (each worker's retained `online` needs its own topic);
+ * undefined leaves each worker its default (host name and process id).
+ */
+export function workerServerIds(serverId: string | undefined, workers: number): string[] | undefined {
+  if (serverId === undefined) return undefined;
+  const ids = workers === 1 ? [serverId] : Array.from({ length: workers }, (_, i) => `${serverId}-${i + 1}`);
+  const problem = ids.map(serverIdProblem).find((p) => p !== undefined);
+  if (problem) throw new RangeError(`--server-id: ${problem}${workers > 1 ? ` (with --workers ${workers} each worker adds -1 to -${workers})` : ''}`);
+  return ids;
+}
+
+/**
  * `edge-exit server`: N worker processes, each with its own interpreters and
  * MQTT client. With a share group (Mosquitto) they split the requests; without
  * one every worker would receive every request, so only one runs.
@@ -53,6 +68,7 @@ export async function serverCommand(options: ServerOptions): Promise<void> {
   if (protocolVersion !== 4 && protocolVersion !== 5) throw new RangeError(`--protocol must be 4 (MQTT 3.1.1) or 5, got ${options.protocol}`);
   // Before the package: a settings mistake is reported at once, not after a build.
   const mqtt = serverMqttSettings(options);
+  const workerIds = workerServerIds(options.serverId, workers);
   const built = await ensureModelPackage(options.config);
   if (workers > 1 && !options.shareGroup) {
     throw new Error('--workers above 1 needs --share-group: without a shared subscription every worker would answer every request (aedes has none; use Mosquitto)');
@@ -65,6 +81,7 @@ export async function serverCommand(options: ServerOptions): Promise<void> {
       protocolVersion,
       shareGroup: options.shareGroup,
       prefix: mqtt.prefix,
+      serverId: workerIds?.[0],
       interpreter: { backend: 'xnnpack', threads: Number(options.threads) },
       // Reached at last but refused: a service manager should see the failure, not a server that never answers.
       onRefused: () => process.exit(1),
@@ -84,7 +101,7 @@ export async function serverCommand(options: ServerOptions): Promise<void> {
     return value === undefined ? [] : [flag, value];
   });
   const args = ['server', '-c', options.config, '--workers', '1', '--share-group', options.shareGroup!, '--protocol', String(protocolVersion), '--threads', options.threads, ...connection];
-  const children: ChildProcess[] = Array.from({ length: workers }, () => fork(CLI, args, { stdio: 'inherit' }));
+  const children: ChildProcess[] = Array.from({ length: workers }, (_, i) => fork(CLI, [...args, ...(workerIds ? ['--server-id', workerIds[i]!] : [])], { stdio: 'inherit' }));
   const stop = () => children.forEach((child) => child.kill('SIGTERM'));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
