@@ -7,6 +7,7 @@ import path from 'node:path';
 import { trainCommand } from '../agent/cli/commands/train.js';
 import { createExitPolicy } from '../agent/exit-policy/policy.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
+import { BuildConfigError } from '../agent/model-package/build-config.js';
 import { loadModelPackage } from '../agent/model-package/load.js';
 import { imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
 import { builtinOperatorName } from '../agent/tflite/model.js';
@@ -82,6 +83,13 @@ test('a test split whose classes differ from the training classes is refused by 
   const config = loadTrainConfig(writeTinyTrainConfig(dir, {}, { dataset: dir, trainPerClass: undefined, validationPerClass: undefined, testPerClass: undefined, validationFraction: 0.34 }));
   const error = t.throws(() => planTrainingWork(config, path.join(dir, 'cache')));
   t.regex(error!.message, /missing: dog; not in the model: horse/);
+});
+
+test('exit weights are checked against the cuts, and the final exit must train', (t) => {
+  const dir = temporaryDir('edge-exit-weights-');
+  t.throws(() => loadTrainConfig(writeTinyTrainConfig(dir, { exitWeights: [1, 1] })), { instanceOf: BuildConfigError, message: /2 cuts make 3 exits, so give 3 weights, not 2/ });
+  t.throws(() => loadTrainConfig(writeTinyTrainConfig(dir, { exitWeights: [1, 1, 0] })), { instanceOf: BuildConfigError, message: /the final exit's weight \(the last\) must be above 0.*training\.headEpochs/ });
+  t.deepEqual(loadTrainConfig(writeTinyTrainConfig(dir, { exitWeights: [0, 0, 1] })).training.exitWeights, [0, 0, 1]);
 });
 
 test('training a few steps exports a valid multi-exit package that the engine runs', async (t) => {

@@ -86,6 +86,10 @@ export function loadTrainConfig(configFile: string, env: NodeJS.ProcessEnv = pro
   if (weights && weights.length !== exitCount) {
     throw new BuildConfigError(`Training config ${configFile} is invalid:\n  - training.exitWeights: ${data.cuts.length} cuts make ${exitCount} exits, so give ${exitCount} weights, not ${weights.length}`);
   }
+  // The final exit is the full model the server runs and the early exits' distillation teacher.
+  if (weights && weights[exitCount - 1] === 0) {
+    throw new BuildConfigError(`Training config ${configFile} is invalid:\n  - training.exitWeights: the final exit's weight (the last) must be above 0; it is the full model and the early exits' teacher. To train early exits alone on a trained backbone, use training.headEpochs`);
+  }
   const baseDir = path.dirname(path.resolve(configFile));
   return {
     ...data,
