@@ -110,7 +110,8 @@ export class AgentLink {
 
   /** Offload server workers known to be up; 0 while the broker is away. */
   get offloadServers(): number {
-    return this.offloadServerIds.length;
+    // Read on every controller step: a count, not the sorted list below.
+    return this.client.connected ? this.serversOnline.size : 0;
   }
 
   /** The ids of the offload servers that say they are up, sorted; none while the link is down. */
