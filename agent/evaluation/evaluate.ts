@@ -1,5 +1,6 @@
 import type { LabelledImage } from '../datasets/image-folder.js';
-import { createExitPolicy, simulateExits } from '../exit-policy/policy.js';
+import { costsWithout } from '../exit-policy/calibrate.js';
+import { createExitPolicy, simulateExits, skippedExits } from '../exit-policy/policy.js';
 import { argmax } from '../exit-policy/probabilities.js';
 import type { MultiExitEngine } from '../inference/multi-exit-engine.js';
 import type { OperatingPoint } from '../model-package/manifest.js';
@@ -34,7 +35,7 @@ export interface EvaluationReport {
 /** Everything one test image produced at every exit, recorded once and replayed per operating point. */
 interface Recorded {
   probabilities: Float32Array[][];
-  /** Per sample, cumulative ms to reach each exit. */
+  /** Per sample, cumulative ms to reach each exit with every exit before it run. */
   cumulativeMs: number[][];
   labels: number[];
 }
@@ -74,6 +75,8 @@ export async function evaluatePackage(
   const evaluations = points.map((point): PointEvaluation => {
     const policy = createExitPolicy({ policy: point.policy, thresholds: point.thresholds, patience: point.patience }, exits);
     const { exitTaken, predictions } = simulateExits(policy, recorded.probabilities, point.maxExit);
+    const skipped = skippedExits(policy, engine.branchExits, point.maxExit);
+    const pointMacs = costsWithout(cumulativeMacs, skipped);
     const histogram = new Array<number>(exits).fill(0);
     let correct = 0;
     let macsSum = 0;
@@ -81,8 +84,8 @@ export async function evaluatePackage(
     exitTaken.forEach((exit, n) => {
       histogram[exit]!++;
       if (predictions[n] === recorded.labels[n]) correct++;
-      macsSum += cumulativeMacs[exit]!;
-      msSum += recorded.cumulativeMs[n]![exit]!;
+      macsSum += pointMacs[exit]!;
+      msSum += costsWithout(recorded.cumulativeMs[n]!, skipped)[exit]!;
     });
     return {
       name: point.name,

@@ -18,6 +18,7 @@ import {
   exitEvidence,
   meetsExitRule,
   simulateExits,
+  skippedExits,
   type ExitEvidence,
   type ExitPolicyName,
 } from './policy.js';
@@ -46,6 +47,11 @@ export interface CalibrationData {
   /** Cost of running the model up to and including exit i (segments and that exit's head). */
   cumulativeMacs: readonly number[];
   cumulativeLatencyMs: readonly number[];
+  /**
+   * Exits whose segment nothing downstream reads (a glance network's): a point
+   * that switches one off does not pay for it (see skippedExits).
+   */
+  branchExits?: readonly number[];
 }
 
 export interface CalibrationOptions {
@@ -427,6 +433,16 @@ function thresholdsFor(problem: Problem, grid: Grid, chosen: Int32Array): number
   );
 }
 
+/** Cumulative costs when the given exits' segments and heads do not run. */
+export function costsWithout(cumulative: readonly number[], skipped: readonly number[]): number[] {
+  let saved = 0;
+  return cumulative.map((cost, exit) => {
+    const paid = cost - saved;
+    if (skipped.includes(exit)) saved += cost - (exit > 0 ? cumulative[exit - 1]! : 0);
+    return paid;
+  });
+}
+
 function evaluatePoint(
   data: CalibrationData,
   point: { name: string; policy: ExitPolicyName; thresholds: number[]; patience?: number; maxExit: number; targetAccuracy?: number },
@@ -440,8 +456,12 @@ function evaluatePoint(
     if (predictions[sample] === data.labels[sample]) correct++;
   });
   const count = exitTaken.length;
+  const skipped = skippedExits(policy, data.branchExits ?? [], point.maxExit);
   // From the histogram, so that a point stopping everything at exit j costs exactly cost[j].
-  const expected = (costs: readonly number[]) => exitHistogram.reduce((sum, n, exit) => sum + (n / count) * costs[exit]!, 0);
+  const expected = (costs: readonly number[]) => {
+    const paid = costsWithout(costs, skipped);
+    return exitHistogram.reduce((sum, n, exit) => sum + (n / count) * paid[exit]!, 0);
+  };
   return {
     name: point.name,
     policy: point.policy,

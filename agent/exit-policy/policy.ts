@@ -34,6 +34,8 @@ export interface ExitPolicy {
   readonly exitCount: number;
   /** true: stop here and answer with this exit's top-1. */
   decide(state: ExitState): boolean;
+  /** Whether this exit can never stop a sample (its threshold is the "exit off" value). */
+  switchedOff(exitIndex: number): boolean;
 }
 
 /** What the rules look at, computed once per exit. */
@@ -114,6 +116,10 @@ export function createExitPolicy(config: ExitPolicyConfig, exitCount?: number): 
     thresholds,
     patience,
     exitCount: thresholds.length,
+    switchedOff(exitIndex: number): boolean {
+      const threshold = thresholds[exitIndex]!;
+      return exitIndex !== lastExit && (rule.policy === 'entropy' ? threshold <= 0 : threshold >= 1);
+    },
     decide(state: ExitState): boolean {
       const { exitIndex } = state;
       if (!Number.isInteger(exitIndex) || exitIndex < 0 || exitIndex > lastExit) {
@@ -123,6 +129,17 @@ export function createExitPolicy(config: ExitPolicyConfig, exitCount?: number): 
       return meetsExitRule(rule, exitEvidence(state.probabilities, state.history), thresholds[exitIndex]!);
     },
   };
+}
+
+/**
+ * Exits a run leaves out, segment and head: branch exits (a glance network
+ * whose output nothing downstream reads) that the policy has switched off,
+ * before `maxExit`. Patience counts every exit's vote, so it leaves none out.
+ * Leaving them out changes no answer, only the cost.
+ */
+export function skippedExits(policy: ExitPolicy, branchExits: readonly number[], maxExit: number): number[] {
+  if (policy.name === 'patience') return [];
+  return branchExits.filter((exit) => exit < maxExit && policy.switchedOff(exit));
 }
 
 export interface SimulatedExits {

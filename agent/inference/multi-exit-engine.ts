@@ -1,4 +1,4 @@
-import type { ExitPolicy } from '../exit-policy/policy.js';
+import { skippedExits, type ExitPolicy } from '../exit-policy/policy.js';
 import { argmax, dequantizeSoftmax } from '../exit-policy/probabilities.js';
 import type { HeadEntry } from '../model-package/manifest.js';
 import type { ModelPackage } from '../model-package/load.js';
@@ -10,7 +10,7 @@ export interface ExitResult {
   confidence: number;
   /** 0-based exit that answered. */
   exit: number;
-  /** Milliseconds of each segment that ran, and of each exit head that ran. */
+  /** Milliseconds of each segment, and of each exit head, up to the exit that answered; 0 for one left out. */
   segmentMs: number[];
   headMs: number[];
   probabilities: Float32Array;
@@ -20,6 +20,8 @@ export interface ExitResult {
    * until the next classify call.
    */
   features: Int8Array;
+  /** Whether a server can resume from `features`: false at a glance exit, whose output only it reads. */
+  resumable: boolean;
 }
 
 export interface AllExitsResult {
@@ -34,6 +36,8 @@ export interface AllExitsResult {
  */
 export class MultiExitEngine {
   readonly exits: readonly HeadEntry[];
+  /** Exits whose segment only they read (a glance network's): left out when the policy switches them off. */
+  readonly branchExits: readonly number[];
   private readonly headInterpreters: TfliteInterpreter[];
   private readonly probabilityBuffers: Float32Array[];
 
@@ -46,6 +50,7 @@ export class MultiExitEngine {
       }
     });
     this.exits = heads;
+    this.branchExits = heads.map((_, i) => i).filter((i) => chain.isBranch(i));
     this.headInterpreters = heads.map((h) => chain.heads.get(h.name)!);
     this.probabilityBuffers = heads.map((h) => new Float32Array(h.output.shape.at(-1)!));
   }
@@ -79,7 +84,13 @@ export class MultiExitEngine {
     const segmentMs: number[] = [];
     const headMs: number[] = [];
     const history: number[] = [];
+    const skipped = this.branchExits.length > 0 ? skippedExits(policy, this.branchExits, maxExit) : [];
     for (let exitIndex = 0; ; exitIndex++) {
+      if (skipped.includes(exitIndex)) {
+        segmentMs.push(0);
+        headMs.push(0);
+        continue;
+      }
       segmentMs.push(this.chain.runSegment(exitIndex));
       const { ms, probabilities } = this.runExit(exitIndex);
       headMs.push(ms);
@@ -93,6 +104,7 @@ export class MultiExitEngine {
           headMs,
           probabilities,
           features: this.chain.segments[exitIndex]!.output().data as Int8Array,
+          resumable: exitIndex < this.exitCount - 1 && this.chain.continuesFrom(exitIndex + 1),
         };
       }
       history.push(argmax(probabilities));
@@ -108,6 +120,9 @@ export class MultiExitEngine {
     const last = this.exitCount - 1;
     if (!Number.isInteger(afterSegment) || afterSegment < 0 || afterSegment > last) {
       throw new RangeError(`afterSegment = ${afterSegment} is outside [0, ${last}]`);
+    }
+    if (afterSegment < last && !this.chain.continuesFrom(afterSegment + 1)) {
+      throw new RangeError(`segment ${afterSegment + 1} reads the image, not segment ${afterSegment}'s output: send the image instead of features`);
     }
     let ms = 0;
     if (afterSegment === last) {

@@ -14,7 +14,7 @@ import { downloadFile } from './download.js';
 import { loadModelPackage, ModelPackageError } from './load.js';
 import { MANIFEST_FILE, type Manifest } from './manifest.js';
 import { sha256Hex } from './sha256.js';
-import { CALIBRATION_LATENCY_KEY, writePackage, type PackageProgress, type PlannedHead } from './write-package.js';
+import { CALIBRATION_LATENCY_KEY, chainSeams, writePackage, type PackageProgress, type PlannedHead } from './write-package.js';
 import { tensorSpecOf } from './tensor-spec.js';
 
 /** Changes whenever the builder's output for the same inputs would change. */
@@ -161,7 +161,7 @@ export async function buildModelPackage(config: ResolvedBuildConfig, options: Bu
     taskName,
     target,
     segments,
-    boundaries: ['input', ...config.cuts, task ? config.end : 'pooled'],
+    seams: chainSeams(['input', ...config.cuts, task ? config.end : 'pooled']),
     heads,
     latencyRuns: config.latencyRuns,
     calibration: trained && {

@@ -29,7 +29,12 @@ export type ModelFileEntry = z.infer<typeof modelFileSchema>;
 
 export const segmentSchema = modelFileSchema.extend({
   index: z.number().int().nonnegative(),
-  /** Cut point names: "input" for the first segment's start. */
+  /**
+   * Cut point names. A segment reads the previous segment's output (`from` is
+   * its `to`), or the image (`from` is "input"). An image segment smaller than
+   * the package input reads it area-averaged by a whole factor: a low-resolution
+   * glance network ahead of the chain, whose output only its own exit reads.
+   */
   from: z.string(),
   to: z.string(),
 });

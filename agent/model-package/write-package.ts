@@ -11,6 +11,7 @@ import { modelMacs } from '../tflite/macs.js';
 import type { TfliteModel } from '../tflite/model.js';
 import { writeTfliteModel } from '../tflite/writer.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, type HeadEntry, type Manifest, type OperatingPoint, type SegmentEntry } from './manifest.js';
+import { IMAGE_BOUNDARY } from './image-segments.js';
 import { sha256Hex } from './sha256.js';
 import { tensorSpecOf } from './tensor-spec.js';
 
@@ -42,8 +43,8 @@ export interface PackageContents {
   taskName: string;
   target: RgbTarget;
   segments: TfliteModel[];
-  /** Names of the seams: 'input', the cuts, then where the last segment ends. */
-  boundaries: string[];
+  /** Where each segment starts and ends (see chainSeams); a glance segment starts at 'input' too. */
+  seams: { from: string; to: string }[];
   heads: PlannedHead[];
   latencyRuns: number;
   /** With validation probabilities of every exit, operating points are calibrated. */
@@ -57,6 +58,11 @@ export interface PackageContents {
   onProgress?: (progress: PackageProgress) => void;
 }
 
+/** The seams of a plain chain from its boundary names: 'input', the cuts, then where the last segment ends. */
+export function chainSeams(boundaries: readonly string[]): { from: string; to: string }[] {
+  return boundaries.slice(1).map((to, i) => ({ from: boundaries[i]!, to }));
+}
+
 /** A deterministic input so that latency is measured through real seams, the same on every build. */
 function fillDeterministic(data: Uint8Array | Int8Array, seed: number): void {
   let state = seed >>> 0;
@@ -67,7 +73,7 @@ function fillDeterministic(data: Uint8Array | Int8Array, seed: number): void {
 }
 
 /** Median ms of each segment, and of each head on its segment's output, at one thread count. */
-function measureLatency(segments: Uint8Array[], heads: { bytes: Uint8Array; afterSegment: number }[], runs: number, threads: number) {
+function measureLatency(segments: Uint8Array[], readsImage: boolean[], heads: { bytes: Uint8Array; afterSegment: number }[], runs: number, threads: number) {
   const load = (bytes: Uint8Array, label: string) => TfliteInterpreter.fromBytes(bytes, label, { backend: 'xnnpack', threads });
   const segmentRunners = segments.map((bytes, i) => load(bytes, `segment ${i}`));
   const headRunners = heads.map((head, i) => load(head.bytes, `head ${i}`));
@@ -75,9 +81,9 @@ function measureLatency(segments: Uint8Array[], heads: { bytes: Uint8Array; afte
   const headTimes: number[][] = heads.map(() => []);
   const warmup = 3;
   for (let run = 0; run < runs + warmup; run++) {
-    fillDeterministic(segmentRunners[0]!.input().data as Uint8Array, run + 1);
     segmentRunners.forEach((runner, i) => {
-      if (i > 0) runner.input().data.set(segmentRunners[i - 1]!.output().data);
+      if (readsImage[i]) fillDeterministic(runner.input().data as Uint8Array, run + 1);
+      else runner.input().data.set(segmentRunners[i - 1]!.output().data);
       const ms = runner.invoke();
       if (run >= warmup) segmentTimes[i]!.push(ms);
     });
@@ -99,11 +105,12 @@ function writeAtomically(file: string, data: Uint8Array | string): void {
 export function writePackage(args: PackageContents): { dir: string; cached: false; manifest: Manifest } {
   const { dir, segments, heads, target, labels, taskName, training } = args;
   const segmentBytes = segments.map((segment) => writeTfliteModel(segment));
+  const imageInputs = args.seams.map((seam) => seam.from === IMAGE_BOUNDARY);
 
   args.onProgress?.({ stage: 'measure latency', done: 0, total: 2 });
-  const latency1 = measureLatency(segmentBytes, heads, args.latencyRuns, 1);
+  const latency1 = measureLatency(segmentBytes, imageInputs, heads, args.latencyRuns, 1);
   args.onProgress?.({ stage: 'measure latency', done: 1, total: 2 });
-  const latency2 = measureLatency(segmentBytes, heads, args.latencyRuns, 2);
+  const latency2 = measureLatency(segmentBytes, imageInputs, heads, args.latencyRuns, 2);
   args.onProgress?.({ stage: 'measure latency', done: 2, total: 2 });
 
   let operatingPoints: OperatingPoint[] = [];
@@ -120,8 +127,9 @@ export function writePackage(args: PackageContents): { dir: string; cached: fals
       cumulativeLatencyMs.push(ms);
     });
     args.onProgress?.({ stage: 'calibrate', done: 0, total: 1 });
+    const branchExits = heads.map((head) => head.afterSegment).filter((segment) => imageInputs[segment + 1] === true);
     const calibration = calibrateOperatingPoints(
-      { perExitProbabilities: args.calibration.perExitProbabilities, labels: args.calibration.labels, cumulativeMacs, cumulativeLatencyMs },
+      { perExitProbabilities: args.calibration.perExitProbabilities, labels: args.calibration.labels, cumulativeMacs, cumulativeLatencyMs, branchExits },
       { deltas: args.calibration.deltas, balancedConfidenceZ: args.calibration.balancedConfidenceZ },
     );
     operatingPoints = [...calibration.points, ...calibration.staticExits];
@@ -140,12 +148,10 @@ export function writePackage(args: PackageContents): { dir: string; cached: fals
       latencyMs: { 'xnnpack-1t': ms1, 'xnnpack-2t': ms2 },
     };
   };
-  const boundaries = args.boundaries;
   const segmentEntries: SegmentEntry[] = segments.map((segment, i) => ({
     ...entry(segment, segmentBytes[i]!, `segment-${i}.tflite`, latency1.segments[i]!, latency2.segments[i]!),
     index: i,
-    from: boundaries[i]!,
-    to: boundaries[i + 1]!,
+    ...args.seams[i]!,
   }));
   const headEntries: HeadEntry[] = heads.map((head, i) => ({
     ...entry(head.model, head.bytes, head.file, latency1.heads[i]!, latency2.heads[i]!),

@@ -27,7 +27,8 @@ export interface OffloadSent {
  * Sends a frame to the offload server when the deepest exit the controller
  * allowed was not confident enough and there are deeper segments left: the
  * int8 seam (the server resumes at the next segment) or the image, whichever
- * the config says, or in `auto` whichever costs the radio less.
+ * the config says, or in `auto` whichever costs the radio less. At a glance
+ * exit, which is no seam of the full model, only the image will do.
  */
 export class Offloader {
   constructor(
@@ -71,9 +72,11 @@ export class Offloader {
       });
     const format = imageFormat(frame.bytes);
     const image = () => (format ? encodeOffload({ ...common, kind: 'image', format, data: frame.bytes }) : undefined);
-    let kind: 'features' | 'image' = this.config.mode === 'image' && format ? 'image' : 'features';
+    // A glance exit's output is no seam of the full model: only the image lets the server finish it.
+    if (!result.resumable && !format) return undefined;
+    let kind: 'features' | 'image' = (this.config.mode === 'image' || !result.resumable) && format ? 'image' : 'features';
     let payload = kind === 'image' ? image()! : features();
-    if (this.config.mode === 'auto' && format) {
+    if (this.config.mode === 'auto' && format && kind === 'features') {
       const alternative = image()!;
       if (radioEnergy(this.profile, alternative.length) < radioEnergy(this.profile, payload.length)) {
         kind = 'image';

@@ -4,6 +4,7 @@ import { modelsDir } from '../../config/paths.js';
 import { loadBuildConfig } from '../../model-package/build-config.js';
 import { buildModelPackage, type BuildResult } from '../../model-package/build.js';
 import { loadModelPackage, type ModelPackage } from '../../model-package/load.js';
+import { isCascadeConfigFile, loadCascadeConfig } from '../../training/cascade-config.js';
 import { loadTrainConfig } from '../../training/train-config.js';
 import { progressBar } from '../progress.js';
 
@@ -27,8 +28,8 @@ function isTrainConfig(file: string): boolean {
 
 /** A fine-tuned package is never trained implicitly: training takes an hour, not a start-up. */
 function trainedPackage(file: string, outDir: string | undefined): BuildResult {
-  const config = loadTrainConfig(file);
-  const dir = path.resolve(outDir ?? path.join(modelsDir(), config.name));
+  const name = isCascadeConfigFile(file) ? loadCascadeConfig(file).name : loadTrainConfig(file).name;
+  const dir = path.resolve(outDir ?? path.join(modelsDir(), name));
   if (!fs.existsSync(path.join(dir, 'manifest.json'))) {
     throw new Error(`The fine-tuned package ${dir} does not exist yet: run \`edge-exit train -c ${file}\` first (it trains with PyTorch and resumes if interrupted).`);
   }
@@ -42,7 +43,7 @@ function trainedPackage(file: string, outDir: string | undefined): BuildResult {
  */
 export async function ensureModelPackage(configNameOrPath: string, options: { force?: boolean; outDir?: string } = {}): Promise<BuildResult> {
   const file = buildConfigPath(configNameOrPath);
-  if (isTrainConfig(file)) return trainedPackage(file, options.outDir);
+  if (isTrainConfig(file) || isCascadeConfigFile(file)) return trainedPackage(file, options.outDir);
   const config = loadBuildConfig(file);
   const bar = progressBar(`building ${config.name}`);
   try {
@@ -78,8 +79,8 @@ export async function openTaskPackage(configNameOrPath: string): Promise<TaskPac
   const file = buildConfigPath(configNameOrPath);
   let task: { name: string; testSplit: string } | undefined;
   let datasetPath: string | undefined;
-  if (isTrainConfig(file)) {
-    const config = loadTrainConfig(file);
+  if (isTrainConfig(file) || isCascadeConfigFile(file)) {
+    const config = isCascadeConfigFile(file) ? loadCascadeConfig(file).main : loadTrainConfig(file);
     ({ task, datasetPath } = config);
   } else {
     const config = loadBuildConfig(file);

@@ -2,12 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { modelsDir } from '../../config/paths.js';
 import { loadModelPackage, ModelPackageError } from '../../model-package/load.js';
-import { readFloatGraph } from '../../training/float-graph.js';
+import { isCascadeConfigFile, loadCascadeConfig } from '../../training/cascade-config.js';
+import { readFloatGraph, type FloatGraph } from '../../training/float-graph.js';
 import { readDecodedImages, writeFineTunedPackage } from '../../training/finetuned-package.js';
 import { checkSameClasses } from '../../datasets/image-folder.js';
-import { planTrainingWork, prepareTrainingWork } from '../../training/prepare-work.js';
+import { planTrainingWork, prepareTrainingWork, type TrainingWork } from '../../training/prepare-work.js';
 import { checkPythonDependencies, choosePython, runTrainer, type TrainerEvent } from '../../training/python-trainer.js';
-import { loadTrainConfig } from '../../training/train-config.js';
+import { loadTrainConfig, type ResolvedTrainConfig } from '../../training/train-config.js';
 import { trainingCurveSvg, type EpochAccuracy } from '../../plots/training-curve-plot.js';
 import { progressBar } from '../progress.js';
 import { buildConfigPath } from './build-model.js';
@@ -22,6 +23,8 @@ export interface TrainReport {
   float: { validationAccuracy: number[]; testAccuracy?: number[] };
   int8: { validationAccuracy: number[]; testAccuracy?: number[] };
   history: unknown[];
+  /** A cascade's glance network: how it trained (its final exit is exit 0 above). */
+  glance?: { config: string; trainSeconds: number; steps: number; history: unknown[] };
 }
 
 /** A package already at the destination must be for the same classes, unless --force replaces it. */
@@ -37,14 +40,16 @@ function checkExistingPackage(dir: string, taskName: string, classes: string[]):
   if (existing) checkSameClasses(existing, classes, `The dataset for ${dir}`);
 }
 
-export async function trainCommand(options: { config: string; out?: string; force?: boolean; cacheDir?: string }): Promise<TrainReport> {
-  const config = loadTrainConfig(buildConfigPath(options.config));
-  const outDir = path.resolve(options.out ?? path.join(modelsDir(), config.name));
-  const work = planTrainingWork(config, options.cacheDir ?? path.join(modelsDir(), '.cache', 'train'));
-  if (!options.force) checkExistingPackage(outDir, config.task.name, work.classes);
-  const python = choosePython(config.python);
-  checkPythonDependencies(python);
+interface TrainedWork {
+  config: ResolvedTrainConfig;
+  work: TrainingWork;
+  done: TrainerEvent;
+  graph: FloatGraph;
+}
 
+/** Prepares the work directory and runs (or resumes) the trainer; its trained float graph is read back. */
+async function trainNetwork(config: ResolvedTrainConfig, python: string, cacheDir: string | undefined): Promise<TrainedWork> {
+  const work = planTrainingWork(config, cacheDir ?? path.join(modelsDir(), '.cache', 'train'));
   const prepareBar = progressBar(`preparing ${config.name}`);
   try {
     await prepareTrainingWork(config, work, (stage, done, total) => prepareBar.update(done, total, stage));
@@ -79,39 +84,69 @@ export async function trainCommand(options: { config: string; out?: string; forc
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+  return { config, work, done, graph: readFloatGraph(path.join(work.dir, 'trained')) };
+}
 
-  const graph = readFloatGraph(path.join(work.dir, 'trained'));
-  const data = path.join(work.dir, 'data');
-  const exportBar = progressBar(`exporting ${config.name}`);
+/** Quantizes and packages a trained network, with a trained glance network ahead of it when given. */
+async function packageTrained(main: TrainedWork, outDir: string, glance?: TrainedWork, name = main.config.name): Promise<TrainReport> {
+  const data = path.join(main.work.dir, 'data');
+  const exportBar = progressBar(`exporting ${name}`);
   let result;
   try {
     result = writeFineTunedPackage(
-      config,
-      graph,
+      { config: main.config, graph: main.graph, floatValidationAccuracy: main.done.validationAccuracy as number[] },
       {
         validation: readDecodedImages(path.join(data, 'validation')),
-        test: work.split.test.length > 0 ? readDecodedImages(path.join(data, 'test')) : undefined,
-        trainImages: work.split.train.length,
+        test: main.work.split.test.length > 0 ? readDecodedImages(path.join(data, 'test')) : undefined,
+        trainImages: main.work.split.train.length,
       },
-      { outDir, baseSha256: work.baseSha256, floatValidationAccuracy: done.validationAccuracy as number[], onProgress: (p) => exportBar.update(p.done, p.total, p.stage) },
+      {
+        outDir,
+        name,
+        baseSha256: main.work.baseSha256,
+        ...(glance ? { glance: { config: glance.config, graph: glance.graph, floatValidationAccuracy: glance.done.validationAccuracy as number[] } } : {}),
+        onProgress: (p) => exportBar.update(p.done, p.total, p.stage),
+      },
     );
   } finally {
     exportBar.stop();
   }
+  const finalOf = (values: unknown) => (values as number[] | undefined)?.at(-1);
+  const withGlance = (values: unknown, glanceValue: number | undefined): number[] | undefined =>
+    values === undefined ? undefined : glance ? [glanceValue ?? Number.NaN, ...(values as number[])] : (values as number[]);
+  const floatTest = withGlance(main.done.testAccuracy, finalOf(glance?.done.testAccuracy));
   const report: TrainReport = {
     package: result.dir,
-    trainSeconds: Number(done.trainSeconds),
-    steps: Number(done.steps),
-    exits: [...config.cuts, 'pooled'],
-    float: { validationAccuracy: done.validationAccuracy as number[], ...(done.testAccuracy ? { testAccuracy: done.testAccuracy as number[] } : {}) },
+    trainSeconds: Number(main.done.trainSeconds) + Number(glance?.done.trainSeconds ?? 0),
+    steps: Number(main.done.steps) + Number(glance?.done.steps ?? 0),
+    exits: [...(glance ? [`glance ${glance.config.inputSize}x${glance.config.inputSize}`] : []), ...main.config.cuts, 'pooled'],
+    float: { validationAccuracy: withGlance(main.done.validationAccuracy, finalOf(glance?.done.validationAccuracy))!, ...(floatTest ? { testAccuracy: floatTest } : {}) },
     int8: result.int8,
-    history: done.history as unknown[],
+    history: main.done.history as unknown[],
+    ...(glance ? { glance: { config: glance.config.name, trainSeconds: Number(glance.done.trainSeconds), steps: Number(glance.done.steps), history: glance.done.history as unknown[] } } : {}),
   };
   fs.writeFileSync(path.join(result.dir, 'training-report.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const curve = await trainingCurveSvg(report.history as EpochAccuracy[], report.exits, `${config.name}: validation accuracy per exit while training`);
+  const curve = await trainingCurveSvg(report.history as EpochAccuracy[], [...main.config.cuts, 'pooled'], `${main.config.name}: validation accuracy per exit while training`);
   fs.writeFileSync(path.join(result.dir, 'training-curve.svg'), curve);
   printReport(report);
   return report;
+}
+
+export async function trainCommand(options: { config: string; out?: string; force?: boolean; cacheDir?: string }): Promise<TrainReport> {
+  const file = buildConfigPath(options.config);
+  const cascade = isCascadeConfigFile(file) ? loadCascadeConfig(file) : undefined;
+  const config = cascade ? cascade.main : loadTrainConfig(file);
+  const name = cascade?.name ?? config.name;
+  const outDir = path.resolve(options.out ?? path.join(modelsDir(), name));
+  const classes = planTrainingWork(config, options.cacheDir ?? path.join(modelsDir(), '.cache', 'train')).classes;
+  if (!options.force) checkExistingPackage(outDir, config.task.name, classes);
+  const python = choosePython(config.python);
+  checkPythonDependencies(python);
+  if (!cascade) return packageTrained(await trainNetwork(config, python, options.cacheDir), outDir);
+  // The glance first: it is the shorter run, and its own package is worth having on its own.
+  const glance = await trainNetwork(cascade.glance, python, options.cacheDir);
+  const main = await trainNetwork(config, python, options.cacheDir);
+  return packageTrained(main, outDir, glance, name);
 }
 
 function printReport(report: TrainReport): void {
