@@ -56,18 +56,22 @@ test('a cascade config refuses a glance that cannot share the frame or the valid
   const dir = temporaryDir('edge-exit-cascade-config-');
   writeConfig(dir, 'main', tinyNetwork(64, ['block_3']));
   writeConfig(dir, 'glance_48', tinyNetwork(48, ['block_9']));
-  writeConfig(dir, 'glance_seed', tinyNetwork(32, ['block_9'], {}, { seed: 4 }));
+  writeConfig(dir, 'glance_seed', { ...tinyNetwork(32, ['block_9'], {}, { seed: 4 }), frameSize: 64 });
+  writeConfig(dir, 'glance_unshrunk', tinyNetwork(32, ['block_9']));
+  writeConfig(dir, 'glance_odd_frame', { ...tinyNetwork(32, ['block_9']), frameSize: 80 });
   const bad = (glance: string) => writeConfig(dir, `cascade_${glance}`, { main: 'main', glance });
   t.throws(() => loadCascadeConfig(bad('glance_48')), { instanceOf: BuildConfigError, message: /inputSize 48 must divide the main network's 64/ });
   t.throws(() => loadCascadeConfig(bad('glance_seed')), { message: /training\.seed differs \(4 and 3\)/ });
   t.throws(() => loadCascadeConfig(bad('missing')), { message: /missing\.json/ });
+  t.throws(() => loadCascadeConfig(bad('glance_unshrunk')), { message: /set "frameSize": 64 in its config/ });
+  t.throws(() => loadCascadeConfig(bad('glance_odd_frame')), { message: /frameSize: 80 is not a whole multiple of inputSize 32/ });
 });
 
 let trained: { dir: string; out: string; report: TrainReport; pkg: ModelPackage; frameFile: string; frame: Buffer };
 test.before(async () => {
   const dir = temporaryDir('edge-exit-cascade-');
   writeConfig(dir, 'tiny_main', tinyNetwork(64, ['block_3']));
-  writeConfig(dir, 'tiny_glance', tinyNetwork(32, ['block_9']));
+  writeConfig(dir, 'tiny_glance', { ...tinyNetwork(32, ['block_9']), frameSize: 64 });
   const cascade = writeConfig(dir, 'tiny_cascade', { main: 'tiny_main', glance: 'tiny_glance.json' });
   const out = path.join(dir, 'package');
   const report = await trainCommand({ config: cascade, out, cacheDir: path.join(dir, 'cache') });
@@ -82,6 +86,17 @@ test('a cascade trains both networks into one package: the glance first, its fin
   t.is(report.steps, 6, 'three steps for each network');
   t.is(report.int8.validationAccuracy.length, 3);
   t.is(report.glance?.config, 'tiny_glance');
+  // The glance trained on the main network's frames, shrunk exactly as the engine shrinks them.
+  const data = (name: string) => {
+    const work = fs.readdirSync(path.join(trained.dir, 'cache')).find((d) => d.startsWith(`${name}-`))!;
+    return fs.readFileSync(path.join(trained.dir, 'cache', work, 'data', 'validation.u8'));
+  };
+  const [mainFrames, glanceFrames] = [data('tiny_main'), data('tiny_glance')];
+  const shrunk = Buffer.alloc(glanceFrames.length);
+  for (let n = 0; n < mainFrames.length / (64 * 64 * 3); n++) {
+    areaDownsample(mainFrames.subarray(n * 64 * 64 * 3, (n + 1) * 64 * 64 * 3), 64, 64, 3, 2, shrunk.subarray(n * 32 * 32 * 3, (n + 1) * 32 * 32 * 3));
+  }
+  t.true(shrunk.equals(glanceFrames));
   const m = pkg.manifest;
   t.is(m.name, 'tiny_cascade');
   t.deepEqual(m.segments.map((s) => `${s.from}->${s.to}`), ['input->glance', 'input->block_3', 'block_3->pooled']);

@@ -47,6 +47,9 @@ export function loadCascadeConfig(configFile: string, env: NodeJS.ProcessEnv = p
   if (glance.inputSize >= main.inputSize || main.inputSize % glance.inputSize !== 0) {
     problems.push(`the glance's inputSize ${glance.inputSize} must divide the main network's ${main.inputSize} and be smaller: the glance reads the frame shrunk by a whole factor`);
   }
+  if ((glance.frameSize ?? glance.inputSize) !== main.inputSize) {
+    problems.push(`the glance reads the ${main.inputSize}x${main.inputSize} frame shrunk, so it must train on that: set "frameSize": ${main.inputSize} in its config`);
+  }
   // The glance must not have trained on the images the cascade is calibrated on.
   if (glance.datasetPath !== main.datasetPath) problems.push(`the glance trains on ${glance.datasetPath} but the main network on ${main.datasetPath}`);
   for (const field of ['name', 'trainSplit', 'validationFraction', 'trainPerClass', 'validationPerClass'] as const) {

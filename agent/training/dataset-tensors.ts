@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { LabelledImage } from '../datasets/image-folder.js';
+import { areaDownsample } from '../preprocess/area-downsample.js';
 import { imageFileToRgb, type RgbTarget } from '../preprocess/image-to-rgb.js';
 
 export interface DatasetTensorFiles {
@@ -21,9 +22,12 @@ export async function writeDatasetTensors(
   target: RgbTarget,
   stem: string,
   onProgress?: (done: number, total: number) => void,
+  /** Decode at this many times the target size, then shrink by area averaging: a glance network's view of the frame. */
+  shrinkBy = 1,
 ): Promise<DatasetTensorFiles> {
   const files = { pixels: `${stem}.u8`, labels: `${stem}.labels`, count: images.length };
   const frame = target.width * target.height * 3;
+  const decoded = { ...target, width: target.width * shrinkBy, height: target.height * shrinkBy };
   if (fs.existsSync(files.labels) && fs.existsSync(files.pixels) && fs.statSync(files.pixels).size === frame * images.length) return files;
   fs.mkdirSync(path.dirname(stem), { recursive: true });
   const partial = `${files.pixels}.partial`;
@@ -34,7 +38,12 @@ export async function writeDatasetTensors(
     const worker = async () => {
       while (next < images.length) {
         const i = next++;
-        const rgb = await imageFileToRgb(images[i]!.file, target);
+        let rgb = await imageFileToRgb(images[i]!.file, decoded);
+        if (shrinkBy > 1) {
+          const shrunk = Buffer.alloc(frame);
+          areaDownsample(rgb, decoded.width, decoded.height, 3, shrinkBy, shrunk);
+          rgb = shrunk;
+        }
         fs.writeSync(out, rgb, 0, rgb.length, i * frame);
         onProgress?.(++done, images.length);
       }

@@ -67,7 +67,7 @@ export async function prepareTrainingWork(
   const target = { width: config.inputSize, height: config.inputSize, resize: config.resize };
   for (const [name, images] of Object.entries(work.split)) {
     if (images.length === 0) continue;
-    await writeDatasetTensors(images, target, path.join(work.dir, 'data', name), (done, total) => onProgress?.(`decode ${name} images`, done, total));
+    await writeDatasetTensors(images, target, path.join(work.dir, 'data', name), (done, total) => onProgress?.(`decode ${name} images`, done, total), (config.frameSize ?? config.inputSize) / config.inputSize);
   }
   const trainerConfig = {
     ...config.training,

@@ -58,6 +58,13 @@ export const trainConfigSchema = z.object({
   baseModel: z.object({ path: z.string() }),
   /** Square input side the model is trained and run at. */
   inputSize: z.number().int().min(32).max(512),
+  /**
+   * Side the images are decoded at before being shrunk to inputSize by area
+   * averaging, a whole factor: a cascade's glance network reads the frame the
+   * main network reads, shrunk, and should train on exactly that.
+   */
+  // Optional rather than defaulted: a default would enter the work directory's key and orphan earlier runs.
+  frameSize: z.number().int().min(32).max(2048).optional(),
   resize: z.enum(['stretch', 'center-crop']).default('stretch'),
   /** Block boundaries that get an early exit, in order; the final exit follows "pooled". */
   cuts: z.array(z.string()).min(1),
@@ -89,6 +96,9 @@ export function loadTrainConfig(configFile: string, env: NodeJS.ProcessEnv = pro
   // The final exit is the full model the server runs and the early exits' distillation teacher.
   if (weights && weights[exitCount - 1] === 0) {
     throw new BuildConfigError(`Training config ${configFile} is invalid:\n  - training.exitWeights: the final exit's weight (the last) must be above 0; it is the full model and the early exits' teacher. To train early exits alone on a trained backbone, use training.headEpochs`);
+  }
+  if (data.frameSize !== undefined && data.frameSize % data.inputSize !== 0) {
+    throw new BuildConfigError(`Training config ${configFile} is invalid:\n  - frameSize: ${data.frameSize} is not a whole multiple of inputSize ${data.inputSize}; the images are shrunk from it by a whole factor`);
   }
   const baseDir = path.dirname(path.resolve(configFile));
   return {
