@@ -63,6 +63,10 @@ test('a cascade config refuses a glance that cannot share the frame or the valid
   t.throws(() => loadCascadeConfig(bad('glance_48')), { instanceOf: BuildConfigError, message: /inputSize 48 must divide the main network's 64/ });
   t.throws(() => loadCascadeConfig(bad('glance_seed')), { message: /training\.seed differs \(4 and 3\)/ });
   t.throws(() => loadCascadeConfig(bad('missing')), { message: /missing\.json/ });
+  writeConfig(dir, 'glance_ok', { ...tinyNetwork(32, ['block_9']), frameSize: 64 });
+  const reserved = loadCascadeConfig(writeConfig(dir, 'cascade_reserved', { main: 'main', glance: 'glance_ok', balancedConfidenceZ: 3 }));
+  t.is(reserved.main.task.balancedConfidenceZ, 3, "the cascade's reserve replaces the main config's for its calibration");
+  t.is(loadCascadeConfig(writeConfig(dir, 'cascade_plain', { main: 'main', glance: 'glance_ok' })).main.task.balancedConfidenceZ, 1.96);
   t.throws(() => loadCascadeConfig(bad('glance_unshrunk')), { message: /set "frameSize": 64 in its config/ });
   t.throws(() => loadCascadeConfig(bad('glance_odd_frame')), { message: /frameSize: 80 is not a whole multiple of inputSize 32/ });
 });

@@ -15,6 +15,12 @@ export const cascadeConfigSchema = z.object({
   main: z.string(),
   /** Training config of the glance network, whose input side must divide the main one's; only its final exit is kept. */
   glance: z.string(),
+  /**
+   * Replaces the main config's task.balancedConfidenceZ for the cascade's
+   * calibration. A glance whose validation accuracy overstates its test
+   * accuracy more than the main network's does needs more in reserve.
+   */
+  balancedConfidenceZ: z.number().min(0).max(10).optional(),
 });
 
 export interface ResolvedCascadeConfig {
@@ -59,5 +65,6 @@ export function loadCascadeConfig(configFile: string, env: NodeJS.ProcessEnv = p
   if (problems.length > 0) {
     throw new BuildConfigError(`Cascade config ${configFile} is invalid: ${data.glance} cannot run ahead of ${data.main}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
-  return { name: data.name, configFile: path.resolve(configFile), main, glance };
+  const calibrated = data.balancedConfidenceZ === undefined ? main : { ...main, task: { ...main.task, balancedConfidenceZ: data.balancedConfidenceZ } };
+  return { name: data.name, configFile: path.resolve(configFile), main: calibrated, glance };
 }
