@@ -49,6 +49,12 @@ test('area downsampling averages whole blocks, rounding to nearest, and refuses 
   const rgb = new Uint8Array(3);
   areaDownsample(Uint8Array.from([10, 20, 30, 20, 30, 40, 30, 40, 50, 40, 50, 60]), 2, 2, 3, 2, rgb);
   t.deepEqual([...rgb], [25, 35, 45]);
+  // Other factors take the general loop: 0..15 average 7.5, rounded to 8; 0..8 average 4.
+  const one = new Uint8Array(1);
+  areaDownsample(Uint8Array.from({ length: 16 }, (_, i) => i), 4, 4, 1, 4, one);
+  t.is(one[0], 8);
+  areaDownsample(Uint8Array.from({ length: 9 }, (_, i) => i), 3, 3, 1, 3, one);
+  t.is(one[0], 4);
   t.throws(() => areaDownsample(new Uint8Array(27), 3, 3, 3, 2, new Uint8Array(3)), { message: /cannot shrink 3x3 by 2/ });
 });
 
