@@ -188,12 +188,14 @@ test('a frame unsure at the glance is offloaded as its image even in features mo
   t.is(offloader.consider({ ...jpeg, bytes: Buffer.from(frame) }, atGlance, seam, 0, true), undefined);
 });
 
-test('a glance that reads the frame at a size no whole factor reaches is refused by name', (t) => {
+test('a glance that reads the frame at a size no whole factor reaches, or a segment that reads no seam, is refused by name', (t) => {
   const copy = path.join(trained.dir, 'bad-package');
   fs.cpSync(trained.out, copy, { recursive: true });
   const manifest = JSON.parse(fs.readFileSync(path.join(copy, 'manifest.json'), 'utf8'));
   manifest.segments[0].input.shape = [1, 48, 48, 3];
+  manifest.segments[2].from = 'block_9';
   fs.writeFileSync(path.join(copy, 'manifest.json'), JSON.stringify(manifest));
   const error = t.throws(() => loadModelPackage(copy), { instanceOf: ModelPackageError });
   t.regex(error.message, /segment 0 reads the image at 48x48, which is not the package input 64x64 divided by a whole number/);
+  t.regex(error.message, /segment 2 starts at block_9, which is neither "input" nor where segment 1 ends/);
 });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { readTfliteModel } from '../tflite/reader.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestSchema, type Manifest, type ModelFileEntry } from './manifest.js';
 import { sha256Hex } from './sha256.js';
-import { IMAGE_BOUNDARY, imageSegmentProblems } from './image-segments.js';
+import { IMAGE_BOUNDARY, imageSegmentProblems, readsImage } from './image-segments.js';
 import { describeSpecMismatch, tensorSpecOf } from './tensor-spec.js';
 
 export class ModelPackageError extends Error {
@@ -90,9 +90,11 @@ export function loadModelPackage(dir: string): ModelPackage {
   manifest.segments.forEach((segment, i) => {
     if (segment.index !== i) problems.push(`segment ${i} has index ${segment.index}; segments must be listed in order`);
     checkModelFile(dir, segment, `segment ${i}`, files, problems);
-    if (segment.from === IMAGE_BOUNDARY) {
+    if (readsImage(segment)) {
       problems.push(...imageSegmentProblems(manifest, i));
-    } else if (i === 0 || manifest.segments[i - 1]!.to !== segment.from) {
+    } else if (i === 0) {
+      problems.push(`segment 0 starts at ${segment.from}; the first segment reads the image ("${IMAGE_BOUNDARY}")`);
+    } else if (manifest.segments[i - 1]!.to !== segment.from) {
       problems.push(`segment ${i} starts at ${segment.from}, which is neither "${IMAGE_BOUNDARY}" nor where segment ${i - 1} ends`);
     } else {
       const seam = describeSpecMismatch(manifest.segments[i - 1]!.output, segment.input);
@@ -100,9 +102,9 @@ export function loadModelPackage(dir: string): ModelPackage {
     }
   });
   const last = manifest.segments.at(-1)!;
-  const mainStart = manifest.segments.findLastIndex((segment) => segment.from === IMAGE_BOUNDARY);
+  const mainStart = manifest.segments.findLastIndex(readsImage);
   const [, height, width] = manifest.segments[mainStart]?.input.shape ?? [];
-  if (height !== manifest.input.height || width !== manifest.input.width) {
+  if (mainStart >= 0 && (height !== manifest.input.height || width !== manifest.input.width)) {
     problems.push(`segment ${mainStart} starts the chain to the final exit (${last.to}) from the image, so it must read it at the package input size ${manifest.input.width}x${manifest.input.height}, not ${width}x${height}`);
   }
   for (const head of manifest.heads) {
