@@ -1,4 +1,4 @@
-import { imageScaleFactor, isBranchSegment, readsImage } from '../model-package/image-segments.js';
+import { imageScaleFactor, isBranchSegment, mainChainStart, readsImage } from '../model-package/image-segments.js';
 import type { ModelPackage } from '../model-package/load.js';
 import { areaDownsample } from '../preprocess/area-downsample.js';
 import { TfliteInterpreter, type InterpreterOptions, type TensorView } from '../runtime/interpreter.js';
@@ -21,7 +21,7 @@ export class SegmentChain {
     readonly heads: Map<string, TfliteInterpreter>,
   ) {
     const entries = pkg.manifest.segments;
-    this.imageSegment = entries.findLastIndex(readsImage);
+    this.imageSegment = mainChainStart(pkg.manifest);
     this.scaleFactors = entries.map((entry) => (readsImage(entry) ? imageScaleFactor(pkg.manifest.input, entry) : undefined));
   }
 

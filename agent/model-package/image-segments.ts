@@ -6,7 +6,7 @@ import type { Manifest, SegmentEntry } from './manifest.js';
 
 export const IMAGE_BOUNDARY = 'input';
 
-type Segments = Pick<Manifest, 'segments'>;
+type Segments = { segments: readonly Pick<SegmentEntry, 'from'>[] };
 
 export function readsImage(segment: Pick<SegmentEntry, 'from'>): boolean {
   return segment.from === IMAGE_BOUNDARY;
@@ -20,6 +20,11 @@ export function readsImage(segment: Pick<SegmentEntry, 'from'>): boolean {
 export function isBranchSegment(manifest: Segments, index: number): boolean {
   const next = manifest.segments[index + 1];
   return next !== undefined && readsImage(next);
+}
+
+/** The segment that starts the chain to the final exit: the last one that reads the image. */
+export function mainChainStart(manifest: Segments): number {
+  return manifest.segments.findLastIndex(readsImage);
 }
 
 /** Whole-number factor by which an image segment reads the package input smaller; undefined if none fits. */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { readTfliteModel } from '../tflite/reader.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestSchema, type Manifest, type ModelFileEntry } from './manifest.js';
 import { sha256Hex } from './sha256.js';
-import { IMAGE_BOUNDARY, imageSegmentProblems, readsImage } from './image-segments.js';
+import { IMAGE_BOUNDARY, imageSegmentProblems, mainChainStart, readsImage } from './image-segments.js';
 import { describeSpecMismatch, tensorSpecOf } from './tensor-spec.js';
 
 export class ModelPackageError extends Error {
@@ -102,7 +102,7 @@ export function loadModelPackage(dir: string): ModelPackage {
     }
   });
   const last = manifest.segments.at(-1)!;
-  const mainStart = manifest.segments.findLastIndex(readsImage);
+  const mainStart = mainChainStart(manifest);
   const [, height, width] = manifest.segments[mainStart]?.input.shape ?? [];
   if (mainStart >= 0 && (height !== manifest.input.height || width !== manifest.input.width)) {
     problems.push(`segment ${mainStart} starts the chain to the final exit (${last.to}) from the image, so it must read it at the package input size ${manifest.input.width}x${manifest.input.height}, not ${width}x${height}`);

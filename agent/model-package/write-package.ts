@@ -11,7 +11,7 @@ import { modelMacs } from '../tflite/macs.js';
 import type { TfliteModel } from '../tflite/model.js';
 import { writeTfliteModel } from '../tflite/writer.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, type HeadEntry, type Manifest, type OperatingPoint, type SegmentEntry } from './manifest.js';
-import { IMAGE_BOUNDARY } from './image-segments.js';
+import { IMAGE_BOUNDARY, isBranchSegment } from './image-segments.js';
 import { sha256Hex } from './sha256.js';
 import { tensorSpecOf } from './tensor-spec.js';
 
@@ -127,7 +127,7 @@ export function writePackage(args: PackageContents): { dir: string; cached: fals
       cumulativeLatencyMs.push(ms);
     });
     args.onProgress?.({ stage: 'calibrate', done: 0, total: 1 });
-    const branchExits = heads.map((head) => head.afterSegment).filter((segment) => imageInputs[segment + 1] === true);
+    const branchExits = heads.map((head) => head.afterSegment).filter((segment) => isBranchSegment({ segments: args.seams }, segment));
     const calibration = calibrateOperatingPoints(
       { perExitProbabilities: args.calibration.perExitProbabilities, labels: args.calibration.labels, cumulativeMacs, cumulativeLatencyMs, branchExits },
       { deltas: args.calibration.deltas, balancedConfidenceZ: args.calibration.balancedConfidenceZ },

@@ -140,10 +140,7 @@ export function writeFineTunedPackage(
   const segments = networks.flatMap((n) => n.segments);
   const seams = networks.flatMap((n) => n.seams);
   const heads = networks.flatMap((n) => n.heads);
-  const glanceSide = options.glance ? networks[0]!.inputSide : undefined;
-  if (glanceSide !== undefined && config.inputSize % glanceSide !== 0) {
-    throw new RangeError(`The glance network's input side ${glanceSide} must divide the package's ${config.inputSize}: the glance reads the frame shrunk by a whole factor`);
-  }
+  // loadCascadeConfig has checked that each side divides the package's.
   // Each network's first segment reads the frame, shrunk to its own input size.
   const imageFactors = networks.flatMap((n) => n.segments.map((_, i) => (i === 0 ? config.inputSize / n.inputSide : undefined)));
   const segmentBytes = segments.map((s) => writeTfliteModel(s));
