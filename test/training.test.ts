@@ -15,7 +15,7 @@ import { readTfliteModel } from '../agent/tflite/reader.js';
 import { dequantizeBackbone } from '../agent/training/dequantize-backbone.js';
 import { readFloatGraph, weightOf } from '../agent/training/float-graph.js';
 import { planTrainingWork, prepareTrainingWork } from '../agent/training/prepare-work.js';
-import { checkPythonDependencies, choosePython, runTrainer, TrainerError, type TrainerEvent } from '../agent/training/python-trainer.js';
+import { checkPythonDependencies, choosePython, previewAugmentation, runTrainer, TrainerError, type TrainerEvent } from '../agent/training/python-trainer.js';
 import { quantizeConvWeight } from '../agent/training/quantize-graph.js';
 import { loadTrainConfig } from '../agent/training/train-config.js';
 import { CIFAR_TEST, MOBILENET_V2, SHARED, temporaryDir } from './helpers/shared.js';
@@ -217,4 +217,46 @@ test('the heads phase trains only the early exits: the backbone and final exit l
   t.true(same('final.logits'));
   t.false(same('exit0.hidden'), 'the first early head trained');
   t.false(same('exit1.logits'), 'the second early head trained');
+});
+
+test('cutout blanks one square per training image, of the configured side, and leaves the rest of the augmented image as it was', async (t) => {
+  const dir = temporaryDir('edge-exit-cutout-');
+  const config = loadTrainConfig(writeTinyTrainConfig(dir, { cutout: 0.5 }));
+  const work = planTrainingWork(config, path.join(dir, 'cache'));
+  await prepareTrainingWork(config, work);
+  const python = choosePython(undefined);
+  const count = 12;
+  const cut = previewAugmentation(python, work.dir, count);
+  const trainerConfig = path.join(work.dir, 'train-config.json');
+  const { cutout: _cutout, ...withoutCutout } = JSON.parse(fs.readFileSync(trainerConfig, 'utf8'));
+  fs.writeFileSync(trainerConfig, JSON.stringify(withoutCutout));
+  const plain = previewAugmentation(python, work.dir, count);
+  t.is(cut.length, count * 3 * 64 * 64);
+  t.is(plain.length, cut.length);
+
+  const fill = readFloatGraph(path.join(work.dir, 'base')).spec.input.pixelZeroPoint;
+  const plane = 64 * 64;
+  for (let n = 0; n < count; n++) {
+    // Where the two differ must be one rectangle, every channel at the fill value there.
+    let [top, bottom, left, right] = [64, -1, 64, -1];
+    let changed = 0;
+    for (let i = 0; i < plane; i++) {
+      const at = (c: number) => n * 3 * plane + c * plane + i;
+      if ([0, 1, 2].some((c) => cut[at(c)] !== plain[at(c)])) {
+        const [y, x] = [Math.floor(i / 64), i % 64];
+        [top, bottom, left, right] = [Math.min(top, y), Math.max(bottom, y), Math.min(left, x), Math.max(right, x)];
+        changed++;
+      }
+    }
+    const [height, width] = [bottom - top + 1, right - left + 1];
+    // Side 32, centred anywhere: at least half of it stays inside the image on each axis.
+    t.true(height >= 16 && height <= 32 && width >= 16 && width <= 32, `image ${n}: ${height}x${width}`);
+    for (let y = top; y <= bottom; y++) {
+      for (let x = left; x <= right; x++) {
+        for (let c = 0; c < 3; c++) t.is(cut[n * 3 * plane + c * plane + y * 64 + x], fill, `image ${n} (${y}, ${x}) channel ${c}`);
+      }
+    }
+    // Pixels already at the fill value inside the square count as unchanged, so allow a few.
+    t.true(changed > height * width * 0.9, `image ${n}: ${changed} of ${height * width} changed`);
+  }
 });

@@ -42,6 +42,12 @@ const recipeSchema = z.object({
   dropout: z.number().min(0).max(0.9).default(0.1),
   /** Random-crop padding, in pixels at the training input size. */
   augmentPad: z.number().int().min(0).max(64).default(8),
+  /**
+   * Cutout: one square per training image, its side this fraction of the input, set to the value
+   * the model input maps to 0. A regularizer for when the final exit nearly fits the training set.
+   */
+  // Optional rather than defaulted: a default would enter the work directory's key and orphan earlier runs.
+  cutout: z.number().gt(0).max(1).optional(),
   threads: z.number().int().min(1).max(64).default(2),
   seed: z.number().int().default(1),
   checkpointMinutes: z.number().positive().default(5),

@@ -240,6 +240,28 @@ def augment(pixels, pad, generator):
     return out
 
 
+def cut_out(pixels, side, fill, generator):
+    """Cutout: per image, one square of side `side` (a fraction of the image), centred anywhere and
+    clipped at the borders, set to `fill`, the pixel value that the model input maps to 0."""
+    n, _, h, w = pixels.shape
+    size = max(1, round(side * min(h, w)))
+    top = (torch.randint(0, h, (n,), generator=generator) - size // 2).view(n, 1, 1)
+    left = (torch.randint(0, w, (n,), generator=generator) - size // 2).view(n, 1, 1)
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+    return pixels.masked_fill(inside.unsqueeze(1), fill)
+
+
+def training_pixels(pixels, config, spec, seed):
+    """The augmented batch, from the batch's seed alone, so a resumed run sees the same pixels."""
+    generator = torch.Generator().manual_seed(seed)
+    x = augment(pixels, config["augmentPad"], generator)
+    if config.get("cutout"):
+        x = cut_out(x, config["cutout"], float(spec["input"]["pixelZeroPoint"]), generator)
+    return x
+
+
 def evaluate(model, images, spec, batch=250):
     # Each module's mode is given back as it was: in the heads phase the backbone stays in eval mode.
     modes = {module: module.training for module in model.modules()}
@@ -413,6 +435,9 @@ def export(model, spec, calibration, classes, out_dir, calibration_count):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, help="work directory prepared by `edge-exit train`")
+    parser.add_argument("--preview-augmentation", type=int, metavar="COUNT",
+                        help="write the first COUNT training images as the first step augments them to "
+                             "augmentation-preview.u8 (uint8 NCHW) in the work directory, and stop")
     args = parser.parse_args()
     with open(os.path.join(args.work, "train-config.json")) as f:
         config = json.load(f)
@@ -427,6 +452,11 @@ def main():
     validation = Images(os.path.join(args.work, "data", "validation"), h, w)
     test_stem = os.path.join(args.work, "data", "test")
     test = Images(test_stem, h, w) if os.path.exists(test_stem + ".labels") else None
+    if args.preview_augmentation:
+        pixels, _ = train.batch(np.arange(min(args.preview_augmentation, len(train))))
+        preview = training_pixels(pixels, config, spec, config["seed"])
+        preview.round().clamp(0, 255).to(torch.uint8).numpy().tofile(os.path.join(args.work, "augmentation-preview.u8"))
+        return
     classes = config["classes"]
     model = MultiExitNet(spec, weight, config["cuts"], len(classes), config["headWidth"], config["dropout"])
     model = model.to(memory_format=torch.channels_last)
@@ -488,7 +518,7 @@ def main():
             if global_step >= total_steps:
                 break
             x, y = train.batch(order[s * batch:(s + 1) * batch])
-            x = augment(x, config["augmentPad"], torch.Generator().manual_seed(int(pixels_seed)))
+            x = training_pixels(x, config, spec, int(pixels_seed))
             x = ((x - spec["input"]["pixelZeroPoint"]) * spec["input"]["pixelScale"]).contiguous(memory_format=torch.channels_last)
             heads_phase = global_step >= joint_steps
             if heads_phase:
