@@ -23,6 +23,19 @@ test('the ladder keeps calibrated points within the accuracy bound, most accurat
   t.deepEqual(operatingLadder(POINTS, 1).map((p) => p.name), ['full', 'max-probability@-0.5', 'balanced']);
 });
 
+test('the ladder leaves off a point that another beats on accuracy and cost, but keeps full and balanced', (t) => {
+  const points = [
+    ...POINTS,
+    // Slower than max-probability@-0.5 and less accurate: a patience point that runs the glance on every frame.
+    point('patience-2', 0.79, 2.8),
+    // As accurate as balanced, and cheaper: balanced stays because the controller asks for it by name.
+    point('max-probability@-1.0', 0.79, 2.1),
+  ];
+  t.deepEqual(operatingLadder(points, 5).map((p) => p.name), ['full', 'max-probability@-0.5', 'balanced', 'max-probability@-1.0', 'max-probability@-2.0', 'max-probability@-5.0']);
+  // Dominance is judged among the points within the bound: an excluded point removes nothing.
+  t.deepEqual(operatingLadder([point('full', 0.8, 3.0), point('slow', 0.77, 2.0), point('fast-but-poor', 0.6, 0.5)], 5).map((p) => p.name), ['full', 'slow']);
+});
+
 test('the most accurate point runs only on a charger; a full battery runs balanced, both at the full frame rate', (t) => {
   const charging = new EnergyController(POINTS, BOUNDS, 20).decide({ nowS: 0, stateOfCharge: 0.95, charging: true, temperatureC: 45 });
   t.is(charging.level, 'relaxed');
