@@ -71,13 +71,12 @@ export function runTrainer(python: string, workDir: string, onEvent: (event: Tra
 }
 
 /**
- * The first `count` training images of a prepared work directory as the first
- * training step augments them: uint8, NCHW. What the network is shown, for
- * checking an augmentation recipe by eye or by test.
+ * The first `count` training images of a prepared work directory, augmented
+ * as in training and seeded by the run's seed: uint8, NCHW. What the network
+ * is shown, for checking an augmentation recipe by eye or by test.
  */
 export function previewAugmentation(python: string, workDir: string, count: number): Uint8Array {
   const result = spawnSync(python, [TRAINER_SCRIPT, '--work', workDir, '--preview-augmentation', String(count)], { encoding: 'utf8' });
   if (result.status !== 0) throw new TrainerError(`The augmentation preview in ${workDir} failed: ${result.stderr || result.error?.message}`);
   return new Uint8Array(fs.readFileSync(path.join(workDir, 'augmentation-preview.u8')));
 }
-

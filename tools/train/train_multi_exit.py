@@ -436,8 +436,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, help="work directory prepared by `edge-exit train`")
     parser.add_argument("--preview-augmentation", type=int, metavar="COUNT",
-                        help="write the first COUNT training images as the first step augments them to "
-                             "augmentation-preview.u8 (uint8 NCHW) in the work directory, and stop")
+                        help="write the first COUNT training images, augmented as in training (seeded by the run's "
+                             "seed), to augmentation-preview.u8 (uint8 NCHW) in the work directory, and stop")
     args = parser.parse_args()
     with open(os.path.join(args.work, "train-config.json")) as f:
         config = json.load(f)
