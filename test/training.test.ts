@@ -262,3 +262,26 @@ test('cutout blanks one square per training image, of the configured side, and l
     t.true(changed > height * width * 0.9, `image ${n}: ${changed} of ${height * width} changed`);
   }
 });
+
+test('progressive resizing is checked against the input size and the epochs, so the network always ends at the size it runs at', (t) => {
+  const dir = temporaryDir('edge-exit-low-resolution-');
+  const low = (lowResolution: { inputSize: number; epochs: number }) => writeTinyTrainConfig(dir, { epochs: 4, lowResolution });
+  t.throws(() => loadTrainConfig(low({ inputSize: 64, epochs: 2 })), { instanceOf: BuildConfigError, message: /lowResolution\.inputSize: 64 is not below inputSize 64/ });
+  t.throws(() => loadTrainConfig(low({ inputSize: 32, epochs: 4 })), { instanceOf: BuildConfigError, message: /lowResolution\.epochs: 4 leaves none of the 4 epochs at inputSize 64.*give fewer/s });
+  t.deepEqual(loadTrainConfig(low({ inputSize: 32, epochs: 3 })).training.lowResolution, { inputSize: 32, epochs: 3 });
+});
+
+test('progressive resizing trains its first epochs on shrunk images, the rest at the model input size, and exports a package of that size', async (t) => {
+  const dir = temporaryDir('edge-exit-progressive-');
+  // 60 images in batches of 6: 10 steps an epoch, progress every 10 steps.
+  const config = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: undefined, batchSize: 6, epochs: 3, lowResolution: { inputSize: 32, epochs: 2 } }));
+  const work = planTrainingWork(config, path.join(dir, 'cache'));
+  await prepareTrainingWork(config, work);
+  const events: TrainerEvent[] = [];
+  const done = await runTrainer(choosePython(undefined), work.dir, (event) => events.push(event));
+  t.is(done.steps, 30);
+  const stages = events.filter((e) => e.event === 'progress' && e.stage !== 'export').map((e) => `${e.step} ${e.stage}`);
+  t.deepEqual(stages, ['10 train at 32x32', '20 train at 32x32', '30 train']);
+  const graph = readFloatGraph(path.join(work.dir, 'trained'));
+  t.deepEqual([graph.spec.input.height, graph.spec.input.width], [64, 64]);
+});

@@ -48,6 +48,13 @@ const recipeSchema = z.object({
    */
   // Optional rather than defaulted: a default would enter the work directory's key and orphan earlier runs.
   cutout: z.number().gt(0).max(1).optional(),
+  /**
+   * Progressive resizing: the first `epochs` joint epochs train on images shrunk to `inputSize`,
+   * about (inputSize / model input)^2 of a full step's cost, and the rest at the model's input size,
+   * so that the network ends on the resolution it runs at. Buys epochs within the same time budget.
+   */
+  // Optional rather than defaulted: a default would enter the work directory's key and orphan earlier runs.
+  lowResolution: z.object({ inputSize: z.number().int().min(16).max(512), epochs: z.number().int().min(1).max(500) }).optional(),
   threads: z.number().int().min(1).max(64).default(2),
   seed: z.number().int().default(1),
   checkpointMinutes: z.number().positive().default(5),
@@ -105,6 +112,13 @@ export function loadTrainConfig(configFile: string, env: NodeJS.ProcessEnv = pro
   }
   if (data.frameSize !== undefined && data.frameSize % data.inputSize !== 0) {
     throw new BuildConfigError(`Training config ${configFile} is invalid:\n  - frameSize: ${data.frameSize} is not a whole multiple of inputSize ${data.inputSize}; the images are shrunk from it by a whole factor`);
+  }
+  const low = data.training.lowResolution;
+  if (low && low.inputSize >= data.inputSize) {
+    throw new BuildConfigError(`Training config ${configFile} is invalid:\n  - training.lowResolution.inputSize: ${low.inputSize} is not below inputSize ${data.inputSize}; the early epochs train on smaller images than the model runs at`);
+  }
+  if (low && low.epochs >= data.training.epochs) {
+    throw new BuildConfigError(`Training config ${configFile} is invalid:\n  - training.lowResolution.epochs: ${low.epochs} leaves none of the ${data.training.epochs} epochs at inputSize ${data.inputSize}; the network must end on the resolution it runs at, so give fewer`);
   }
   const baseDir = path.dirname(path.resolve(configFile));
   return {

@@ -262,6 +262,16 @@ def training_pixels(pixels, config, spec, seed):
     return x
 
 
+def training_size(config, epoch):
+    """The side the batch is shrunk to in this epoch of progressive resizing, or None for the model's own."""
+    low = config.get("lowResolution")
+    return low["inputSize"] if low and epoch < low["epochs"] else None
+
+
+def shrink(x, size):
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
 def evaluate(model, images, spec, batch=250):
     # Each module's mode is given back as it was: in the heads phase the backbone stays in eval mode.
     modes = {module: module.training for module in model.modules()}
@@ -519,6 +529,9 @@ def main():
                 break
             x, y = train.batch(order[s * batch:(s + 1) * batch])
             x = training_pixels(x, config, spec, int(pixels_seed))
+            size = training_size(config, epoch)
+            if size is not None:
+                x = shrink(x, size)
             x = ((x - spec["input"]["pixelZeroPoint"]) * spec["input"]["pixelScale"]).contiguous(memory_format=torch.channels_last)
             heads_phase = global_step >= joint_steps
             if heads_phase:
@@ -542,7 +555,8 @@ def main():
             seen += len(y)
             step_in_epoch = s + 1
             if global_step % 10 == 0 or global_step == total_steps:
-                emit("progress", stage="train heads" if heads_phase else "train", epoch=epoch + 1, epochs=epochs, step=global_step, steps=total_steps,
+                stage = "train heads" if heads_phase else "train" if size is None else f"train at {size}x{size}"
+                emit("progress", stage=stage, epoch=epoch + 1, epochs=epochs, step=global_step, steps=total_steps,
                      loss=round(float(loss), 4), lr=round(lr, 6), imagesPerSecond=round(seen / (time.time() - started), 1))
             if time.time() - last_checkpoint > config["checkpointMinutes"] * 60:
                 save_checkpoint(checkpoint_path, model, optimizer, epoch, step_in_epoch, global_step, history, elapsed_before + time.time() - started)
