@@ -532,7 +532,7 @@ def main():
             size = training_size(config, epoch)
             if size is not None:
                 x = shrink(x, size)
-            x = ((x - spec["input"]["pixelZeroPoint"]) * spec["input"]["pixelScale"]).contiguous(memory_format=torch.channels_last)
+            x = to_model_input(x, spec)
             heads_phase = global_step >= joint_steps
             if heads_phase:
                 if not heads_mode_set:
