@@ -31,7 +31,7 @@ def step_seconds(spec, weight, config, size, freeze_through, steps=4):
     times = []
     for _ in range(steps + 1):
         started = time.time()
-        loss = trainer.joint_loss(model(x), y, config)
+        loss = trainer.joint_loss(model(x), y, config, config["exitWeights"])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
