@@ -22,6 +22,12 @@ import { CIFAR_TEST, MOBILENET_V2, SHARED, temporaryDir } from './helpers/shared
 
 const CUTS = ['block_3', 'block_9'];
 
+function convWeights(graph: ReturnType<typeof readFloatGraph>, name: string): Float32Array {
+  const node = graph.spec.nodes.find((n) => n.name === name);
+  if (node?.op !== 'conv2d') throw new Error(`${name} is not a convolution of the graph`);
+  return weightOf(graph, node.weight).data;
+}
+
 function writeTinyTrainConfig(dir: string, training: Record<string, unknown> = {}, task: Record<string, unknown> = {}): string {
   const file = path.join(dir, `train-${Math.random().toString(36).slice(2)}.json`);
   fs.writeFileSync(
@@ -205,12 +211,7 @@ test('the heads phase trains only the early exits: the backbone and final exit l
   const heads = readFloatGraph(path.join(work.dir, 'trained'));
   t.true(stages.has('train heads'));
   t.is((done.history as Array<{ phase: string }>).at(-1)!.phase, 'heads');
-  const weights = (graph: typeof joint, name: string) => {
-    const node = graph.spec.nodes.find((n) => n.name === name);
-    if (node?.op !== 'conv2d') throw new Error(`${name} is not a convolution of the trained graph`);
-    return weightOf(graph, node.weight).data;
-  };
-  const same = (name: string) => weights(joint, name).every((v, i) => v === weights(heads, name)[i]);
+  const same = (name: string) => convWeights(joint, name).every((v, i) => v === convWeights(heads, name)[i]);
   const backbone = joint.spec.nodes.filter((n) => n.op === 'conv2d' && !n.name.startsWith('exit') && !n.name.startsWith('final')).map((n) => n.name);
   t.true(backbone.length >= 52);
   t.deepEqual(backbone.filter((name) => !same(name)), [], 'backbone convolutions');
@@ -284,4 +285,24 @@ test('progressive resizing trains its first epochs on shrunk images, the rest at
   t.deepEqual(stages, ['10 train at 32x32', '20 train at 32x32', '30 train']);
   const graph = readFloatGraph(path.join(work.dir, 'trained'));
   t.deepEqual([graph.spec.input.height, graph.spec.input.width], [64, 64]);
+});
+
+test('bfloat16 autocast trains (relu6 included) and exports a float32 graph that differs from the float32 run of the same seed', async (t) => {
+  const dir = temporaryDir('edge-exit-bfloat16-');
+  const python = choosePython(undefined);
+  const trainWith = async (bfloat16: boolean) => {
+    const config = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: 2, learningRate: 0.05, ...(bfloat16 ? { bfloat16 } : {}) }));
+    const work = planTrainingWork(config, path.join(dir, 'cache'));
+    await prepareTrainingWork(config, work);
+    const done = await runTrainer(python, work.dir, () => {});
+    return { done, trained: readFloatGraph(path.join(work.dir, 'trained')) };
+  };
+  const float32 = await trainWith(false);
+  const bfloat16 = await trainWith(true);
+  t.is(bfloat16.done.steps, 2);
+  const classifier = convWeights(bfloat16.trained, 'final.logits');
+  t.true(classifier.every(Number.isFinite));
+  t.true(classifier instanceof Float32Array, 'the export stays float32 for the int8 quantizer');
+  // Same seed, same batches: only the arithmetic of the steps differs, so differing weights show autocast was on.
+  t.false(classifier.every((v, i) => v === convWeights(float32.trained, 'final.logits')[i]));
 });

@@ -55,6 +55,13 @@ const recipeSchema = z.object({
    */
   // Optional rather than defaulted: a default would enter the work directory's key and orphan earlier runs.
   lowResolution: z.object({ inputSize: z.number().int().min(16).max(512), epochs: z.number().int().min(1).max(500) }).optional(),
+  /**
+   * Training steps run forward under bfloat16 autocast; weights, gradients, the optimizer, evaluation
+   * and export stay float32. Where the processor has bfloat16 instructions (avx512_bf16, AMX) a step
+   * is cheaper, which buys epochs; tools/experiments/bf16_step_time.py measures it on a work directory.
+   */
+  // Optional rather than defaulted: a default would enter the work directory's key and orphan earlier runs.
+  bfloat16: z.boolean().optional(),
   threads: z.number().int().min(1).max(64).default(2),
   seed: z.number().int().default(1),
   checkpointMinutes: z.number().positive().default(5),

@@ -21,14 +21,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import train_multi_exit as trainer  # noqa: E402
 
 
-FLOAT32_RELU6 = trainer.F.relu6
-
-
-def relu6(x, inplace=False):
-    # torch 1.13 has no bfloat16 backward for hardtanh (relu6) on the CPU; clamp's is the same function.
-    return x.clamp(0, 6) if x.dtype == torch.bfloat16 else FLOAT32_RELU6(x, inplace)
-
-
 def build(spec, weight, config):
     torch.manual_seed(0)
     model = trainer.MultiExitNet(spec, weight, config["cuts"], len(config["classes"]), config["headWidth"], config["dropout"])
@@ -43,7 +35,6 @@ def main():
     work = sys.argv[1]
     with open(os.path.join(work, "train-config.json")) as f:
         config = json.load(f)
-    trainer.F.relu6 = relu6
     torch.set_num_threads(int(sys.argv[2]) if len(sys.argv) > 2 else config["threads"])
     spec, weight = trainer.load_graph(os.path.join(work, "base"))
     sizes = [spec["input"]["height"]] + ([config["lowResolution"]["inputSize"]] if config.get("lowResolution") else [])

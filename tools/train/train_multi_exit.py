@@ -59,6 +59,11 @@ def same_padding(size, kernel, stride):
     return total // 2, total - total // 2
 
 
+def relu6(x):
+    # torch 1.13 has no bfloat16 backward for hardtanh (relu6) on the CPU; clamp computes the same function.
+    return x.clamp(0, 6) if x.dtype == torch.bfloat16 else F.relu6(x)
+
+
 class ConvUnit(nn.Module):
     """A convolution with bias, then batch norm while training, then the fused activation."""
 
@@ -99,7 +104,7 @@ class ConvUnit(nn.Module):
             y = y * self.rescale.reshape(1, -1, 1, 1)
         if self.bn_active:
             y = self.bn(y)
-        return F.relu6(y) if self.activation == "relu6" else y
+        return relu6(y) if self.activation == "relu6" else y
 
     def fold(self):
         """Batch norm (inference form) merged into the convolution's weights and bias."""
@@ -159,7 +164,7 @@ class MultiExitNet(nn.Module):
             elif node["op"] == "add":
                 y = values[node["inputs"][0]] + values[node["inputs"][1]]
                 if node["activation"] == "relu6":
-                    y = F.relu6(y)
+                    y = relu6(y)
             else:
                 y = values[node["inputs"][0]].mean((2, 3), keepdim=True)
             values[node["output"]] = y
@@ -545,8 +550,9 @@ def main():
             for group in optimizer.param_groups:
                 backbone = group["part"] == "backbone"
                 group["lr"] = (0.0 if warming_heads or heads_phase else lr * config["backboneLrScale"]) if backbone else lr
-            outputs = model.head_step_outputs(x) if heads_phase else model(x)
-            loss = joint_loss(outputs, y, config, head_weights if heads_phase else joint_weights)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(config.get("bfloat16"))):
+                outputs = model.head_step_outputs(x) if heads_phase else model(x)
+            loss = joint_loss([o.float() for o in outputs], y, config, head_weights if heads_phase else joint_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config["clipGradNorm"])
