@@ -305,3 +305,34 @@ test('bfloat16 autocast trains (relu6 included) and exports a float32 graph that
   // Same seed, same batches: only the arithmetic of the steps differs, so differing weights show autocast was on.
   t.false(classifier.every((v, i) => v === convWeights(float32.trained, 'final.logits')[i]));
 });
+
+test('the weight average replaces the last weights at the end of the joint phase: decay 0 gives the last step, decay near 1 the start', async (t) => {
+  const dir = temporaryDir('edge-exit-weight-average-');
+  const python = choosePython(undefined);
+  // Two epochs of 5 steps, so the per-epoch validation of the average swaps it in and out mid-run.
+  const trainWith = async (training: Record<string, unknown>) => {
+    const config = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: undefined, epochs: 2, learningRate: 0.05, ...training }));
+    const work = planTrainingWork(config, path.join(dir, 'cache'));
+    await prepareTrainingWork(config, work);
+    const done = await runTrainer(python, work.dir, () => {});
+    return { done, trained: readFloatGraph(path.join(work.dir, 'trained')) };
+  };
+  // A learning rate far below float32's resolution of the weights leaves the classifier at its seeded start.
+  const start = convWeights((await trainWith({ learningRate: 1e-12 })).trained, 'final.logits');
+  const last = await trainWith({});
+  const averagedToLast = await trainWith({ weightAverage: { decay: 0 } });
+  const averagedToStart = await trainWith({ weightAverage: { decay: 0.999999 } });
+  const maxDifference = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+  const lastClassifier = convWeights(last.trained, 'final.logits');
+  t.true(maxDifference(lastClassifier, start) > 1e-3, 'the plain run trained the classifier');
+  t.is(maxDifference(convWeights(averagedToLast.trained, 'final.logits'), lastClassifier), 0);
+  // A backbone convolution has its batch norm folded in at export, so this covers the averaged statistics too.
+  const lastBackbone = last.trained.spec.nodes.filter((n) => n.op === 'conv2d' && !/^(exit|final)/.test(n.name)).at(-1)!.name;
+  t.is(maxDifference(convWeights(averagedToLast.trained, lastBackbone), convWeights(last.trained, lastBackbone)), 0);
+  t.true(maxDifference(convWeights(averagedToStart.trained, 'final.logits'), start) < 1e-4);
+  const history = averagedToStart.done.history as Array<{ validationAccuracy: number[]; averageValidationAccuracy?: number[] }>;
+  t.is(history.length, 2);
+  t.is(history[0]!.averageValidationAccuracy?.length, history[0]!.validationAccuracy.length);
+  // By the last epoch's validation the model holds the average, so it has no second figure.
+  t.is(history[1]!.averageValidationAccuracy, undefined);
+});

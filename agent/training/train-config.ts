@@ -62,6 +62,13 @@ const recipeSchema = z.object({
    */
   // Optional rather than defaulted: a default would enter the work directory's key and orphan earlier runs.
   bfloat16: z.boolean().optional(),
+  /**
+   * An exponential moving average of the weights (and batch-norm statistics) over the joint phase,
+   * `decay` per step, replaces the last step's weights when the joint phase ends; validation also
+   * reports it per epoch. Averaging about 1/(1 - decay) steps smooths the noise of the last ones.
+   */
+  // Optional rather than defaulted: a default would enter the work directory's key and orphan earlier runs.
+  weightAverage: z.object({ decay: z.number().min(0).lt(1) }).optional(),
   threads: z.number().int().min(1).max(64).default(2),
   seed: z.number().int().default(1),
   checkpointMinutes: z.number().positive().default(5),

@@ -377,11 +377,35 @@ def joint_loss(outputs, labels, config, weights):
     return loss
 
 
-def save_checkpoint(path, model, optimizer, epoch, step_in_epoch, global_step, history, elapsed):
+class WeightAverage:
+    """An exponential moving average of the weights and batch-norm statistics over the joint phase.
+    The average of the last few thousand steps generalizes a little better than the last step's weights,
+    at no cost beyond one multiply-add per weight per step."""
+
+    def __init__(self, model, decay, averaged=None):
+        self.decay = decay
+        self.averaged = averaged if averaged is not None else {
+            k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+
+    @torch.no_grad()
+    def update(self, model):
+        for k, v in model.state_dict().items():
+            if k in self.averaged:
+                self.averaged[k].mul_(self.decay).add_(v, alpha=1 - self.decay)
+
+    def swap(self, model):
+        """Gives the model the averaged weights and keeps its own in their place, so calling it twice restores it."""
+        own = {k: v.detach().clone() for k, v in model.state_dict().items() if k in self.averaged}
+        model.load_state_dict(self.averaged, strict=False)
+        self.averaged = own
+
+
+def save_checkpoint(path, model, optimizer, epoch, step_in_epoch, global_step, history, elapsed, average):
     temporary = path + ".tmp"
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                 "stepInEpoch": step_in_epoch, "globalStep": global_step, "history": history, "elapsedSeconds": elapsed,
-                "bnActive": {k: u.bn_active for k, u in model.units.items()}}, temporary)
+                "bnActive": {k: u.bn_active for k, u in model.units.items()},
+                "weightAverage": average.averaged if average is not None else None}, temporary)
     os.replace(temporary, path)
 
 
@@ -498,6 +522,7 @@ def main():
 
     checkpoint_path = os.path.join(args.work, "checkpoint.pt")
     epoch, step_in_epoch, global_step, history, elapsed_before = 0, 0, 0, [], 0.0
+    saved_average = None
     if os.path.exists(checkpoint_path):
         state = torch.load(checkpoint_path)
         for key, active in state["bnActive"].items():
@@ -511,10 +536,20 @@ def main():
                 raise SystemExit(f"The checkpoint {checkpoint_path} was written by an older trainer whose optimizer differs ({error}); "
                      "delete it to train again from the start.")
         epoch, step_in_epoch, global_step, history = state["epoch"], state["stepInEpoch"], state["globalStep"], state["history"]
+        saved_average = state.get("weightAverage")
         elapsed_before = state.get("elapsedSeconds", 0.0)
         emit("resumed", epoch=epoch, step=global_step, steps=total_steps)
     else:
         init_batchnorm(model, train, spec, min(len(train), config["batchnormInitImages"]))
+
+    # The average lives through the joint phase only; once the model holds it, the checkpoint stores none.
+    average = None
+    if config.get("weightAverage") and global_step < joint_steps:
+        average = WeightAverage(model, config["weightAverage"]["decay"], saved_average)
+
+    def checkpoint():
+        save_checkpoint(checkpoint_path, model, optimizer, epoch, step_in_epoch, global_step, history,
+                        elapsed_before + time.time() - started, average)
 
     started = time.time()
     last_checkpoint = time.time()
@@ -558,6 +593,11 @@ def main():
             nn.utils.clip_grad_norm_(model.parameters(), config["clipGradNorm"])
             optimizer.step()
             global_step += 1
+            if average is not None:
+                average.update(model)
+                if global_step == joint_steps:
+                    average.swap(model)
+                    average = None
             seen += len(y)
             step_in_epoch = s + 1
             if global_step % 10 == 0 or global_step == total_steps:
@@ -565,14 +605,19 @@ def main():
                 emit("progress", stage=stage, epoch=epoch + 1, epochs=epochs, step=global_step, steps=total_steps,
                      loss=round(float(loss), 4), lr=round(lr, 6), imagesPerSecond=round(seen / (time.time() - started), 1))
             if time.time() - last_checkpoint > config["checkpointMinutes"] * 60:
-                save_checkpoint(checkpoint_path, model, optimizer, epoch, step_in_epoch, global_step, history, elapsed_before + time.time() - started)
+                checkpoint()
                 last_checkpoint = time.time()
         if step_in_epoch >= steps_per_epoch:
             accuracy = evaluate(model, validation, spec)
-            history.append({"epoch": epoch + 1, "step": global_step, "phase": "heads" if global_step > joint_steps else "joint", "validationAccuracy": accuracy})
-            emit("epoch", epoch=epoch + 1, epochs=epochs, validationAccuracy=[round(a, 2) for a in accuracy])
+            entry = {"epoch": epoch + 1, "step": global_step, "phase": "heads" if global_step > joint_steps else "joint", "validationAccuracy": accuracy}
+            if average is not None:
+                average.swap(model)
+                entry["averageValidationAccuracy"] = evaluate(model, validation, spec)
+                average.swap(model)
+            history.append(entry)
+            emit("epoch", epoch=epoch + 1, epochs=epochs, **{k: [round(a, 2) for a in v] for k, v in entry.items() if k.endswith("Accuracy")})
             epoch, step_in_epoch = epoch + 1, 0
-        save_checkpoint(checkpoint_path, model, optimizer, epoch, step_in_epoch, global_step, history, elapsed_before + time.time() - started)
+        checkpoint()
         last_checkpoint = time.time()
 
     emit("progress", stage="export", step=0, steps=1)

@@ -72,7 +72,8 @@ async function trainNetwork(config: ResolvedTrainConfig, python: string, cacheDi
           const loss = event.loss !== undefined ? ` loss ${event.loss} ${event.imagesPerSecond} img/s` : '';
           trainBar.update(Number(event.step), Number(event.steps), `${event.stage} epoch ${event.epoch ?? '-'}/${event.epochs ?? '-'}${loss}`);
         } else if (event.event === 'epoch') {
-          process.stderr.write(`\nepoch ${event.epoch}/${event.epochs}: validation accuracy per exit ${JSON.stringify(event.validationAccuracy)}\n`);
+          const averaged = event.averageValidationAccuracy ? `, weight average ${JSON.stringify(event.averageValidationAccuracy)}` : '';
+          process.stderr.write(`\nepoch ${event.epoch}/${event.epochs}: validation accuracy per exit ${JSON.stringify(event.validationAccuracy)}${averaged}\n`);
         } else if (event.event === 'resumed') {
           process.stderr.write(`resuming from the checkpoint at step ${event.step} of ${event.steps}\n`);
         }
