@@ -141,9 +141,9 @@ test('training a few steps exports a valid multi-exit package that the engine ru
   await t.throwsAsync(trainCommand({ config: other, out, cacheDir: path.join(dir, 'cache') }), { message: /classes \[cat, dog\].*Use an ImageFolder with the same class sub-folders/s });
 });
 
-test('an interrupted training resumes from its checkpoint and finishes the same number of steps', async (t) => {
+test('an interrupted training resumes from its checkpoint, weight average included, and finishes the same number of steps', async (t) => {
   const dir = temporaryDir('edge-exit-resume-');
-  const config = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: 12, batchSize: 6, checkpointMinutes: 0.0001 }));
+  const config = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: 12, batchSize: 6, checkpointMinutes: 0.0001, weightAverage: { decay: 0.9 } }));
   const work = planTrainingWork(config, path.join(dir, 'cache'));
   await prepareTrainingWork(config, work);
   const python = choosePython(undefined);
