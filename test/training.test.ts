@@ -164,9 +164,9 @@ test('an interrupted training resumes from its checkpoint, weight average includ
   t.true(fs.existsSync(path.join(work.dir, 'trained', 'graph.json')));
 });
 
-test('layers frozen through a boundary keep their pretrained weights while later layers train', async (t) => {
+test('layers frozen through a boundary keep their pretrained weights, through a weight average too, while later layers train', async (t) => {
   const dir = temporaryDir('edge-exit-freeze-');
-  const config = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: 3, freezeThrough: 'block_2', learningRate: 0.1 }));
+  const config = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: 3, freezeThrough: 'block_2', learningRate: 0.1, weightAverage: { decay: 0.9 } }));
   const work = planTrainingWork(config, path.join(dir, 'cache'));
   await prepareTrainingWork(config, work);
   await runTrainer(choosePython(undefined), work.dir, () => {});

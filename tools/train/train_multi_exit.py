@@ -384,8 +384,10 @@ class WeightAverage:
 
     def __init__(self, model, decay, averaged=None):
         self.decay = decay
-        self.averaged = averaged if averaged is not None else {
-            k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+        # Only what training changes: averaging a frozen weight with itself could still move its last bit.
+        learned = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
+        learned += [(k, b) for k, b in model.named_buffers() if b.dtype.is_floating_point]
+        self.averaged = averaged if averaged is not None else {k: v.detach().clone() for k, v in learned}
 
     @torch.no_grad()
     def update(self, model):
