@@ -45,6 +45,15 @@ function writeTinyTrainConfig(dir: string, training: Record<string, unknown> = {
   return file;
 }
 
+/** Trains a tiny config to its end in its own work directory under `dir`, and reads the trained float graph. */
+async function trainTiny(dir: string, training: Record<string, unknown>) {
+  const config = loadTrainConfig(writeTinyTrainConfig(dir, training));
+  const work = planTrainingWork(config, path.join(dir, 'cache'));
+  await prepareTrainingWork(config, work);
+  const done = await runTrainer(choosePython(undefined), work.dir, () => {});
+  return { done, trained: readFloatGraph(path.join(work.dir, 'trained')) };
+}
+
 test('the dequantized backbone keeps every pretrained weight within half a quantization step, in PyTorch layout', (t) => {
   const model = readTfliteModel(fs.readFileSync(MOBILENET_V2));
   const graph = dequantizeBackbone(model);
@@ -289,16 +298,8 @@ test('progressive resizing trains its first epochs on shrunk images, the rest at
 
 test('bfloat16 autocast trains (relu6 included) and exports a float32 graph that differs from the float32 run of the same seed', async (t) => {
   const dir = temporaryDir('edge-exit-bfloat16-');
-  const python = choosePython(undefined);
-  const trainWith = async (bfloat16: boolean) => {
-    const config = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: 2, learningRate: 0.05, ...(bfloat16 ? { bfloat16 } : {}) }));
-    const work = planTrainingWork(config, path.join(dir, 'cache'));
-    await prepareTrainingWork(config, work);
-    const done = await runTrainer(python, work.dir, () => {});
-    return { done, trained: readFloatGraph(path.join(work.dir, 'trained')) };
-  };
-  const float32 = await trainWith(false);
-  const bfloat16 = await trainWith(true);
+  const float32 = await trainTiny(dir, { maxSteps: 2, learningRate: 0.05 });
+  const bfloat16 = await trainTiny(dir, { maxSteps: 2, learningRate: 0.05, bfloat16: true });
   t.is(bfloat16.done.steps, 2);
   const classifier = convWeights(bfloat16.trained, 'final.logits');
   t.true(classifier.every(Number.isFinite));
@@ -308,15 +309,8 @@ test('bfloat16 autocast trains (relu6 included) and exports a float32 graph that
 
 test('the weight average replaces the last weights at the end of the joint phase: decay 0 gives the last step, decay near 1 the start', async (t) => {
   const dir = temporaryDir('edge-exit-weight-average-');
-  const python = choosePython(undefined);
   // Two epochs of 5 steps, so the per-epoch validation of the average swaps it in and out mid-run.
-  const trainWith = async (training: Record<string, unknown>) => {
-    const config = loadTrainConfig(writeTinyTrainConfig(dir, { maxSteps: undefined, epochs: 2, learningRate: 0.05, ...training }));
-    const work = planTrainingWork(config, path.join(dir, 'cache'));
-    await prepareTrainingWork(config, work);
-    const done = await runTrainer(python, work.dir, () => {});
-    return { done, trained: readFloatGraph(path.join(work.dir, 'trained')) };
-  };
+  const trainWith = (training: Record<string, unknown>) => trainTiny(dir, { maxSteps: undefined, epochs: 2, learningRate: 0.05, ...training });
   // A learning rate far below float32's resolution of the weights leaves the classifier at its seeded start.
   const start = convWeights((await trainWith({ learningRate: 1e-12 })).trained, 'final.logits');
   const last = await trainWith({});
