@@ -330,3 +330,17 @@ test('the weight average replaces the last weights at the end of the joint phase
   // By the last epoch's validation the model holds the average, so it has no second figure.
   t.is(history[1]!.averageValidationAccuracy, undefined);
 });
+
+test('each epoch validates on the configured sample of the validation split, the final report on all of it', async (t) => {
+  const dir = temporaryDir('edge-exit-epoch-validation-');
+  t.throws(() => loadTrainConfig(writeTinyTrainConfig(dir, { epochValidationImages: 0 })), { message: /epochValidationImages/ });
+  const sampled = 7;
+  const { done } = await trainTiny(dir, { maxSteps: undefined, epochs: 1, epochValidationImages: sampled });
+  const [epoch] = done.history as Array<{ validationImages: number; validationAccuracy: number[] }>;
+  t.is(epoch!.validationImages, sampled);
+  const isCountOutOf = (percent: number, count: number) => Math.abs(Math.round((percent * count) / 100) - (percent * count) / 100) < 1e-9;
+  t.true(epoch!.validationAccuracy.every((percent) => isCountOutOf(percent, sampled)), `${epoch!.validationAccuracy}`);
+  // The whole split is 15 images a class; 7 of them would leave most figures off that grid.
+  const final = done.validationAccuracy as number[];
+  t.true(final.some((percent) => !isCountOutOf(percent, sampled)), `${final}`);
+});

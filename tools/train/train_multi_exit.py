@@ -277,20 +277,26 @@ def shrink(x, size):
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def evaluate(model, images, spec, batch=250):
+def evaluate(model, images, spec, batch=250, indices=None):
     # Each module's mode is given back as it was: in the heads phase the backbone stays in eval mode.
     modes = {module: module.training for module in model.modules()}
     model.eval()
+    indices = np.arange(len(images)) if indices is None else indices
     correct = None
     with torch.no_grad():
-        for start in range(0, len(images), batch):
-            x, y = images.batch(np.arange(start, min(start + batch, len(images))))
+        for start in range(0, len(indices), batch):
+            x, y = images.batch(indices[start:start + batch])
             outs = model(to_model_input(x, spec))
             hits = [int((o.argmax(1) == y).sum()) for o in outs]
             correct = hits if correct is None else [a + b for a, b in zip(correct, hits)]
     for module, training in modes.items():
         module.train(training)
-    return [100.0 * c / len(images) for c in correct]
+    return [100.0 * c / len(indices) for c in correct]
+
+
+def epoch_validation_indices(count, limit):
+    """The images every epoch's validation reads: all, or the first `limit` (the split is shuffled, so a random sample)."""
+    return np.arange(count if limit is None else min(count, limit))
 
 
 def frozen_units(spec, freeze_through):
@@ -493,6 +499,7 @@ def main():
     validation = Images(os.path.join(args.work, "data", "validation"), h, w)
     test_stem = os.path.join(args.work, "data", "test")
     test = Images(test_stem, h, w) if os.path.exists(test_stem + ".labels") else None
+    monitored = epoch_validation_indices(len(validation), config.get("epochValidationImages"))
     if args.preview_augmentation:
         pixels, _ = train.batch(np.arange(min(args.preview_augmentation, len(train))))
         preview = training_pixels(pixels, config, spec, config["seed"])
@@ -610,11 +617,12 @@ def main():
                 checkpoint()
                 last_checkpoint = time.time()
         if step_in_epoch >= steps_per_epoch:
-            accuracy = evaluate(model, validation, spec)
-            entry = {"epoch": epoch + 1, "step": global_step, "phase": "heads" if global_step > joint_steps else "joint", "validationAccuracy": accuracy}
+            accuracy = evaluate(model, validation, spec, indices=monitored)
+            entry = {"epoch": epoch + 1, "step": global_step, "phase": "heads" if global_step > joint_steps else "joint",
+                     "validationImages": len(monitored), "validationAccuracy": accuracy}
             if average is not None:
                 average.swap(model)
-                entry["averageValidationAccuracy"] = evaluate(model, validation, spec)
+                entry["averageValidationAccuracy"] = evaluate(model, validation, spec, indices=monitored)
                 average.swap(model)
             history.append(entry)
             emit("epoch", epoch=epoch + 1, epochs=epochs, **{k: [round(a, 2) for a in v] for k, v in entry.items() if k.endswith("Accuracy")})
