@@ -127,7 +127,9 @@ async function packageTrained(main: TrainedWork, outDir: string, glance?: Traine
     ...(glance ? { glance: { config: glance.config.name, trainSeconds: Number(glance.done.trainSeconds), steps: Number(glance.done.steps), history: glance.done.history as unknown[] } } : {}),
   };
   fs.writeFileSync(path.join(result.dir, 'training-report.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const curve = await trainingCurveSvg(report.history as EpochAccuracy[], [...main.config.cuts, 'pooled'], `${main.config.name}: validation accuracy per exit while training`);
+  const sampled = main.config.training.epochValidationImages;
+  const title = `${main.config.name}: validation accuracy per exit while training${sampled ? ` (at most ${sampled} images an epoch)` : ''}`;
+  const curve = await trainingCurveSvg(report.history as EpochAccuracy[], [...main.config.cuts, 'pooled'], title);
   fs.writeFileSync(path.join(result.dir, 'training-curve.svg'), curve);
   printReport(report);
   return report;
