@@ -9,6 +9,7 @@ import { createExitPolicy } from '../agent/exit-policy/policy.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
 import { BuildConfigError } from '../agent/model-package/build-config.js';
 import { loadModelPackage } from '../agent/model-package/load.js';
+import { trainingCurveTitle, type EpochAccuracy } from '../agent/plots/training-curve-plot.js';
 import { imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
 import { builtinOperatorName } from '../agent/tflite/model.js';
 import { readTfliteModel } from '../agent/tflite/reader.js';
@@ -340,7 +341,10 @@ test('each epoch validates on the configured sample of the validation split, the
   t.is(epoch!.validationImages, sampled);
   const isCountOutOf = (percent: number, count: number) => Math.abs(Math.round((percent * count) / 100) - (percent * count) / 100) < 1e-9;
   t.true(epoch!.validationAccuracy.every((percent) => isCountOutOf(percent, sampled)), `${epoch!.validationAccuracy}`);
-  // The whole split is 15 images a class; 7 of them would leave most figures off that grid.
+  // The whole split is 30 images (3 a class); figures over 30 would mostly leave the grid of 7.
   const final = done.validationAccuracy as number[];
   t.true(final.some((percent) => !isCountOutOf(percent, sampled)), `${final}`);
+  const history = done.history as EpochAccuracy[];
+  t.regex(trainingCurveTitle('tiny', history, 30), /\(7 of 30 validation images an epoch\)$/);
+  t.is(trainingCurveTitle('tiny', history, sampled), 'tiny: validation accuracy per exit while training', 'a sample as large as the split is the split');
 });

@@ -6,6 +6,15 @@ export interface EpochAccuracy {
   epoch: number;
   /** Percent, one per exit, early to final. */
   validationAccuracy: number[];
+  /** How many validation images this epoch read (recorded since `training.epochValidationImages`). */
+  validationImages?: number;
+}
+
+/** The curve's title; says how many images each epoch read when that was a sample of the split. */
+export function trainingCurveTitle(name: string, history: readonly EpochAccuracy[], validationSplitImages: number): string {
+  const sampled = history.map((h) => h.validationImages).filter((count): count is number => count !== undefined && count < validationSplitImages);
+  const title = `${name}: validation accuracy per exit while training`;
+  return sampled.length === 0 ? title : `${title} (${Math.max(...sampled)} of ${validationSplitImages} validation images an epoch)`;
 }
 
 export function trainingCurveSvg(history: EpochAccuracy[], exitNames: string[], title: string): Promise<string> {

@@ -9,7 +9,7 @@ import { checkSameClasses } from '../../datasets/image-folder.js';
 import { planTrainingWork, prepareTrainingWork, type TrainingWork } from '../../training/prepare-work.js';
 import { checkPythonDependencies, choosePython, runTrainer, type TrainerEvent } from '../../training/python-trainer.js';
 import { loadTrainConfig, type ResolvedTrainConfig } from '../../training/train-config.js';
-import { trainingCurveSvg, type EpochAccuracy } from '../../plots/training-curve-plot.js';
+import { trainingCurveSvg, trainingCurveTitle, type EpochAccuracy } from '../../plots/training-curve-plot.js';
 import { progressBar } from '../progress.js';
 import { buildConfigPath } from './build-model.js';
 
@@ -127,9 +127,9 @@ async function packageTrained(main: TrainedWork, outDir: string, glance?: Traine
     ...(glance ? { glance: { config: glance.config.name, trainSeconds: Number(glance.done.trainSeconds), steps: Number(glance.done.steps), history: glance.done.history as unknown[] } } : {}),
   };
   fs.writeFileSync(path.join(result.dir, 'training-report.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const sampled = main.config.training.epochValidationImages;
-  const title = `${main.config.name}: validation accuracy per exit while training${sampled ? ` (at most ${sampled} images an epoch)` : ''}`;
-  const curve = await trainingCurveSvg(report.history as EpochAccuracy[], [...main.config.cuts, 'pooled'], title);
+  const history = report.history as EpochAccuracy[];
+  const title = trainingCurveTitle(main.config.name, history, main.work.split.validation.length);
+  const curve = await trainingCurveSvg(history, [...main.config.cuts, 'pooled'], title);
   fs.writeFileSync(path.join(result.dir, 'training-curve.svg'), curve);
   printReport(report);
   return report;
