@@ -237,11 +237,11 @@ test('cutout blanks one square per training image, of the configured side, and l
   await prepareTrainingWork(config, work);
   const python = choosePython(undefined);
   const count = 12;
-  const cut = previewAugmentation(python, work.dir, count);
+  const cut = previewAugmentation(python, work.dir, count).pixels;
   const trainerConfig = path.join(work.dir, 'train-config.json');
   const { cutout: _cutout, ...withoutCutout } = JSON.parse(fs.readFileSync(trainerConfig, 'utf8'));
   fs.writeFileSync(trainerConfig, JSON.stringify(withoutCutout));
-  const plain = previewAugmentation(python, work.dir, count);
+  const plain = previewAugmentation(python, work.dir, count).pixels;
   t.is(cut.length, count * 3 * 64 * 64);
   t.is(plain.length, cut.length);
 
@@ -272,6 +272,59 @@ test('cutout blanks one square per training image, of the configured side, and l
     // Pixels already at the fill value inside the square count as unchanged, so allow a few.
     t.true(changed > height * width * 0.9, `image ${n}: ${changed} of ${height * width} changed`);
   }
+});
+
+test('CutMix pastes one box from each image\'s partner in the batch, keeps each label by its area, and changes what a run learns', async (t) => {
+  const dir = temporaryDir('edge-exit-cutmix-');
+  const config = loadTrainConfig(writeTinyTrainConfig(dir, { cutMix: { probability: 1 } }));
+  const work = planTrainingWork(config, path.join(dir, 'cache'));
+  await prepareTrainingWork(config, work);
+  const python = choosePython(undefined);
+  const count = 12;
+  const mixed = previewAugmentation(python, work.dir, count);
+  const trainerConfig = path.join(work.dir, 'train-config.json');
+  const { cutMix: _cutMix, ...withoutCutMix } = JSON.parse(fs.readFileSync(trainerConfig, 'utf8'));
+  fs.writeFileSync(trainerConfig, JSON.stringify(withoutCutMix));
+  const plain = previewAugmentation(python, work.dir, count);
+  t.is(plain.cutMix, null);
+  const partner = mixed.cutMix?.partner;
+  if (!partner) return t.fail(`a batch with CutMix probability 1 stayed unmixed: ${JSON.stringify(mixed.cutMix)}`);
+  t.deepEqual([...partner].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i), 'partners are a shuffle of the batch');
+
+  const side = 64;
+  const plane = side * side;
+  const at = (n: number, c: number, i: number) => n * 3 * plane + c * plane + i;
+  // The box is wherever any image differs from itself unmixed.
+  let [top, bottom, left, right] = [side, -1, side, -1];
+  for (let n = 0; n < count; n++) {
+    for (let i = 0; i < plane; i++) {
+      if ([0, 1, 2].some((c) => mixed.pixels[at(n, c, i)] !== plain.pixels[at(n, c, i)])) {
+        const [y, x] = [Math.floor(i / side), i % side];
+        [top, bottom, left, right] = [Math.min(top, y), Math.max(bottom, y), Math.min(left, x), Math.max(right, x)];
+      }
+    }
+  }
+  t.true(bottom >= top, 'no image changed');
+  const boxArea = (bottom - top + 1) * (right - left + 1);
+  t.true(Math.abs(mixed.cutMix!.keptArea - (1 - boxArea / plane)) < 1e-9, `kept ${mixed.cutMix!.keptArea}, box ${boxArea} of ${plane} pixels`);
+  // Inside the box every image shows its partner, outside it itself.
+  const wrong: string[] = [];
+  for (let n = 0; n < count; n++) {
+    for (let i = 0; i < plane; i++) {
+      const [y, x] = [Math.floor(i / side), i % side];
+      const source = y >= top && y <= bottom && x >= left && x <= right ? partner[n]! : n;
+      for (let c = 0; c < 3; c++) if (mixed.pixels[at(n, c, i)] !== plain.pixels[at(source, c, i)]) wrong.push(`image ${n} (${y}, ${x}) channel ${c}`);
+    }
+  }
+  t.deepEqual(wrong.slice(0, 5), []);
+
+  // Same seed, same batches: a run that mixes them ends at other weights than one that does not.
+  const withCutMix = await trainTiny(dir, { maxSteps: 2, learningRate: 0.05, cutMix: { probability: 1 } });
+  const without = await trainTiny(dir, { maxSteps: 2, learningRate: 0.05 });
+  t.is(withCutMix.done.steps, 2);
+  const classifier = convWeights(withCutMix.trained, 'final.logits');
+  t.true(classifier.every(Number.isFinite));
+  t.false(classifier.every((v, i) => v === convWeights(without.trained, 'final.logits')[i]));
 });
 
 test('progressive resizing is checked against the input size and the epochs, so the network always ends at the size it runs at', (t) => {

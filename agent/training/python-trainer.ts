@@ -70,13 +70,21 @@ export function runTrainer(python: string, workDir: string, onEvent: (event: Tra
   });
 }
 
+export interface AugmentationPreview {
+  /** The first training images as the recipe augments them, uint8 NCHW. */
+  pixels: Uint8Array;
+  /** With CutMix: each image's partner in the batch (null if the batch stayed unmixed) and the area its own label keeps. */
+  cutMix: { partner: number[] | null; keptArea: number } | null;
+}
+
 /**
  * The first `count` training images of a prepared work directory, augmented
- * as in training and seeded by the run's seed: uint8, NCHW. What the network
- * is shown, for checking an augmentation recipe by eye or by test.
+ * as in training and seeded by the run's seed. What the network is shown,
+ * for checking an augmentation recipe by eye or by test.
  */
-export function previewAugmentation(python: string, workDir: string, count: number): Uint8Array {
+export function previewAugmentation(python: string, workDir: string, count: number): AugmentationPreview {
   const result = spawnSync(python, [TRAINER_SCRIPT, '--work', workDir, '--preview-augmentation', String(count)], { encoding: 'utf8' });
   if (result.status !== 0) throw new TrainerError(`The augmentation preview in ${workDir} failed: ${result.stderr || result.error?.message}`);
-  return new Uint8Array(fs.readFileSync(path.join(workDir, 'augmentation-preview.u8')));
+  const { cutMix } = JSON.parse(fs.readFileSync(path.join(workDir, 'augmentation-preview.json'), 'utf8')) as Pick<AugmentationPreview, 'cutMix'>;
+  return { pixels: new Uint8Array(fs.readFileSync(path.join(workDir, 'augmentation-preview.u8'))), cutMix };
 }

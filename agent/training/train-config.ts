@@ -49,6 +49,14 @@ const recipeSchema = z.object({
   // Optional rather than defaulted: a default would enter the work directory's key and orphan earlier runs.
   cutout: z.number().gt(0).max(1).optional(),
   /**
+   * CutMix in the joint phase: with this probability a batch pastes one box, its area drawn from
+   * Beta(alpha, alpha), from a shuffled copy of itself into every image, and the loss weighs each
+   * image's label and its partner's by the area each keeps. Unlike cutout, the box holds another
+   * image's evidence rather than nothing.
+   */
+  // Optional rather than defaulted: a default would enter the work directory's key and orphan earlier runs.
+  cutMix: z.object({ probability: z.number().gt(0).max(1), alpha: z.number().positive().max(10).default(1) }).optional(),
+  /**
    * Progressive resizing: the first `epochs` joint epochs train on images shrunk to `inputSize`,
    * about (inputSize / model input)^2 of a full step's cost, and the rest at the model's input size,
    * so that the network ends on the resolution it runs at. Buys epochs within the same time budget.

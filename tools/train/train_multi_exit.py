@@ -267,6 +267,27 @@ def training_pixels(pixels, config, spec, seed):
     return x
 
 
+def cut_mix(pixels, settings, seed):
+    """CutMix: with probability settings["probability"], one box, the same for the whole batch, is pasted
+    into every image from its partner in a shuffled copy of the batch; the box covers about 1 - lam of
+    the image, lam ~ Beta(alpha, alpha), clipped at the borders. Returns the pixels, each image's partner
+    (None when the batch stays unmixed) and the share of the image its own label keeps. Drawn from the
+    batch's seed alone, so a resumed run mixes the same batches the same way."""
+    rng = np.random.default_rng(seed)
+    if rng.random() >= settings["probability"]:
+        return pixels, None, 1.0
+    n, _, h, w = pixels.shape
+    lam = rng.beta(settings["alpha"], settings["alpha"])
+    box_h, box_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+    cy, cx = int(rng.integers(h)), int(rng.integers(w))
+    top, bottom = max(cy - box_h // 2, 0), min(cy + box_h // 2, h)
+    left, right = max(cx - box_w // 2, 0), min(cx + box_w // 2, w)
+    partner = torch.from_numpy(rng.permutation(n))
+    mixed = pixels.clone()
+    mixed[:, :, top:bottom, left:right] = pixels[partner, :, top:bottom, left:right]
+    return mixed, partner, 1 - (bottom - top) * (right - left) / (h * w)
+
+
 def training_size(config, epoch):
     """The side the batch is shrunk to in this epoch of progressive resizing, or None for the model's own."""
     low = config.get("lowResolution")
@@ -368,11 +389,19 @@ def learning_rate(config, step, total):
     return config["learningRate"] * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def joint_loss(outputs, labels, config, weights):
+def joint_loss(outputs, labels, config, weights, pasted_labels=None, kept=1.0):
     """Weighted cross-entropy over the exits, plus self-distillation from the final exit into
-    every early exit that takes part; an exit of weight 0 takes no part at all."""
+    every early exit that takes part; an exit of weight 0 takes no part at all. A CutMix batch
+    weighs each image's own label and its pasted partner's by the area each keeps."""
     smoothing = config["labelSmoothing"]
-    loss = sum(w * F.cross_entropy(o, labels, label_smoothing=smoothing) for w, o in zip(weights, outputs) if w > 0)
+
+    def cross_entropy(o):
+        own = F.cross_entropy(o, labels, label_smoothing=smoothing)
+        if pasted_labels is None:
+            return own
+        return kept * own + (1 - kept) * F.cross_entropy(o, pasted_labels, label_smoothing=smoothing)
+
+    loss = sum(w * cross_entropy(o) for w, o in zip(weights, outputs) if w > 0)
     distill = config["distillation"]
     if distill["weight"] > 0:
         t = distill["temperature"]
@@ -503,7 +532,13 @@ def main():
     if args.preview_augmentation:
         pixels, _ = train.batch(np.arange(min(args.preview_augmentation, len(train))))
         preview = training_pixels(pixels, config, spec, config["seed"])
+        mix = None
+        if config.get("cutMix"):
+            preview, partner, kept = cut_mix(preview, config["cutMix"], config["seed"])
+            mix = {"partner": None if partner is None else partner.tolist(), "keptArea": kept}
         preview.round().clamp(0, 255).to(torch.uint8).numpy().tofile(os.path.join(args.work, "augmentation-preview.u8"))
+        with open(os.path.join(args.work, "augmentation-preview.json"), "w") as f:
+            json.dump({"cutMix": mix}, f)
         return
     classes = config["classes"]
     model = MultiExitNet(spec, weight, config["cuts"], len(classes), config["headWidth"], config["dropout"])
@@ -577,12 +612,16 @@ def main():
             if global_step >= total_steps:
                 break
             x, y = train.batch(order[s * batch:(s + 1) * batch])
+            heads_phase = global_step >= joint_steps
             x = training_pixels(x, config, spec, int(pixels_seed))
+            # The heads phase learns from the final exit's answers on whole images, so it mixes nothing.
+            partner, kept = None, 1.0
+            if config.get("cutMix") and not heads_phase:
+                x, partner, kept = cut_mix(x, config["cutMix"], int(pixels_seed))
             size = training_size(config, epoch)
             if size is not None:
                 x = shrink(x, size)
             x = to_model_input(x, spec)
-            heads_phase = global_step >= joint_steps
             if heads_phase:
                 if not heads_mode_set:
                     model.heads_phase_mode()
@@ -596,7 +635,8 @@ def main():
                 group["lr"] = (0.0 if warming_heads or heads_phase else lr * config["backboneLrScale"]) if backbone else lr
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(config.get("bfloat16"))):
                 outputs = model.head_step_outputs(x) if heads_phase else model(x)
-            loss = joint_loss([o.float() for o in outputs], y, config, head_weights if heads_phase else joint_weights)
+            loss = joint_loss([o.float() for o in outputs], y, config, head_weights if heads_phase else joint_weights,
+                              None if partner is None else y[partner], kept)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config["clipGradNorm"])
