@@ -230,18 +230,26 @@ test('the heads phase trains only the early exits: the backbone and final exit l
   t.false(same('exit1.logits'), 'the second early head trained');
 });
 
-test('cutout blanks one square per training image, of the configured side, and leaves the rest of the augmented image as it was', async (t) => {
-  const dir = temporaryDir('edge-exit-cutout-');
-  const config = loadTrainConfig(writeTinyTrainConfig(dir, { cutout: 0.5 }));
+/**
+ * The first `count` training images augmented by a tiny config's recipe, then again with one
+ * recipe field taken out of the prepared trainer config: the same images, seed and crops.
+ */
+async function previewWithAndWithout(dir: string, training: Record<string, unknown>, field: string, count: number) {
+  const config = loadTrainConfig(writeTinyTrainConfig(dir, training));
   const work = planTrainingWork(config, path.join(dir, 'cache'));
   await prepareTrainingWork(config, work);
   const python = choosePython(undefined);
-  const count = 12;
-  const cut = previewAugmentation(python, work.dir, count).pixels;
+  const withField = previewAugmentation(python, work.dir, count);
   const trainerConfig = path.join(work.dir, 'train-config.json');
-  const { cutout: _cutout, ...withoutCutout } = JSON.parse(fs.readFileSync(trainerConfig, 'utf8'));
-  fs.writeFileSync(trainerConfig, JSON.stringify(withoutCutout));
-  const plain = previewAugmentation(python, work.dir, count).pixels;
+  const { [field]: _removed, ...without } = JSON.parse(fs.readFileSync(trainerConfig, 'utf8'));
+  fs.writeFileSync(trainerConfig, JSON.stringify(without));
+  return { work, withField, without: previewAugmentation(python, work.dir, count) };
+}
+
+test('cutout blanks one square per training image, of the configured side, and leaves the rest of the augmented image as it was', async (t) => {
+  const count = 12;
+  const preview = await previewWithAndWithout(temporaryDir('edge-exit-cutout-'), { cutout: 0.5 }, 'cutout', count);
+  const [cut, plain, work] = [preview.withField.pixels, preview.without.pixels, preview.work];
   t.is(cut.length, count * 3 * 64 * 64);
   t.is(plain.length, cut.length);
 
@@ -276,16 +284,8 @@ test('cutout blanks one square per training image, of the configured side, and l
 
 test('CutMix pastes one box from each image\'s partner in the batch, keeps each label by its area, and changes what a run learns', async (t) => {
   const dir = temporaryDir('edge-exit-cutmix-');
-  const config = loadTrainConfig(writeTinyTrainConfig(dir, { cutMix: { probability: 1 } }));
-  const work = planTrainingWork(config, path.join(dir, 'cache'));
-  await prepareTrainingWork(config, work);
-  const python = choosePython(undefined);
   const count = 12;
-  const mixed = previewAugmentation(python, work.dir, count);
-  const trainerConfig = path.join(work.dir, 'train-config.json');
-  const { cutMix: _cutMix, ...withoutCutMix } = JSON.parse(fs.readFileSync(trainerConfig, 'utf8'));
-  fs.writeFileSync(trainerConfig, JSON.stringify(withoutCutMix));
-  const plain = previewAugmentation(python, work.dir, count);
+  const { withField: mixed, without: plain } = await previewWithAndWithout(dir, { cutMix: { probability: 1 } }, 'cutMix', count);
   t.is(plain.cutMix, null);
   const partner = mixed.cutMix?.partner;
   if (!partner) return t.fail(`a batch with CutMix probability 1 stayed unmixed: ${JSON.stringify(mixed.cutMix)}`);
