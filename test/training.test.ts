@@ -248,8 +248,11 @@ async function previewWithAndWithout(dir: string, training: Record<string, unkno
 
 test('cutout blanks one square per training image, of the configured side, and leaves the rest of the augmented image as it was', async (t) => {
   const count = 12;
-  const preview = await previewWithAndWithout(temporaryDir('edge-exit-cutout-'), { cutout: 0.5 }, 'cutout', count);
-  const [cut, plain, work] = [preview.withField.pixels, preview.without.pixels, preview.work];
+  const {
+    withField: { pixels: cut },
+    without: { pixels: plain },
+    work,
+  } = await previewWithAndWithout(temporaryDir('edge-exit-cutout-'), { cutout: 0.5 }, 'cutout', count);
   t.is(cut.length, count * 3 * 64 * 64);
   t.is(plain.length, cut.length);
 
