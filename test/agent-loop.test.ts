@@ -5,7 +5,7 @@ import { EnergyController } from '../agent/controller/energy-controller.js';
 import { controllerSchema } from '../agent/config/agent-config.js';
 import { deviceProfile } from '../agent/energy/device-profiles.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
-import { EdgeAgent } from '../agent/loop/edge-agent.js';
+import { EdgeAgent } from '../agent/pipeline/edge-agent.js';
 import type { ModelPackage } from '../agent/model-package/load.js';
 import { FolderSource } from '../agent/sources/folder-source.js';
 import { ReplaySource } from '../agent/sources/replay-source.js';

@@ -4,14 +4,14 @@ import { controllerSchema, parseAgentConfig } from '../agent/config/agent-config
 import { EnergyController } from '../agent/controller/energy-controller.js';
 import { deviceProfile } from '../agent/energy/device-profiles.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
-import { EdgeAgent } from '../agent/loop/edge-agent.js';
+import { EdgeAgent } from '../agent/pipeline/edge-agent.js';
 import type { ModelPackage } from '../agent/model-package/load.js';
 import { AgentLink } from '../agent/mqtt/agent-link.js';
 import { Outbox } from '../agent/mqtt/outbox.js';
 import { encodeOffload } from '../agent/mqtt/offload-codec.js';
 import { Offloader } from '../agent/offload/offloader.js';
 import { ReplaySource } from '../agent/sources/replay-source.js';
-import { formatStatusLine } from '../agent/loop/status-file.js';
+import { formatStatusLine } from '../agent/pipeline/status-file.js';
 import { LogReader, LogStore } from '../agent/store/log-store.js';
 import { SimulatedBridge } from '../firmware-bridge/simulated.js';
 import { OffloadServer } from '../server/offload-server.js';

@@ -4,7 +4,7 @@ import {
   calibrateOperatingPoints,
   type CalibrationData,
   type OperatingPoint,
-} from '../agent/exit-policy/calibrate.js';
+} from '../tools/calibration/calibrate.js';
 import { createExitPolicy, simulateExits, type ExitPolicyName } from '../agent/exit-policy/policy.js';
 import { softmaxFromLogits } from '../agent/exit-policy/probabilities.js';
 

@@ -8,12 +8,12 @@ import {
   poolWindow,
   type DenseLayer,
   type HeadSpec,
-} from '../agent/exit-heads/int8-head.js';
+} from '../tools/exit-heads/int8-head.js';
 import { argmax } from '../agent/inference/top-k.js';
 import { TfliteInterpreter } from '../agent/runtime/interpreter.js';
 import { BuiltinOperator, builtinOperatorName, TensorType, type TfliteModel } from '../agent/tflite/model.js';
 import { readTfliteModel } from '../agent/tflite/reader.js';
-import { writeTfliteModel } from '../agent/tflite/writer.js';
+import { writeTfliteModel } from '../tools/tflite/writer.js';
 import { seededRandom } from '../agent/datasets/split.js';
 
 /** The project's seeded generator: every run sees the same heads and inputs. */

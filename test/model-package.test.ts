@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { loadBuildConfig, BuildConfigError } from '../agent/model-package/build-config.js';
-import { buildModelPackage } from '../agent/model-package/build.js';
+import { loadBuildConfig, BuildConfigError } from '../tools/model-package/build-config.js';
+import { buildModelPackage } from '../tools/model-package/build.js';
 import { loadModelPackage, ModelPackageError } from '../agent/model-package/load.js';
 import { SegmentChain } from '../agent/inference/segment-chain.js';
 import { argmax } from '../agent/inference/top-k.js';

@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
-import { accuracyCostPlotSvg } from '../agent/plots/accuracy-cost-plot.js';
-import { exitHistogramSvg } from '../agent/plots/histogram-plot.js';
-import { timelineSvg } from '../agent/plots/timeline-plot.js';
+import { accuracyCostPlotSvg } from '../tools/plots/accuracy-cost-plot.js';
+import { exitHistogramSvg } from '../tools/plots/histogram-plot.js';
+import { timelineSvg } from '../tools/plots/timeline-plot.js';
 
 /** Well-formed enough to be a standalone SVG file: one <svg> root and every tag closed in order. */
 function assertWellFormedSvg(svg: string): void {

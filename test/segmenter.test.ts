@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import test from 'ava';
-import { findCutPoints, labelBoundaries } from '../agent/segmenter/cut-points.js';
-import { cutModel, CutError } from '../agent/segmenter/segment.js';
-import { modelMacs } from '../agent/tflite/macs.js';
+import { findCutPoints, labelBoundaries } from '../tools/segmenter/cut-points.js';
+import { cutModel, CutError } from '../tools/segmenter/segment.js';
+import { modelMacs } from '../tools/tflite/macs.js';
 import { TensorType, type TfliteModel } from '../agent/tflite/model.js';
 import { readTfliteModel } from '../agent/tflite/reader.js';
-import { writeTfliteModel } from '../agent/tflite/writer.js';
+import { writeTfliteModel } from '../tools/tflite/writer.js';
 import { imageToRgb } from './helpers/images.js';
 import { ModelRunner } from './helpers/run-model.js';
 import { argmax } from '../agent/inference/top-k.js';

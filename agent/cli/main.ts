@@ -1,13 +1,13 @@
 import { Command } from 'commander';
 import { logger } from '../log/logger.js';
-import { benchCommand } from './commands/bench.js';
-import { buildModelCommand, DEFAULT_BUILD_CONFIG, DEFAULT_TASK_CONFIG } from './commands/build-model.js';
-import { evalCommand } from './commands/eval.js';
-import { inspectCommand } from './commands/inspect.js';
+import { benchCommand } from '../../tools/cli/bench.js';
+import { buildModelCommand, DEFAULT_BUILD_CONFIG, DEFAULT_TASK_CONFIG } from '../../tools/cli/build-model.js';
+import { evalCommand } from '../../tools/cli/eval.js';
+import { inspectCommand } from '../../tools/cli/inspect.js';
 import { logPath, runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { DEFAULT_SERVER_BROKER, serverCommand } from './commands/server.js';
-import { DEFAULT_TRAIN_CONFIG, trainCommand } from './commands/train.js';
+import { DEFAULT_TRAIN_CONFIG, trainCommand } from '../../tools/cli/train.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { loadAgentConfig } from '../config/agent-config.js';
 

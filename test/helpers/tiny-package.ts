@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadBuildConfig } from '../../agent/model-package/build-config.js';
-import { buildModelPackage } from '../../agent/model-package/build.js';
+import { loadBuildConfig } from '../../tools/model-package/build-config.js';
+import { buildModelPackage } from '../../tools/model-package/build.js';
 import { loadModelPackage, type ModelPackage } from '../../agent/model-package/load.js';
 import { MOBILENET_V2, SHARED, temporaryDir } from './shared.js';
 

@@ -3,7 +3,7 @@ import { createExitPolicy, type ExitPolicy } from '../../agent/exit-policy/polic
 import type { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
 import type { OperatingPoint } from '../../agent/model-package/manifest.js';
 import { imageFileToRgb, type RgbTarget } from '../../agent/preprocess/image-to-rgb.js';
-import { summarizeTimings, type TimingSummary } from '../../agent/stats/summary.js';
+import { summarizeTimings, type TimingSummary } from '../stats/summary.js';
 
 export interface ExitBenchRow extends TimingSummary {
   point: string;

@@ -1,11 +1,11 @@
 import type { EnergyController } from '../../agent/controller/energy-controller.js';
 import type { DeviceProfile } from '../../agent/energy/device-profiles.js';
 import type { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
-import { EdgeAgent, type AgentLog } from '../../agent/loop/edge-agent.js';
+import { EdgeAgent, type AgentLog } from '../../agent/pipeline/edge-agent.js';
 import type { OperatingPoint } from '../../agent/model-package/manifest.js';
 import type { RgbTarget } from '../../agent/preprocess/image-to-rgb.js';
 import type { FrameSource } from '../../agent/sources/frame-source.js';
-import { summarizeTimings } from '../../agent/stats/summary.js';
+import { summarizeTimings } from '../stats/summary.js';
 import type { LogStore } from '../../agent/store/log-store.js';
 import { SimulatedBridge } from '../../firmware-bridge/simulated.js';
 

@@ -5,7 +5,7 @@ import { argmax } from '../../agent/inference/top-k.js';
 import type { ModelPackage } from '../../agent/model-package/load.js';
 import { imageFileToRgb } from '../../agent/preprocess/image-to-rgb.js';
 import { TfliteInterpreter, type TensorView } from '../../agent/runtime/interpreter.js';
-import { summarizeTimings, type TimingSummary } from '../../agent/stats/summary.js';
+import { summarizeTimings, type TimingSummary } from '../stats/summary.js';
 
 export interface ModelBenchOptions {
   pkg: ModelPackage;

@@ -11,7 +11,7 @@ import { decodeOffload, encodeOffload, parseOffloadAnswer } from '../../agent/mq
 import { deviceTopics } from '../../agent/mqtt/topics.js';
 import { disableNagle } from '../../agent/mqtt/no-delay.js';
 import { imageFileToRgb } from '../../agent/preprocess/image-to-rgb.js';
-import { summarizeTimings, type TimingSummary } from '../../agent/stats/summary.js';
+import { summarizeTimings, type TimingSummary } from '../stats/summary.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'edge-exit.js');
 

@@ -1,7 +1,7 @@
 import { EnergyController, type ControllerBounds } from '../../agent/controller/energy-controller.js';
 import type { DeviceProfile } from '../../agent/energy/device-profiles.js';
 import type { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
-import { EdgeAgent, type AgentLog } from '../../agent/loop/edge-agent.js';
+import { EdgeAgent, type AgentLog } from '../../agent/pipeline/edge-agent.js';
 import type { OperatingPoint } from '../../agent/model-package/manifest.js';
 import type { RgbTarget } from '../../agent/preprocess/image-to-rgb.js';
 import type { FrameSource } from '../../agent/sources/frame-source.js';

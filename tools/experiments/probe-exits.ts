@@ -11,13 +11,13 @@ import path from 'node:path';
 import { sharedDir } from '../../agent/config/paths.js';
 import { readImageFolder } from '../../agent/datasets/image-folder.js';
 import { splitTrainValidation } from '../../agent/datasets/split.js';
-import { extractFeatures } from '../../agent/exit-heads/extract-features.js';
-import { trainHead } from '../../agent/exit-heads/train-head.js';
+import { extractFeatures } from '../exit-heads/extract-features.js';
+import { trainHead } from '../exit-heads/train-head.js';
 import { TfliteInterpreter } from '../../agent/runtime/interpreter.js';
-import { cutBackbone } from '../../agent/segmenter/segment.js';
+import { cutBackbone } from '../segmenter/segment.js';
 import { readTfliteModel } from '../../agent/tflite/reader.js';
-import { resizeModelInput } from '../../agent/tflite/shape-inference.js';
-import { writeTfliteModel } from '../../agent/tflite/writer.js';
+import { resizeModelInput } from '../tflite/shape-inference.js';
+import { writeTfliteModel } from '../tflite/writer.js';
 
 const trainPerClass = Number(process.argv[2] ?? 500);
 const validationPerClass = Number(process.argv[3] ?? 100);

@@ -7,8 +7,8 @@ import { EnergyController } from '../../controller/energy-controller.js';
 import { deviceProfile } from '../../energy/device-profiles.js';
 import { MultiExitEngine } from '../../inference/multi-exit-engine.js';
 import { logger } from '../../log/logger.js';
-import { EdgeAgent } from '../../loop/edge-agent.js';
-import { formatStatusLine, statusFilePath, writeStatusFile } from '../../loop/status-file.js';
+import { EdgeAgent } from '../../pipeline/edge-agent.js';
+import { formatStatusLine, statusFilePath, writeStatusFile } from '../../pipeline/status-file.js';
 import { loadModelPackage } from '../../model-package/load.js';
 import { createFrameSource } from '../../sources/create-source.js';
 import { LogStore } from '../../store/log-store.js';
@@ -21,7 +21,7 @@ import { RemoteConfig } from '../../mqtt/remote-config.js';
 import { Outbox } from '../../mqtt/outbox.js';
 import { encodeJsonPayload, telemetrySchema } from '../../mqtt/payloads.js';
 import type { ModelPackage } from '../../model-package/load.js';
-import { ensureModelPackage } from './build-model.js';
+import { ensureModelPackage } from '../../../tools/cli/build-model.js';
 
 /**
  * The agent's MQTT side. Without a configured broker the run starts an

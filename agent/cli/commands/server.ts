@@ -7,7 +7,7 @@ import { loadModelPackage } from '../../model-package/load.js';
 import { definedOnly } from '../../mqtt/payloads.js';
 import { serverIdProblem } from '../../mqtt/topics.js';
 import { OffloadServer } from '../../../server/offload-server.js';
-import { ensureModelPackage } from './build-model.js';
+import { ensureModelPackage } from '../../../tools/cli/build-model.js';
 
 export interface ServerOptions {
   config: string;

@@ -1,5 +1,5 @@
 import { loadAgentConfig } from '../../config/agent-config.js';
-import { formatStatusLine, readStatusFile, statusFilePath } from '../../loop/status-file.js';
+import { formatStatusLine, readStatusFile, statusFilePath } from '../../pipeline/status-file.js';
 import { logPath } from './run.js';
 
 function alive(pid: number): boolean {

@@ -1,0 +1,266 @@
+import path from 'node:path';
+import { sharedDir } from '../../agent/config/paths.js';
+import { balancedSubset, readImageFolder } from '../../agent/datasets/image-folder.js';
+import { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
+import { loadBuildConfig } from '../model-package/build-config.js';
+import { loadModelPackage } from '../../agent/model-package/load.js';
+import { formatExitBench, runExitBench } from '../bench/exit-bench.js';
+import { formatModelBench, runModelBench } from '../bench/model-bench.js';
+import { BENCHMARKS_FILE, writeBenchSection } from '../bench/results-file.js';
+import { progressBar } from './progress.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import { LogStore } from '../../agent/store/log-store.js';
+import { formatOffloadBench, runOffloadBench } from '../bench/offload-bench.js';
+import { startMosquitto } from '../mqtt/mosquitto.js';
+import { runLoggingOverhead } from '../bench/logging-overhead.js';
+import { PROJECT_ROOT } from '../../agent/config/paths.js';
+import { controllerSchema } from '../../agent/config/agent-config.js';
+import { operatingLadder } from '../../agent/controller/operating-ladder.js';
+import { deviceProfile } from '../../agent/energy/device-profiles.js';
+import { radioEnergy } from '../../agent/energy/energy-model.js';
+import { encodeOffload } from '../../agent/mqtt/offload-codec.js';
+import { timelineSvg } from '../plots/timeline-plot.js';
+import { ReplaySource } from '../../agent/sources/replay-source.js';
+import { runSimulatedDay, type DayResult } from '../bench/simulated-day.js';
+import { buildConfigPath, ensureModelPackage, openTaskPackage } from './build-model.js';
+
+export interface BenchOptions {
+  config: string;
+  taskConfig: string;
+  suites: string;
+  imagesPerClass: string;
+  threads: string;
+  write: boolean;
+}
+
+const today = () => new Date().toISOString().slice(0, 10);
+
+async function runtimeSuite(options: BenchOptions): Promise<void> {
+  const built = await ensureModelPackage(options.config);
+  const pkg = loadModelPackage(built.dir);
+  const config = loadBuildConfig(buildConfigPath(options.config));
+  const threads = options.threads.split(',').map(Number);
+  const imagesPerClass = Number(options.imagesPerClass);
+  const bar = progressBar('bench runtime');
+  const result = await runModelBench({
+    pkg,
+    baseModelPath: config.baseModelPath,
+    sharedDir: sharedDir(),
+    imagesPerClass,
+    threads,
+    onProgress: (done, total) => bar.update(done, total),
+  });
+  bar.stop();
+  const table = formatModelBench(result, pkg.manifest.labels[pkg.manifest.heads[0]!.task]!);
+  console.log(`${table}\n`);
+  if (options.write) {
+    const how =
+      `Produced by \`edge-exit bench --suites runtime --images-per-class ${imagesPerClass} --threads ${options.threads}\` on ${today()}, ` +
+      `Node ${process.version}, ${process.arch}, package ${path.basename(pkg.dir)} (cuts ${pkg.manifest.segments.map((s) => s.to).join(', ')}). ` +
+      'Times are wall-clock per image from writing the input to reading the final output, seam copies included.';
+    writeBenchSection('model', 'Runtime: stock vs XNNPACK, monolithic vs segment chain', `${how}\n\n${table}`);
+  }
+}
+
+async function exitsSuite(options: BenchOptions): Promise<void> {
+  const { pkg, taskName, testDir } = await openTaskPackage(options.taskConfig);
+  const folder = readImageFolder(testDir);
+  const images = balancedSubset(folder, Number(options.imagesPerClass));
+  const points = pkg.manifest.operatingPoints.filter((p) => !/^exit-\d+$/.test(p.name));
+  for (const threads of options.threads.split(',').map(Number)) {
+    const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads }, taskName);
+    const bar = progressBar(`bench exits (${threads}t)`);
+    const result = await runExitBench(engine, points, images, { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize }, threads, (d, t) =>
+      bar.update(d, t),
+    );
+    bar.stop();
+    const table = formatExitBench(result);
+    console.log(`${table}\n`);
+    if (options.write) {
+      const how =
+        `Produced by \`edge-exit bench --suites exits --task-config ${options.taskConfig} --images-per-class ${options.imagesPerClass} --threads ${threads}\` on ${today()}, Node ${process.version}, ${process.arch}, ` +
+        `package ${pkg.manifest.name} (input ${pkg.manifest.input.width}x${pkg.manifest.input.height}, exits after ${pkg.manifest.segments.map((s) => s.to).join(', ')}). ` +
+        '"full" runs every segment and answers at the final exit; the others stop at the first exit their policy trusts.';
+      writeBenchSection(`exits-${pkg.manifest.name}-${threads}t`, `Operating points vs the full model: ${pkg.manifest.name}, ${threads} thread(s)`, `${how}\n\n${table}`);
+    }
+  }
+}
+
+/** The simulated day's device: a Pi 4 in a warm enclosure on a small battery, so a day fits in minutes. */
+const DAY = {
+  profile: 'pi4',
+  // An estimate, not a measurement (no Pi here): a Pi 4's Cortex-A72 runs this int8 model about 6x slower than this machine's cores.
+  computeTimeScale: 6,
+  maxFrameRate: 40,
+  bridge: { capacityWh: 0.5, ambientC: 38, thermalResistanceCPerW: 8, thermalTimeConstantS: 120, idlePowerW: 2.7 },
+  thermalLimitC: 70,
+  // Cheap points lose more on unseen images than on validation (docs/exits.md), so 2 points below full on validation keeps the day within 2 of balanced.
+  maxAccuracyDropPoints: 2,
+  sampleEveryS: 20,
+};
+
+/** Frames before empty if classifying cost nothing: the board's idle draw alone, at the highest frame rate. */
+function idleOnlyFrames(): number {
+  return ((DAY.bridge.capacityWh * 3600) / DAY.bridge.idlePowerW) * DAY.maxFrameRate;
+}
+
+/**
+ * Frames before empty if every frame went to the server as its image with no local compute:
+ * idle draw plus the radio energy of the mean image, framed as the agent frames it.
+ */
+function offloadEverythingFrames(meanImageBytes: number, packageName: string): number {
+  // A UUID's length, as the agent's request ids have.
+  const framed = encodeOffload({ requestId: 'x'.repeat(36), packageName, modelHash: '0'.repeat(64), kind: 'image', format: 'jpeg', data: Buffer.alloc(Math.round(meanImageBytes)) }).length;
+  const joulesPerFrame = DAY.bridge.idlePowerW / DAY.maxFrameRate + radioEnergy(deviceProfile(DAY.profile), framed);
+  return (DAY.bridge.capacityWh * 3600) / joulesPerFrame;
+}
+
+function meanFileBytes(folder: string): number {
+  const files = readImageFolder(folder).samples;
+  return files.reduce((sum, sample) => sum + fs.statSync(sample.file).size, 0) / files.length;
+}
+
+function formatDay(results: DayResult[], meanImageBytes: number, packageName: string): string {
+  const balanced = results.find((r) => r.name === 'static balanced');
+  const bound = idleOnlyFrames();
+  const offloadAll = offloadEverythingFrames(meanImageBytes, packageName);
+  const times = (frames: number) => (balanced ? `, ${(frames / balanced.frames).toFixed(2)}x static balanced` : '');
+  return [
+    '| run | frames before empty | x static balanced | accuracy | peak °C | s over limit | lifetime h |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...results.map(
+      (r) =>
+        `| ${r.name} | ${r.frames} | ${balanced ? (r.frames / balanced.frames).toFixed(2) : '-'} | ${(r.accuracy * 100).toFixed(2)}% | ${r.peakTemperatureC.toFixed(1)} | ${r.secondsOverLimit.toFixed(0)} | ${r.lifetimeH.toFixed(2)} |`,
+    ),
+    '',
+    `Upper bound: if classifying cost nothing, the board's idle draw alone (${DAY.bridge.idlePowerW} W for ${DAY.bridge.capacityWh} Wh at ${DAY.maxFrameRate} fps) ` +
+      `would empty the battery after ${Math.round(bound)} frames${times(bound)}. ` +
+      'No choice of operating point, depth or offload can classify more frames than that at this frame rate; a lower frame rate gives fewer. ' +
+      `Sending every frame to a server as its image (${Math.round(meanImageBytes)} bytes on average) with no local compute would still pay the radio: ${Math.round(offloadAll)} frames${times(offloadAll)}.`,
+  ].join('\n');
+}
+
+async function daySuite(options: BenchOptions): Promise<void> {
+  const { pkg, taskName, testDir } = await openTaskPackage(options.taskConfig);
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, taskName);
+  const points = pkg.manifest.operatingPoints;
+  const bounds = controllerSchema.parse({ maxTemperatureC: DAY.thermalLimitC, maxAccuracyDropPoints: DAY.maxAccuracyDropPoints });
+  const bar = progressBar('simulated day (battery used, %)');
+  const results = await runSimulatedDay({
+    engine,
+    points,
+    makeSource: () => new ReplaySource(testDir, { loop: true, seed: 1 }),
+    target: { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize },
+    profile: deviceProfile(DAY.profile),
+    bridge: DAY.bridge,
+    bounds,
+    maxFrameRate: DAY.maxFrameRate,
+    computeTimeScale: DAY.computeTimeScale,
+    thermalLimitC: DAY.thermalLimitC,
+    sampleEveryS: DAY.sampleEveryS,
+    variants: [
+      { name: 'static full', controlled: false, staticPoint: 'full' },
+      { name: 'static balanced', controlled: false, staticPoint: 'balanced' },
+      { name: 'controller', controlled: true, staticPoint: 'balanced' },
+    ],
+    onProgress: (socs) => bar.update(Math.round((1 - Math.max(...socs)) * 100), 100),
+  });
+  bar.stop();
+  const table = formatDay(results, meanFileBytes(testDir), pkg.manifest.name);
+  console.log(`${table}\n`);
+  const outDir = path.join(PROJECT_ROOT, 'docs', 'results', 'simulated-day');
+  fs.mkdirSync(outDir, { recursive: true });
+  const ladder = operatingLadder(points, bounds.maxAccuracyDropPoints).map((p) => p.name);
+  const rows = (value: (row: DayResult['timeline'][number]) => number) => results.flatMap((r) => r.timeline.map((row) => ({ t: row.tS / 3600, value: value(row), series: r.name })));
+  fs.writeFileSync(path.join(outDir, 'battery.svg'), await timelineSvg(rows((row) => row.soc * 100), { title: 'Battery over the simulated day', xLabel: 'hours', yLabel: 'state of charge (%)' }));
+  fs.writeFileSync(path.join(outDir, 'temperature.svg'), await timelineSvg(rows((row) => row.temperatureC), { title: `Temperature (limit ${DAY.thermalLimitC} °C)`, xLabel: 'hours', yLabel: '°C' }));
+  fs.writeFileSync(
+    path.join(outDir, 'operating-point.svg'),
+    await timelineSvg(
+      results.filter((r) => r.name === 'controller').flatMap((r) => [
+        ...r.timeline.map((row) => ({ t: row.tS / 3600, value: ladder.indexOf(row.point), series: 'ladder step (0 = full, higher = cheaper)' })),
+        ...r.timeline.map((row) => ({ t: row.tS / 3600, value: row.frameRate, series: 'frame rate (fps)' })),
+      ]),
+      { title: 'What the controller chose', xLabel: 'hours', yLabel: '', interpolate: 'step-after', separatePanels: true },
+    ),
+  );
+  fs.writeFileSync(path.join(outDir, 'day.json'), `${JSON.stringify(results, null, 2)}\n`);
+  if (options.write) {
+    const how =
+      `Produced by \`edge-exit bench --suites day\` on ${today()}: three agents on the same replay of the CIFAR-10 test split, taking turns frame by frame on one engine, ` +
+      `each with its own simulated ${DAY.bridge.capacityWh} Wh battery and heatsink (ambient ${DAY.bridge.ambientC} °C, ${DAY.bridge.thermalResistanceCPerW} °C/W, time constant ${DAY.bridge.thermalTimeConstantS} s, limit ${DAY.thermalLimitC} °C), ` +
+      `device profile ${DAY.profile} with compute times scaled by ${DAY.computeTimeScale} (an estimate of a Pi 4 against this machine; no Pi was measured), at most ${DAY.maxFrameRate} fps, controller bound ${DAY.maxAccuracyDropPoints} points below the full model on validation. ` +
+      'Plots: [battery](results/simulated-day/battery.svg), [temperature](results/simulated-day/temperature.svg), [operating point](results/simulated-day/operating-point.svg).';
+    writeBenchSection('day', 'Simulated day: static full, static balanced, controller', `${how}\n\n${table}`);
+  }
+}
+
+async function loggingSuite(options: BenchOptions): Promise<void> {
+  const { pkg, taskName, testDir } = await openTaskPackage(options.taskConfig);
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, taskName);
+  const dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-logging-bench-'));
+  const store = LogStore.open(path.join(dbDir, 'log.db'));
+  const frames = Number(options.imagesPerClass) * 40;
+  const result = await runLoggingOverhead({
+    engine,
+    staticPoint: pkg.manifest.operatingPoints.find((p) => p.name === 'balanced')!,
+    points: pkg.manifest.operatingPoints,
+    makeSource: () => new ReplaySource(testDir, { loop: true, seed: 1 }),
+    profile: deviceProfile('pi4'),
+    target: { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize },
+    store,
+    frames,
+  });
+  store.close();
+  fs.rmSync(dbDir, { recursive: true, force: true });
+  const table = [
+    '| loop | mean ms/frame | median ms/frame | p95 ms/frame |',
+    '| --- | --- | --- | --- |',
+    `| without the SQLite log | ${result.without.meanMs.toFixed(3)} | ${result.without.medianMs.toFixed(3)} | ${result.without.p95Ms.toFixed(3)} |`,
+    `| with the SQLite log | ${result.withLog.meanMs.toFixed(3)} | ${result.withLog.medianMs.toFixed(3)} | ${result.withLog.p95Ms.toFixed(3)} |`,
+    '',
+    `Logging costs ${(result.overheadMean * 100).toFixed(2)}% of the loop's mean time (${(result.overheadMedian * 100).toFixed(2)}% of the median).`,
+  ].join('\n');
+  console.log(`${table}\n`);
+  if (options.write) {
+    const how =
+      `Produced by \`edge-exit bench --suites logging --images-per-class ${options.imagesPerClass}\` on ${today()}: the agent's real loop (JPEG decode, multi-exit inference at the balanced point, energy accounting) ` +
+      `for ${frames} frames with the SQLite log and ${frames} without, taking turns frame by frame on one engine; the store's batched flushes run between frames and count. ` +
+      'A synthetic-loop version that also times the store calls directly is `npx tsx tools/bench/logging-bench.ts`.';
+    writeBenchSection('logging', 'Logging overhead in the agent loop', `${how}\n\n${table}`);
+  }
+}
+
+async function offloadSuite(options: BenchOptions): Promise<void> {
+  const { pkg, taskName, testDir } = await openTaskPackage(options.taskConfig);
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, taskName);
+  const images = balancedSubset(readImageFolder(testDir), 5);
+  const broker = await startMosquitto();
+  try {
+    const requests = Number(options.imagesPerClass) * 4;
+    const result = await runOffloadBench({ pkg, engine, images, brokerUrl: broker.url, config: options.taskConfig, requests });
+    const table = formatOffloadBench(result);
+    console.log(`${table}\n`);
+    if (options.write) {
+      const how =
+        `Produced by \`edge-exit bench --suites offload --images-per-class ${options.imagesPerClass}\` on ${today()}: a real Mosquitto 2 on loopback, \`edge-exit server\` worker processes on a shared subscription (MQTT 5, response topic + correlation data), ` +
+        `package ${pkg.manifest.name}. Round trips: one request at a time (${requests} per kind), from publish to answer, server compute included; "features" is the int8 seam after exit 0 ` +
+        '(the server runs the remaining segments and the final head), "image" is the CIFAR-10 JPEG (the server decodes it and runs the whole model). Throughput: image payloads, 16 in flight. ' +
+        'This machine has 2 cores, which the agent side of the benchmark shares with the workers.';
+      writeBenchSection('offload', 'Offload round trips and server throughput', `${how}\n\n${table}`);
+    }
+  } finally {
+    await broker.stop();
+  }
+}
+
+export async function benchCommand(options: BenchOptions): Promise<void> {
+  const suites = options.suites.split(',');
+  if (suites.includes('runtime')) await runtimeSuite(options);
+  if (suites.includes('exits')) await exitsSuite(options);
+  if (suites.includes('day')) await daySuite(options);
+  if (suites.includes('logging')) await loggingSuite(options);
+  if (suites.includes('offload')) await offloadSuite(options);
+  if (options.write) console.log(`Written to ${BENCHMARKS_FILE}`);
+}

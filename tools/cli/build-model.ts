@@ -1,0 +1,92 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { modelsDir } from '../../agent/config/paths.js';
+import { loadBuildConfig } from '../model-package/build-config.js';
+import { buildModelPackage, type BuildResult } from '../model-package/build.js';
+import { loadModelPackage, type ModelPackage } from '../../agent/model-package/load.js';
+import { isCascadeConfigFile, loadCascadeConfig } from '../training/cascade-config.js';
+import { loadTrainConfig } from '../training/train-config.js';
+import { progressBar } from './progress.js';
+
+export const DEFAULT_BUILD_CONFIG = 'mobilenet_v2_imagenet';
+/** The multi-exit package the agent runs by default. */
+export const DEFAULT_TASK_CONFIG = 'mobilenet_v2_cifar10';
+
+export function buildConfigPath(nameOrPath: string): string {
+  return nameOrPath.endsWith('.json') ? path.resolve(nameOrPath) : path.join(modelsDir(), 'configs', `${nameOrPath}.json`);
+}
+
+/** Training configs (for `edge-exit train`) carry the recipe at the top level; build configs do not. */
+function isTrainConfig(file: string): boolean {
+  try {
+    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    return typeof json === 'object' && json !== null && 'training' in json;
+  } catch {
+    return false; // loadBuildConfig reports unreadable files
+  }
+}
+
+/** A fine-tuned package is never trained implicitly: training takes an hour, not a start-up. */
+function trainedPackage(file: string, outDir: string | undefined): BuildResult {
+  const name = isCascadeConfigFile(file) ? loadCascadeConfig(file).name : loadTrainConfig(file).name;
+  const dir = path.resolve(outDir ?? path.join(modelsDir(), name));
+  if (!fs.existsSync(path.join(dir, 'manifest.json'))) {
+    throw new Error(`The fine-tuned package ${dir} does not exist yet: run \`edge-exit train -c ${file}\` first (it trains with PyTorch and resumes if interrupted).`);
+  }
+  return { dir, cached: true, manifest: loadModelPackage(dir).manifest };
+}
+
+/**
+ * Builds (or finds cached) the package a config describes; shared by
+ * build-model, bench, eval, server and run. A training config names a package
+ * that `edge-exit train` wrote.
+ */
+export async function ensureModelPackage(configNameOrPath: string, options: { force?: boolean; outDir?: string } = {}): Promise<BuildResult> {
+  const file = buildConfigPath(configNameOrPath);
+  if (isTrainConfig(file) || isCascadeConfigFile(file)) return trainedPackage(file, options.outDir);
+  const config = loadBuildConfig(file);
+  const bar = progressBar(`building ${config.name}`);
+  try {
+    return await buildModelPackage(config, {
+      outDir: options.outDir ?? path.join(modelsDir(), config.name),
+      force: options.force ?? false,
+      onProgress: ({ stage, done, total }) => bar.update(done, total, stage),
+    });
+  } finally {
+    bar.stop();
+  }
+}
+
+export async function buildModelCommand(options: { config: string; force?: boolean; out?: string }): Promise<void> {
+  const result = await ensureModelPackage(options.config, { force: options.force, outDir: options.out });
+  const m = result.manifest;
+  console.log(`${result.cached ? 'Up to date' : 'Built'}: ${result.dir}`);
+  for (const part of [...m.segments.map((s) => ({ label: `segment ${s.index} ${s.from} -> ${s.to}`, ...s })), ...m.heads.map((h) => ({ label: `head ${h.name}`, ...h }))]) {
+    const lat = Object.entries(part.latencyMs).map(([k, v]) => `${k} ${v.toFixed(2)} ms`).join(', ');
+    console.log(`  ${part.label.padEnd(34)} ${(part.macs / 1e6).toFixed(1).padStart(7)} MMAC  ${part.output.shape.join('x').padEnd(12)} ${lat}`);
+  }
+}
+
+export interface TaskPackage {
+  pkg: ModelPackage;
+  taskName: string;
+  /** The task's labelled test split, an ImageFolder. */
+  testDir: string;
+}
+
+/** The multi-exit package of a task config (build or training), with where its test images are. */
+export async function openTaskPackage(configNameOrPath: string): Promise<TaskPackage> {
+  const file = buildConfigPath(configNameOrPath);
+  let task: { name: string; testSplit: string } | undefined;
+  let datasetPath: string | undefined;
+  if (isTrainConfig(file) || isCascadeConfigFile(file)) {
+    const config = isCascadeConfigFile(file) ? loadCascadeConfig(file).main : loadTrainConfig(file);
+    ({ task, datasetPath } = config);
+  } else {
+    const config = loadBuildConfig(file);
+    ({ task, datasetPath } = config);
+  }
+  if (!task || !datasetPath) throw new Error(`Config ${file} has no task, so its package has no exits; use a config with a "task".`);
+  const built = await ensureModelPackage(configNameOrPath);
+  return { pkg: loadModelPackage(built.dir), taskName: task.name, testDir: path.join(datasetPath, task.testSplit) };
+}
