@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { describeIssues } from '../agent/config/agent-config.js';
+import { describeIssues, strictSection } from '../agent/config/issues.js';
 
 /** A number in [min, max]; the message names the range, e.g. "must be 0..1 (fraction)". */
 function within(min: number, max: number, unit = '') {
@@ -22,7 +22,7 @@ function i2cAddress(defaultAddress: number, min = 0x08, max = 0x77) {
 /** BCM GPIO numbers on the 40-pin header. */
 const bcmPin = wholeWithin(0, 27, '(BCM GPIO number)').optional();
 
-const tripPoint = z.strictObject({
+const tripPoint = strictSection({
   type: z.enum(['passive', 'active', 'hot', 'critical'], { error: 'must be passive, active, hot or critical' }),
   temperatureC: within(0, 200, '°C'),
 });
@@ -63,27 +63,27 @@ export const simulatedConfigSchema = z
     path: ['fanThermalResistanceCPerW'],
   });
 
-export const sysfsConfigSchema = z.strictObject({
+export const sysfsConfigSchema = strictSection({
   kind: z.literal('sysfs'),
   root: z.string().min(1, 'must be a directory path').default('/sys'),
   battery: z.string().min(1).optional(),
   inputRail: z.string().min(1).optional(),
 });
 
-const max17048Schema = z.strictObject({
+const max17048Schema = strictSection({
   chip: z.literal('max17048'),
   address: i2cAddress(0x36),
   readChargeRate: z.boolean().default(true),
 });
 
-const ina219Schema = z.strictObject({
+const ina219Schema = strictSection({
   chip: z.literal('ina219'),
   address: i2cAddress(0x40, 0x40, 0x4f),
   shuntOhms: within(0.0001, 10, 'Ω').default(0.1),
   reverseCurrent: z.boolean().default(false),
 });
 
-export const i2cConfigSchema = z.strictObject({
+export const i2cConfigSchema = strictSection({
   kind: z.literal('i2c'),
   bus: wholeWithin(0, 255, '(/dev/i2c-N)').default(1),
   devices: z
@@ -91,7 +91,7 @@ export const i2cConfigSchema = z.strictObject({
     .min(1, 'must list at least one chip'),
 });
 
-export const serialConfigSchema = z.strictObject({
+export const serialConfigSchema = strictSection({
   kind: z.literal('serial'),
   path: z.string({ error: 'must be the tty path, e.g. /dev/ttyAMA0' }).min(1, 'must be the tty path, e.g. /dev/ttyAMA0'),
   baudRate: wholeWithin(300, 4_000_000, 'baud').default(115_200),
@@ -116,7 +116,7 @@ const sourceSchema = z.discriminatedUnion('kind', [simulatedConfigSchema, sysfsC
   error: 'must be simulated, sysfs, i2c, serial or gpio (a combined source cannot nest)',
 });
 
-export const combinedConfigSchema = z.strictObject({
+export const combinedConfigSchema = strictSection({
   kind: z.literal('combined'),
   /** In order of preference: for a value several give, the first one wins. */
   sources: z.array(sourceSchema).min(1, 'must list at least one source'),

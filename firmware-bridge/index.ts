@@ -6,9 +6,9 @@ import { openI2cBus } from './i2c/i2c-bus.js';
 import { openSerialBridge } from './serial/open-serial-port.js';
 import { SimulatedBridge } from './simulated.js';
 import { SysfsBridge } from './sysfs/sysfs-bridge.js';
-import type { FirmwareBridge } from './types.js';
+import type { Clock, EnergySink, FirmwareBridge, Platform } from './types.js';
 
-export type { BridgeReading, FirmwareBridge, MissingReading, TripPoint } from './types.js';
+export type { BridgeReading, Clock, EnergySink, FirmwareBridge, MissingReading, Platform, TripPoint } from './types.js';
 export { BridgeConfigError, bridgeConfigSchema, parseBridgeConfig, type BridgeConfig, type BridgeConfigInput } from './config.js';
 export { combineBridges, mergeReadings } from './combine.js';
 export { SimulatedBridge, SIMULATED_ZONE, type SimulatedBridgeOptions } from './simulated.js';
@@ -30,11 +30,48 @@ export async function createBridge(config: unknown): Promise<FirmwareBridge> {
   return build(parseBridgeConfig(config));
 }
 
-async function build(config: BridgeConfig): Promise<FirmwareBridge> {
+export const realClock: Clock = {
+  nowMs: () => Date.now(),
+  wait: (ms) => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve()),
+};
+
+const realEnergy: EnergySink = { consume: () => {}, measuresBoardPower: true };
+
+/**
+ * The platform a bridge config describes. With a simulated source (alone or in a
+ * combined bridge) its clock, battery and heatsink stand in for the real ones.
+ */
+export async function createPlatform(config: BridgeConfig, simulation: { computeTimeScale: number }): Promise<Platform> {
+  const simulated: SimulatedBridge[] = [];
+  const bridge = await build(config, (made) => simulated.push(made));
+  const sim = simulated[0];
+  if (!sim) return devicePlatform(bridge);
+  return { ...simulatedPlatform(sim, simulation.computeTimeScale), bridge };
+}
+
+/** A real bridge as a platform: the wall clock, and a battery that the bridge measures. */
+export function devicePlatform(bridge: FirmwareBridge): Platform {
+  return { bridge, clock: realClock, energy: realEnergy, computeTimeScale: 1, exhausted: () => false };
+}
+
+/** A simulated bridge as a platform: its clock, its battery and heatsink as the energy sink. */
+export function simulatedPlatform(sim: SimulatedBridge, computeTimeScale: number): Platform {
+  return {
+    bridge: sim,
+    clock: sim.clock,
+    energy: { consume: (joules) => sim.consume(joules), measuresBoardPower: false },
+    computeTimeScale,
+    exhausted: () => sim.stateOfCharge <= 0,
+  };
+}
+
+async function build(config: BridgeConfig, onSimulated?: (bridge: SimulatedBridge) => void): Promise<FirmwareBridge> {
   switch (config.kind) {
     case 'simulated': {
       const { kind: _kind, ...options } = config;
-      return new SimulatedBridge(options);
+      const bridge = new SimulatedBridge(options);
+      onSimulated?.(bridge);
+      return bridge;
     }
     case 'sysfs':
       return new SysfsBridge({ root: config.root, battery: config.battery, inputRail: config.inputRail });
@@ -51,7 +88,7 @@ async function build(config: BridgeConfig): Promise<FirmwareBridge> {
     case 'combined': {
       const parts: FirmwareBridge[] = [];
       try {
-        for (const source of config.sources) parts.push(await build(source));
+        for (const source of config.sources) parts.push(await build(source, onSimulated));
       } catch (error) {
         await Promise.allSettled(parts.map((part) => part.close()));
         throw error;

@@ -127,6 +127,12 @@ export class SimulatedBridge implements FirmwareBridge {
     };
   }
 
+  /** The battery's state of charge now, 0..1. */
+  get stateOfCharge(): number {
+    this.sync();
+    return this.energyJ / this.capacityJ;
+  }
+
   /** Energy the agent spent on its own work (inference), J: taken from the battery now, heat over the next step. */
   consume(joules: number): void {
     if (!(joules >= 0) || !Number.isFinite(joules)) throw new RangeError(`consume() needs a finite energy >= 0 J, got ${joules}`);

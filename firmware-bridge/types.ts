@@ -48,3 +48,36 @@ export interface FirmwareBridge {
 /** The scalar fields of BridgeReading, which merging and `missing` bookkeeping treat alike. */
 export const SCALAR_READINGS = ['stateOfCharge', 'voltageV', 'currentA', 'powerW', 'charging'] as const;
 export type ScalarReading = (typeof SCALAR_READINGS)[number];
+
+/**
+ * The time the agent runs by: the wall clock on a gateway (its RTC); in the simulator,
+ * simulated seconds that advance by each frame's interval, so a day passes in minutes.
+ */
+export interface Clock {
+  nowMs(): number;
+  /** Waits out a frame slot (really sleeps on a gateway; advances simulated time in the simulator). */
+  wait(ms: number): Promise<void>;
+}
+
+/** Where the energy of the agent's work goes: nowhere on a gateway (the battery is real); into a simulated battery and heatsink otherwise. */
+export interface EnergySink {
+  /** Energy the agent's work added above idle, J. */
+  consume(joules: number): void;
+  /** Whether the bridge's power reading is a measurement; a simulator's is made from consume(). */
+  readonly measuresBoardPower: boolean;
+}
+
+/**
+ * What the agent runs on, seen through the same interfaces whether it is real or
+ * simulated: the bridge, the clock, the energy sink and how much slower the device
+ * computes than this machine.
+ */
+export interface Platform {
+  bridge: FirmwareBridge;
+  clock: Clock;
+  energy: EnergySink;
+  /** Device compute time over this machine's (1 on the device itself). */
+  computeTimeScale: number;
+  /** True once the platform cannot go on: a simulated battery that has run flat ends the demo. */
+  exhausted(): boolean;
+}

@@ -11,6 +11,7 @@ import { FolderSource } from '../agent/sources/folder-source.js';
 import { ReplaySource } from '../agent/sources/replay-source.js';
 import { LogReader, LogStore } from '../agent/store/log-store.js';
 import { SimulatedBridge } from '../firmware-bridge/simulated.js';
+import { devicePlatform, simulatedPlatform } from '../firmware-bridge/index.js';
 import { SysfsBridge } from '../firmware-bridge/sysfs/sysfs-bridge.js';
 import { CIFAR_TEST, temporaryDir } from './helpers/shared.js';
 import { buildTinyPackage, TINY_INPUT } from './helpers/tiny-package.js';
@@ -27,7 +28,7 @@ function agentWith(options: { bridge: SimulatedBridge | SysfsBridge; source: Rep
   return new EdgeAgent({
     engine: MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }),
     source: options.source,
-    bridge: options.bridge,
+    ...(options.bridge instanceof SimulatedBridge ? simulatedPlatform(options.bridge, 6) : devicePlatform(options.bridge)),
     controller: options.controlled ? new EnergyController(points, controllerSchema.parse({ minDwellS: 5 }), 40) : undefined,
     staticPoint: points.find((p) => p.name === 'balanced')!,
     points,
@@ -35,8 +36,6 @@ function agentWith(options: { bridge: SimulatedBridge | SysfsBridge; source: Rep
     log: options.store,
     target,
     maxFrameRate: 40,
-    clock: options.bridge instanceof SimulatedBridge ? options.bridge.clock : undefined,
-    computeTimeScale: 6,
   });
 }
 

@@ -14,6 +14,7 @@ import { ReplaySource } from '../agent/sources/replay-source.js';
 import { formatStatusLine } from '../agent/pipeline/status-file.js';
 import { LogReader, LogStore } from '../agent/store/log-store.js';
 import { SimulatedBridge } from '../firmware-bridge/simulated.js';
+import { simulatedPlatform } from '../firmware-bridge/index.js';
 import { OffloadServer } from '../server/offload-server.js';
 import { startAedes } from './helpers/brokers.js';
 import { CIFAR_TEST, temporaryDir } from './helpers/shared.js';
@@ -34,7 +35,7 @@ function hotGateway(store: LogStore, offloader: Offloader): EdgeAgent {
   return new EdgeAgent({
     engine: MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }),
     source: new ReplaySource(CIFAR_TEST, { loop: false, seed: 2 }),
-    bridge,
+    ...simulatedPlatform(bridge, 1),
     controller: new EnergyController(points, controllerSchema.parse({ maxTemperatureC: 60 }), 20),
     staticPoint: points.find((p) => p.name === 'balanced')!,
     points,
@@ -42,7 +43,6 @@ function hotGateway(store: LogStore, offloader: Offloader): EdgeAgent {
     log: store,
     target: { width: TINY_INPUT, height: TINY_INPUT, resize: 'stretch' },
     maxFrameRate: 20,
-    clock: bridge.clock,
     offloader,
   });
 }

@@ -1,19 +1,40 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
-import { logger } from '../log/logger.js';
-import { benchCommand } from '../../tools/cli/bench.js';
-import { buildModelCommand, DEFAULT_BUILD_CONFIG, DEFAULT_TASK_CONFIG } from '../../tools/cli/build-model.js';
-import { evalCommand } from '../../tools/cli/eval.js';
-import { inspectCommand } from '../../tools/cli/inspect.js';
-import { logPath, runCommand } from './commands/run.js';
-import { statusCommand } from './commands/status.js';
-import { DEFAULT_SERVER_BROKER, serverCommand } from './commands/server.js';
-import { DEFAULT_TRAIN_CONFIG, trainCommand } from '../../tools/cli/train.js';
-import { registerLogsCommand } from './commands/logs.js';
 import { loadAgentConfig } from '../config/agent-config.js';
+import { PROJECT_ROOT } from '../config/paths.js';
+import { logger } from '../log/logger.js';
+import { DEFAULT_PACKAGE } from '../model-package/locate.js';
+import { classifyCommand } from './commands/classify.js';
+import { registerLogsCommand } from './commands/logs.js';
+import { logPath, runCommand } from './commands/run.js';
+import { DEFAULT_SERVER_BROKER, serverCommand } from './commands/server.js';
+import { statusCommand } from './commands/status.js';
+
+/*
+ * Gateway commands (run, status, logs, classify, server) are imported here; the
+ * workstation commands (build-model, train, eval, bench, inspect) live in tools/ and
+ * are imported only when one of them is run, so a gateway never loads tfjs or the
+ * training glue.
+ */
+const workstation = {
+  buildModel: () => import('../../tools/cli/build-model.js'),
+  train: () => import('../../tools/cli/train.js'),
+  evaluate: () => import('../../tools/cli/eval.js'),
+  bench: () => import('../../tools/cli/bench.js'),
+  inspect: () => import('../../tools/cli/inspect.js'),
+};
+
+/** The benchmark runtime suite's single-exit package, and its training recipe default. */
+const DEFAULT_RUNTIME_BENCH_PACKAGE = 'mobilenet_v2_imagenet';
+const DEFAULT_TRAIN_CONFIG = 'mobilenet_v2_cifar10_finetuned';
+
+const version = (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 const program = new Command()
   .name('edge-exit')
   .description('Multi-exit int8 inference agent for edge gateways')
+  .version(version, '-V, --version')
   .showHelpAfterError();
 
 program
@@ -21,15 +42,15 @@ program
   .description('print a .tflite model: inputs, outputs, ops, shapes, quantization, MACs per op and candidate cut points')
   .argument('<model>', 'path to a .tflite file')
   .option('--json', 'machine-readable output')
-  .action((model: string, options: { json?: boolean }) => inspectCommand(model, options));
+  .action(async (model: string, options: { json?: boolean }) => (await workstation.inspect()).inspectCommand(model, options));
 
 program
   .command('build-model')
   .description('cut the base model into segments and heads and write models/<name>/ (cached)')
-  .option('-c, --config <name|file>', 'build config: a name under models/configs/ or a .json path', DEFAULT_BUILD_CONFIG)
+  .option('-c, --config <name|file>', 'build config: a name under models/configs/ or a .json path', DEFAULT_PACKAGE)
   .option('-o, --out <dir>', 'package directory (default models/<name>)')
   .option('-f, --force', 'rebuild even if the package is up to date')
-  .action(buildModelCommand);
+  .action(async (options) => (await workstation.buildModel()).buildModelCommand(options));
 
 program
   .command('train')
@@ -38,32 +59,37 @@ program
   .option('-o, --out <dir>', 'package directory (default models/<name>)')
   .option('-f, --force', 'replace a package at the destination even if its classes differ')
   .action(async (options: { config: string; out?: string; force?: boolean }) => {
-    await trainCommand(options);
+    await (await workstation.train()).trainCommand(options);
   });
 
 program
   .command('bench')
   .description('side-by-side benchmarks: stock vs XNNPACK, monolithic vs segment chain, operating points vs the full model')
-  .option('-c, --config <name|file>', 'build config of the runtime suite\'s package', DEFAULT_BUILD_CONFIG)
-  .option('--task-config <name|file>', 'build config of the exits suite\'s multi-exit package', DEFAULT_TASK_CONFIG)
+  .option('-c, --config <name|file>', 'build config of the runtime suite\'s package', DEFAULT_RUNTIME_BENCH_PACKAGE)
+  .option('--task-config <name|file>', 'build config of the exits suite\'s multi-exit package', DEFAULT_PACKAGE)
   .option('--suites <list>', 'runtime (stock vs XNNPACK, monolithic vs chain), exits (operating points vs full model), day (simulated day), logging (log overhead in the loop), offload (MQTT round trips and server throughput, needs mosquitto)', 'runtime,exits')
   .option('--images-per-class <n>', 'CIFAR-10 test images per class (the runtime suite adds cat.bmp)', '20')
   .option('--threads <list>', 'thread counts to measure', '1,2')
   .option('--no-write', 'do not update docs/benchmarks.md')
-  .action(benchCommand);
+  .action(async (options) => (await workstation.bench()).benchCommand(options));
 
 program
   .command('eval')
   .description('per-exit and per-operating-point accuracy, cost and exit histogram on the test split, as JSON and plots')
-  .option('-c, --config <name|file>', 'build config of the package (it must have a task)', DEFAULT_TASK_CONFIG)
+  .option('-c, --config <name|file>', 'package or build config (it must have a task)', DEFAULT_PACKAGE)
+  .option('--test-dir <folder>', 'an ImageFolder of the package\'s classes to evaluate on (default: the task\'s test split)')
   .option('--limit <n>', 'evaluate on a class-balanced subset of n test images')
   .option('--threads <n>', 'interpreter threads', '1')
   .option('-o, --out <dir>', 'report directory (default docs/results/<package>)')
-  .action(evalCommand);
+  .action(async (options) => (await workstation.evaluate()).evalCommand(options));
 
 program
   .command('run')
-  .description('run the agent: frames, multi-exit inference, energy-aware controller, local SQLite logs (Ctrl-C flushes and stops)')
+  .description(
+    'run the agent: frames, multi-exit inference, energy-aware controller, local SQLite logs (Ctrl-C flushes and stops). ' +
+      'It builds the model package first if it is neither released nor built (minutes, once), and without mqtt.url it starts ' +
+      'an embedded MQTT broker on 127.0.0.1 (mqtt.embeddedPort, 1884) and an offload server beside it',
+  )
   .option('-c, --config <file>', 'agent config file (default: $EDGE_EXIT_CONFIG, or edge-exit.config.json if present, or the defaults)')
   .option('--frames <n>', 'stop after n frames')
   .action(runCommand);
@@ -78,7 +104,7 @@ program
 program
   .command('server')
   .description('the offload server: finishes the full model for frames gateways offload over MQTT')
-  .option('-c, --config <name|file>', 'build config of the package it serves (the agents\' package)', DEFAULT_TASK_CONFIG)
+  .option('-c, --config <name|file>', 'the package it serves (the agents\' package): a name, a directory or a build config', DEFAULT_PACKAGE)
   .option('--broker <url>', `MQTT broker URL (mqtt://, mqtts://; default $EDGE_EXIT__MQTT__URL or ${DEFAULT_SERVER_BROKER})`)
   .option('--workers <n>', 'worker processes (more than 1 needs --share-group)', '1')
   .option('--share-group <name>', 'subscribe as $share/<name>/... so workers and servers split the requests (Mosquitto)')
@@ -92,6 +118,17 @@ program
   .option('--key-file <pem>', 'private key of --cert-file (or EDGE_EXIT__MQTT__KEY_FILE)')
   .action(serverCommand);
 
+program
+  .command('classify')
+  .description('classify images with a package: top-k labels, the exit taken, the confidence at every exit that ran, ms per segment')
+  .argument('<image...>', 'image files (JPEG, PNG, BMP, ...)')
+  .option('-c, --config <name|dir>', 'the package: a name, a directory or a build config', DEFAULT_PACKAGE)
+  .option('-k, --top <k>', 'how many labels to print', '5')
+  .option('--operating-point <name>', 'the calibrated point that decides where to stop (default balanced; none for single-exit packages)')
+  .option('--threads <n>', 'interpreter threads', '1')
+  .option('--json', 'machine-readable output')
+  .action(classifyCommand);
+
 registerLogsCommand(program, () => logPath(loadAgentConfig(undefined).config));
 
 try {
@@ -100,4 +137,6 @@ try {
   logger.debug({ err: error }, 'command failed');
   process.stderr.write(`edge-exit: ${(error as Error).message}\n`);
   process.exitCode = 1;
+  // A part that failed to start may leave a handle open (a listening socket, a client); a failed command must still end.
+  setTimeout(() => process.exit(1), 2000).unref();
 }

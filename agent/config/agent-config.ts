@@ -2,6 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { PROJECT_ROOT } from './paths.js';
+import { DEFAULT_PACKAGE } from '../model-package/locate.js';
+import { describeIssues, redactUrl, strictSection } from './issues.js';
+import { bridgeConfigSchema } from '../../firmware-bridge/config.js';
+
+export { describeIssues, redactUrl } from './issues.js';
 
 /** Device ids become MQTT topic levels and file names: no wildcards, separators or spaces. */
 export const deviceIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only, 1 to 64 of them (it becomes an MQTT topic level)');
@@ -9,21 +14,21 @@ export const deviceIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters
 const thresholdsSchema = z.array(z.number().min(0).max(1));
 
 export const sourceSchema = z.discriminatedUnion('kind', [
-  z.object({
+  strictSection({
     kind: z.literal('replay'),
     /** An ImageFolder split: labels come from the class folders, so live accuracy is known. */
     dataset: z.string().default('${shared}/data/cifar10/test'),
     loop: z.boolean().default(true),
     seed: z.number().int().default(1),
   }),
-  z.object({
+  strictSection({
     kind: z.literal('folder'),
     path: z.string(),
     /** Move handled images here; otherwise they are only remembered as seen. */
     doneDir: z.string().optional(),
     pollMs: z.number().int().min(50).max(60_000).default(500),
   }),
-  z.object({
+  strictSection({
     kind: z.literal('camera'),
     /** auto tries rpicam-still, then libcamera-still, then raspistill (legacy stack). */
     command: z.enum(['auto', 'rpicam-still', 'libcamera-still', 'raspistill']).default('auto'),
@@ -34,7 +39,7 @@ export const sourceSchema = z.discriminatedUnion('kind', [
 ]);
 export type SourceConfig = z.infer<typeof sourceSchema>;
 
-export const policySchema = z.object({
+export const policySchema = strictSection({
   /** A calibrated operating point of the package ("balanced", "max-probability@-1.0", ...). */
   operatingPoint: z.string().default('balanced'),
   /** Explicit thresholds override the operating point's (with `policy`). */
@@ -44,7 +49,7 @@ export const policySchema = z.object({
   maxExit: z.number().int().min(0).max(31).optional(),
 });
 
-export const controllerSchema = z.object({
+export const controllerSchema = strictSection({
   enabled: z.boolean().default(true),
   /** Lowest accuracy allowed, in points below the final exit's validation accuracy. */
   maxAccuracyDropPoints: z.number().min(0).max(50).default(5),
@@ -59,8 +64,7 @@ export const controllerSchema = z.object({
 const TLS_SCHEME_FOR: Record<string, string> = { mqtt: 'mqtts', tcp: 'mqtts', ws: 'wss' };
 
 /** The broker connection; the agent and `edge-exit server` validate it alike. */
-export const mqttSchema = z
-  .object({
+export const mqttSchema = strictSection({
     /** The broker; without one the default run starts an embedded aedes broker and an offload server. */
     url: z.string().regex(/^(mqtts?|wss?|tcp|ssl):\/\//, 'an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
     embeddedPort: z.number().int().min(1).max(65535).default(1884),
@@ -99,17 +103,33 @@ export const mqttSchema = z
     });
   });
 
-export const agentConfigSchema = z.object({
+/** What offload modes a device may use: the int8 seam, the encoded frame, or whichever costs the radio less. */
+export const offloadModeSchema = z.enum(['features', 'image', 'auto']);
+
+export const offloadSchema = strictSection({
+  /** features: the int8 seam at the last cut; image: the encoded frame; auto: whichever costs the radio less. */
+  mode: offloadModeSchema.default('auto'),
+  /** Past it the local answer stands; a later server answer is still recorded. */
+  deadlineMs: z.number().int().min(10).max(60_000).default(500),
+  /** A frame that leaves the deepest allowed exit below this confidence is offloaded (when the controller allows). */
+  minConfidence: z.number().min(0).max(1).default(0.6),
+  /** Requests kept while the broker is away, and for how long, before they are resolved locally. */
+  maxQueued: z.number().int().min(0).max(100_000).default(500),
+  queueExpiryMs: z.number().int().min(1000).max(86_400_000).default(60_000),
+});
+
+export const agentConfigSchema = strictSection({
   deviceId: deviceIdSchema.default('edge-exit-1'),
-  model: z
-    .object({
-      /** Build config of the multi-exit package (a name under models/configs/ or a path). */
-      buildConfig: z.string().default('mobilenet_v2_cifar10'),
-      backend: z.enum(['auto', 'xnnpack', 'stock', 'edgetpu']).default('auto'),
-      threads: z.number().int().min(1).max(16).default(2),
-      edgetpuDevice: z.string().regex(/^(usb|pci)(:\d+)?$/, 'usb, usb:N, pci or pci:N').optional(),
-    })
-    .prefault({}),
+  model: strictSection({
+    /**
+     * The multi-exit package: a name (models/releases/<name>/, else models/<name>/, else built
+     * once from models/configs/<name>.json), a package directory, or a build config .json.
+     */
+    package: z.string().min(1).default(DEFAULT_PACKAGE),
+    backend: z.enum(['auto', 'xnnpack', 'stock', 'edgetpu']).default('auto'),
+    threads: z.number().int().min(1).max(16).default(2),
+    edgetpuDevice: z.string().regex(/^(usb|pci)(:\d+)?$/, 'usb, usb:N, pci or pci:N').optional(),
+  }).prefault({}),
   source: sourceSchema.prefault({ kind: 'replay' }),
   /** Highest frame rate; the controller may lower it. */
   maxFrameRate: z.number().positive().max(120).default(40),
@@ -122,31 +142,17 @@ export const agentConfigSchema = z.object({
    * The default is the demo: a simulated small battery in a warm enclosure whose clock advances
    * frame by frame, so a battery's life passes in a minute or two.
    */
-  bridge: z.record(z.string(), z.unknown()).default({ kind: 'simulated', clock: 'manual', capacityWh: 0.5, ambientC: 38 }),
+  bridge: bridgeConfigSchema.prefault({ kind: 'simulated', clock: 'manual', capacityWh: 0.5, ambientC: 38 }),
   /** With a simulated bridge: how much slower the simulated device computes than this machine (energy and heat follow it). */
-  simulation: z.object({ computeTimeScale: z.number().min(0.01).max(100).default(6) }).prefault({}),
-  logs: z
-    .object({
-      path: z.string().default('data/edge-exit.db'),
-      maxAgeDays: z.number().min(0.01).max(3650).default(30),
-      maxBytes: z.number().int().min(2 ** 20).max(2 ** 40).default(512 * 2 ** 20),
-    })
-    .prefault({}),
+  simulation: strictSection({ computeTimeScale: z.number().min(0.01).max(100).default(6) }).prefault({}),
+  logs: strictSection({
+    path: z.string().default('data/edge-exit.db'),
+    maxAgeDays: z.number().min(0.01).max(3650).default(30),
+    maxBytes: z.number().int().min(2 ** 20).max(2 ** 40).default(512 * 2 ** 20),
+  }).prefault({}),
   statusIntervalMs: z.number().int().min(100).max(60_000).default(1000),
   telemetryIntervalMs: z.number().int().min(100).max(3_600_000).default(5000),
-  offload: z
-    .object({
-      /** features: the int8 seam at the last cut; image: the encoded frame; auto: whichever costs the radio less. */
-      mode: z.enum(['features', 'image', 'auto']).default('auto'),
-      /** Past it the local answer stands; a later server answer is still recorded. */
-      deadlineMs: z.number().int().min(10).max(60_000).default(500),
-      /** A frame that leaves the deepest allowed exit below this confidence is offloaded (when the controller allows). */
-      minConfidence: z.number().min(0).max(1).default(0.6),
-      /** Requests kept while the broker is away, and for how long, before they are resolved locally. */
-      maxQueued: z.number().int().min(0).max(100_000).default(500),
-      queueExpiryMs: z.number().int().min(1000).max(86_400_000).default(60_000),
-    })
-    .prefault({}),
+  offload: offloadSchema.prefault({}),
   mqtt: mqttSchema.prefault({}),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
@@ -159,11 +165,6 @@ export function publicConfig(config: AgentConfig): AgentConfig {
   return copy;
 }
 
-/** A broker URL as it may be logged: any user:password@ part removed. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^/@]*@/, '//[credentials]@');
-}
-
 export class ConfigError extends Error {
   constructor(
     message: string,
@@ -172,26 +173,6 @@ export class ConfigError extends Error {
     super(message);
     this.name = 'ConfigError';
   }
-}
-
-/** Fields whose values are secrets: error messages name them but never show what was given. */
-const SECRET_FIELDS = new Set(['password']);
-
-/** A value as an error message may show it: secrets hidden, credentials taken out of URLs. */
-function shownValue(key: PropertyKey | undefined, value: unknown): string {
-  if (typeof key === 'string' && SECRET_FIELDS.has(key)) return '[redacted]';
-  return JSON.stringify(typeof value === 'string' ? redactUrl(value) : value);
-}
-
-/** zod's issues in the words an operator needs: the field, the rule, the value given. */
-export function describeIssues(error: z.ZodError, input: unknown): string[] {
-  return error.issues.map((issue) => {
-    const field = issue.path.join('.') || '(root)';
-    let value: unknown = input;
-    for (const key of issue.path) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key as PropertyKey] : undefined;
-    const given = value === undefined ? '' : ` (got ${shownValue(issue.path.at(-1), value)})`;
-    return `${field}: ${issue.message}${given}`;
-  });
 }
 
 function parseWith<S extends z.ZodType>(schema: S, input: unknown, origin: string): z.infer<S> {
@@ -208,7 +189,7 @@ export function parseAgentConfig(input: unknown, origin = 'config'): AgentConfig
   return parseWith(agentConfigSchema, input, origin);
 }
 
-const mqttSectionSchema = z.object({ mqtt: mqttSchema });
+const mqttSectionSchema = strictSection({ mqtt: mqttSchema });
 
 /** The mqtt section alone (`edge-exit server`), judged by the agent's rules; errors name mqtt.<field>. */
 export function parseMqttSettings(input: unknown, origin: string): AgentConfig['mqtt'] {
@@ -218,6 +199,20 @@ export function parseMqttSettings(input: unknown, origin: string): AgentConfig['
 /** Always text, whatever they look like: a password such as 123456 or true must not turn into a number or a boolean. */
 const TEXT_FIELDS = new Set(['username', 'password']);
 
+/** The config field an EDGE_EXIT__A__B_C variable sets: a.bC. */
+function environmentFieldPath(name: string): string[] {
+  return name
+    .slice('EDGE_EXIT__'.length)
+    .split('__')
+    .map((part) => part.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
+}
+
+function environmentOverrideNames(env: NodeJS.ProcessEnv): Array<{ name: string; field: string[] }> {
+  return Object.keys(env)
+    .filter((name) => name.startsWith('EDGE_EXIT__') && env[name] !== undefined)
+    .map((name) => ({ name, field: environmentFieldPath(name) }));
+}
+
 /**
  * Environment overrides: EDGE_EXIT__CONTROLLER__MAX_TEMPERATURE_C=70 sets
  * controller.maxTemperatureC. Values are read as JSON when they parse, else as
@@ -225,12 +220,8 @@ const TEXT_FIELDS = new Set(['username', 'password']);
  */
 export function applyEnvironmentOverrides(config: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
   const out = structuredClone(config);
-  for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith('EDGE_EXIT__') || raw === undefined) continue;
-    const keys = name
-      .slice('EDGE_EXIT__'.length)
-      .split('__')
-      .map((part) => part.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
+  for (const { name, field: keys } of environmentOverrideNames(env)) {
+    const raw = env[name]!;
     let target: Record<string, unknown> = out;
     for (const key of keys.slice(0, -1)) {
       if (typeof target[key] !== 'object' || target[key] === null) target[key] = {};
@@ -248,6 +239,21 @@ export function applyEnvironmentOverrides(config: Record<string, unknown>, env: 
     target[field] = value;
   }
   return out;
+}
+
+/**
+ * A problem with a value that an environment variable set names that variable, since the
+ * config file the operator would look in does not hold the value.
+ */
+function blameEnvironment(problems: string[], env: NodeJS.ProcessEnv): string[] {
+  const overrides = environmentOverrideNames(env);
+  return problems.map((problem) => {
+    const field = problem.slice(0, problem.indexOf(':'));
+    const unknown = /unknown key "([^"]+)"/.exec(problem)?.[1];
+    const full = unknown === undefined ? field : field === '(root)' ? unknown : `${field}.${unknown}`;
+    const culprit = overrides.find((o) => o.field.join('.') === full);
+    return culprit ? `${culprit.name} (sets ${culprit.field.join('.')}): ${problem.slice(problem.indexOf(':') + 2)}` : problem;
+  });
 }
 
 export const DEFAULT_CONFIG_FILE = path.join(PROJECT_ROOT, 'edge-exit.config.json');
@@ -269,5 +275,13 @@ export function loadAgentConfig(file: string | undefined, env: NodeJS.ProcessEnv
       throw new ConfigError(`Config file ${chosen} is not valid JSON: ${(error as Error).message}`);
     }
   }
-  return { config: parseAgentConfig(applyEnvironmentOverrides(raw, env), chosen ? `config file ${chosen}` : 'configuration'), file: chosen };
+  const origin = chosen ? `config file ${chosen}` : 'configuration';
+  try {
+    return { config: parseAgentConfig(applyEnvironmentOverrides(raw, env), origin), file: chosen };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const problems = blameEnvironment(error.problems, env);
+    const fromEnvironment = problems.some((p) => p.startsWith('EDGE_EXIT__'));
+    throw new ConfigError(`Invalid ${fromEnvironment ? `${origin} with its environment overrides` : origin}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, problems);
+  }
 }

@@ -57,6 +57,13 @@ const THERMAL_HYSTERESIS_C = 3;
  */
 const THERMAL_FRAME_RATE_SHARE: Record<Level, number> = { relaxed: 1, normal: 1, saving: 1, critical: 0.5 };
 
+/** The package's points the accuracy bound allows, cheapest last; throws when none is. */
+export function ladderWithin(points: readonly OperatingPoint[], bounds: Pick<ControllerBounds, 'maxAccuracyDropPoints'>): OperatingPoint[] {
+  const ladder = operatingLadder(points, bounds.maxAccuracyDropPoints);
+  if (ladder.length === 0) throw new RangeError(`controller.maxAccuracyDropPoints ${bounds.maxAccuracyDropPoints}: no operating point of the package is within it`);
+  return ladder;
+}
+
 function levelIndex(level: Level): number {
   return LEVELS.indexOf(level);
 }
@@ -69,21 +76,24 @@ function levelIndex(level: Level): number {
  * after the dwell time, so the agent does not flap around a threshold.
  */
 export class EnergyController {
-  private readonly ladder: OperatingPoint[];
+  private ladder: OperatingPoint[];
   private current: ControllerDecision | undefined;
   private readonly sideChangedAtS = { battery: -Infinity, thermal: -Infinity };
 
   constructor(
-    points: readonly OperatingPoint[],
+    private readonly points: readonly OperatingPoint[],
     private bounds: ControllerBounds,
     private maxFrameRate: number,
   ) {
-    this.ladder = operatingLadder(points, bounds.maxAccuracyDropPoints);
-    if (this.ladder.length === 0) throw new RangeError('No operating point is within the accuracy bound');
+    this.ladder = ladderWithin(points, bounds);
   }
 
-  /** Operator bounds changed (config file or MQTT): they apply from the next decision. */
+  /**
+   * Operator bounds changed (over MQTT): they apply from the next decision, and the
+   * levels, dwell times and hysteresis reached so far are kept.
+   */
   updateBounds(bounds: ControllerBounds, maxFrameRate: number): void {
+    this.ladder = ladderWithin(this.points, bounds);
     this.bounds = bounds;
     this.maxFrameRate = maxFrameRate;
   }

@@ -41,7 +41,11 @@ export class MultiExitEngine {
   private readonly headInterpreters: TfliteInterpreter[];
   private readonly probabilityBuffers: Float32Array[];
 
+  /** The task's class names, by class index (what the log, MQTT and people see). */
+  readonly labels: readonly string[];
+
   private constructor(readonly chain: SegmentChain, task: string) {
+    this.labels = chain.pkg.manifest.labels[task] ?? [];
     const heads = chain.pkg.manifest.heads.filter((h) => h.task === task).sort((a, b) => a.afterSegment - b.afterSegment);
     if (heads.length === 0) throw new RangeError(`Package ${chain.pkg.manifest.name} has no heads for task ${task}`);
     heads.forEach((head, i) => {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { type AgentConfig, controllerSchema, describeIssues, policySchema } from '../config/agent-config.js';
+import { type AgentConfig, agentConfigSchema, controllerSchema, describeIssues, offloadModeSchema, offloadSchema, policySchema } from '../config/agent-config.js';
+import { strictSection } from '../config/issues.js';
 
 /** A config/set is a handful of fields; anything bigger is a mistake or an attack. */
 export const MAX_CONFIG_SET_BYTES = 16 * 1024;
@@ -50,48 +51,40 @@ export const telemetrySchema = z.strictObject({
   operatingPoint: z.string().min(1).max(128),
   /** Frames offloaded since the previous telemetry message. */
   offloaded: z.number().int().nonnegative().optional(),
+  /** "on", or why the controller is not moving the operating point (off, or suspended by hand-set thresholds). */
+  controller: z.string().min(1).max(300).optional(),
 });
 export type Telemetry = z.infer<typeof telemetrySchema>;
 
 // ---------------------------------------------------------------- config/set
 
-export const offloadModeSchema = z.enum(['features', 'image', 'auto']);
+export { offloadModeSchema };
 
 /**
- * A patch, not a config: the base schemas' defaults are unwrapped so that a field left
- * out means "unchanged" rather than "back to the default". Ranges come from the base
- * schemas so the file and MQTT paths accept exactly the same values.
+ * What config/set may change, cut from the agent's own schema so that a remote change is
+ * judged by the same rules as the config file; sections and fields not listed here are
+ * refused by name (the deployment-level ones: model, source, bridge, mqtt, logs). The
+ * defaults are unwrapped: a field left out means "unchanged", not "back to the default".
  */
-export const configPatchSchema = z
-  .strictObject({
-    policy: z
-      .strictObject({
-        operatingPoint: policySchema.shape.operatingPoint.unwrap().min(1).max(128).optional(),
-        policy: policySchema.shape.policy,
-        thresholds: policySchema.shape.thresholds.unwrap().min(1).max(32).optional(),
-        patience: policySchema.shape.patience,
-        maxExit: policySchema.shape.maxExit,
-      })
-      .optional(),
-    controller: z
-      .strictObject({
-        enabled: controllerSchema.shape.enabled.unwrap().optional(),
-        maxAccuracyDropPoints: controllerSchema.shape.maxAccuracyDropPoints.unwrap().optional(),
-        maxTemperatureC: controllerSchema.shape.maxTemperatureC.unwrap().optional(),
-        minBatteryReserve: controllerSchema.shape.minBatteryReserve.unwrap().optional(),
-        minDwellS: controllerSchema.shape.minDwellS.unwrap().optional(),
-      })
-      .optional(),
-    offload: z
-      .strictObject({
-        mode: offloadModeSchema.optional(),
-        /** Past it the agent keeps its local answer; bounded by what a gateway link can do. */
-        deadlineMs: z.number().int().min(10).max(60_000).optional(),
-      })
-      .optional(),
-    telemetryIntervalMs: z.number().int().min(100).max(3_600_000).optional(),
-  })
-  .refine((set) => Object.values(set).some((v) => v !== undefined), { message: 'nothing to change: set at least one of policy, controller, offload, telemetryIntervalMs' });
+export const configPatchSchema = strictSection({
+  policy: strictSection({
+    operatingPoint: policySchema.shape.operatingPoint.unwrap().min(1).max(128).optional(),
+    policy: policySchema.shape.policy,
+    thresholds: policySchema.shape.thresholds.unwrap().min(1).max(32).optional(),
+    patience: policySchema.shape.patience,
+    maxExit: policySchema.shape.maxExit,
+  }).optional(),
+  controller: controllerSchema.partial().optional(),
+  offload: strictSection({
+    mode: offloadSchema.shape.mode.unwrap().optional(),
+    deadlineMs: offloadSchema.shape.deadlineMs.unwrap().optional(),
+    minConfidence: offloadSchema.shape.minConfidence.unwrap().optional(),
+  }).optional(),
+  maxFrameRate: agentConfigSchema.shape.maxFrameRate.unwrap().optional(),
+  telemetryIntervalMs: agentConfigSchema.shape.telemetryIntervalMs.unwrap().optional(),
+}).refine((set) => Object.values(set).some((v) => v !== undefined), {
+  message: 'nothing to change: set at least one of policy, controller, offload, maxFrameRate, telemetryIntervalMs',
+});
 export type ConfigPatch = z.infer<typeof configPatchSchema>;
 
 export const configRequestIdSchema = z.string().min(1).max(64);
@@ -135,7 +128,13 @@ export function applyConfigPatch(config: AgentConfig, patch: ConfigPatch): Apply
   try {
     const next = structuredClone(config);
     if (patch.policy) {
-      const merged = { ...next.policy, ...definedOnly(patch.policy) };
+      const merged: Record<string, unknown> = { ...next.policy, ...definedOnly(patch.policy) };
+      // Naming an operating point replaces hand-set thresholds: otherwise they would silently win over it.
+      if (patch.policy.operatingPoint !== undefined && patch.policy.thresholds === undefined) {
+        delete merged.policy;
+        delete merged.thresholds;
+        delete merged.patience;
+      }
       const parsed = policySchema.safeParse(merged);
       if (!parsed.success) return { ok: false, reason: describeIssuesReason('config/set policy', parsed.error, merged) };
       next.policy = parsed.data;

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { z } from 'zod';
 import { type AgentConfig, ConfigError, parseAgentConfig, publicConfig } from '../config/agent-config.js';
 import { logger } from '../log/logger.js';
+import { writeFileAtomically } from '../config/atomic-write.js';
 import type { ConfigChangeRow } from '../store/types.js';
 import {
   applyConfigPatch,
@@ -29,7 +29,7 @@ export interface RemoteConfigOptions {
    * count; throws Error with the reason. A change it refuses is answered as an error
    * before anything is saved or applied.
    */
-  validate?: (config: AgentConfig) => void;
+  validate?: (config: AgentConfig, patch: ConfigPatch) => void;
   /** Called after an accepted change, to apply it live. */
   onApply?: (config: AgentConfig, changedPaths: string[]) => void;
   now?: () => number;
@@ -125,7 +125,7 @@ export class RemoteConfig {
         return this.#reject(id, patch, (error as Error).message);
       }
       try {
-        this.#options.validate?.(next);
+        this.#options.validate?.(next, patch);
       } catch (error) {
         return this.#reject(id, patch, shortenReason(`config/set: ${(error as Error).message}; nothing was changed`));
       }
@@ -139,7 +139,7 @@ export class RemoteConfig {
       const version = this.#version + 1;
       const merged = mergePatches(this.#merged, patch);
       try {
-        writeAtomically(this.#options.overridesFile, `${JSON.stringify({ version, patch: merged } satisfies Overrides, null, 2)}\n`);
+        writeFileAtomically(this.#options.overridesFile, `${JSON.stringify({ version, patch: merged } satisfies Overrides, null, 2)}\n`);
       } catch (error) {
         // Refused rather than applied live: an "ok" change that silently reverts on the
         // next restart would mislead the operator; an error can simply be retried.
@@ -208,6 +208,10 @@ function configWithPatch(config: AgentConfig, patch: ConfigPatch): AgentConfig {
   }
 }
 
+/** The fields of a hand-set policy, which naming an operating point replaces. */
+const HAND_SET_POLICY_FIELDS = ['policy', 'thresholds', 'patience'] as const;
+const namesOperatingPointAlone = (patch: ConfigPatch) => patch.policy?.operatingPoint !== undefined && patch.policy.thresholds === undefined;
+
 /**
  * Section by section, field by field, for every part of the patch schema: a field
  * missing here would be applied live but silently lost on the next restart.
@@ -220,6 +224,8 @@ function mergePatches(previous: ConfigPatch | undefined, patch: ConfigPatch): Co
     const before = merged[key];
     merged[key] = isSection(value) ? { ...(isSection(before) ? before : {}), ...definedOnly(value) } : value;
   }
+  const policy = merged.policy as Record<string, unknown> | undefined;
+  if (policy && namesOperatingPointAlone(patch)) for (const field of HAND_SET_POLICY_FIELDS) delete policy[field];
   return merged as ConfigPatch;
 }
 
@@ -229,23 +235,4 @@ function changedLeafPaths(before: unknown, after: unknown, prefix = ''): string[
   if (!isRecord(before) || !isRecord(after)) return JSON.stringify(before) === JSON.stringify(after) ? [] : [prefix];
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
   return [...keys].flatMap((key) => changedLeafPaths(before[key], after[key], prefix ? `${prefix}.${key}` : key));
-}
-
-/** Temp file, fsync, rename: a crash leaves the old file or the new one, never half of one. */
-function writeAtomically(file: string, text: string): void {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  try {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const fd = fs.openSync(temp, 'w');
-    try {
-      fs.writeFileSync(fd, text);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(temp, file);
-  } catch (error) {
-    fs.rmSync(temp, { force: true });
-    throw error;
-  }
 }

@@ -6,7 +6,7 @@ import type { MultiExitEngine } from '../inference/multi-exit-engine.js';
 import { logger } from '../log/logger.js';
 import type { OperatingPoint } from '../model-package/manifest.js';
 import { encodedImageToRgb, ImageDecodeError, type RgbTarget } from '../preprocess/image-to-rgb.js';
-import type { BridgeReading, FirmwareBridge } from '../../firmware-bridge/types.js';
+import type { BridgeReading, Clock, EnergySink, FirmwareBridge } from '../../firmware-bridge/types.js';
 import type { FrameSource } from '../sources/frame-source.js';
 import { FramePacer } from '../sources/frame-source.js';
 import { LiveStats } from './live-stats.js';
@@ -16,31 +16,17 @@ import type { LogStore } from '../store/log-store.js';
 /** What the agent writes to its local log: the SQLite store, or anything with the same calls. */
 export type AgentLog = Pick<LogStore, 'logInference' | 'logControllerDecision' | 'logTelemetry'>;
 
-/**
- * A clock the loop runs by. Real time on a gateway; in the simulator, simulated
- * seconds that advance by each frame's interval, so a day passes in minutes.
- */
-export interface AgentClock {
-  nowMs(): number;
-  /** Waits out a frame slot (really sleeps on a gateway; advances simulated time in the simulator). */
-  wait(ms: number): Promise<void>;
-}
-
-export const realClock: AgentClock = {
-  nowMs: () => Date.now(),
-  wait: (ms) => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve()),
-};
-
-/** A bridge whose battery and heat follow the energy the agent reports (the simulator). */
-export interface EnergySink {
-  consume(joules: number): void;
-}
-
 export interface AgentParts {
   engine: MultiExitEngine;
   source: FrameSource;
-  bridge: FirmwareBridge & Partial<EnergySink>;
+  bridge: FirmwareBridge;
+  clock: Clock;
+  energy: EnergySink;
+  /** Device compute time over this machine's: energy accounting scales measured times by it (1 on the device itself). */
+  computeTimeScale: number;
   controller: EnergyController | undefined;
+  /** Why the controller is not deciding, when it is not (shown in status and telemetry). */
+  controllerOffReason?: string;
   /** The static choice when the controller is off. */
   staticPoint: OperatingPoint;
   points: readonly OperatingPoint[];
@@ -48,13 +34,6 @@ export interface AgentParts {
   log: AgentLog;
   target: RgbTarget;
   maxFrameRate: number;
-  clock?: AgentClock;
-  /**
-   * Simulation only: how much slower the simulated device computes than this
-   * machine (e.g. about 6 for a Pi 4 against a desktop core); energy accounting
-   * uses measured times scaled by it.
-   */
-  computeTimeScale?: number;
   /** How often (agent clock ms) the bridge is read and the controller decides. */
   controlIntervalMs?: number;
   onStatus?: (status: AgentStatus) => void;
@@ -72,6 +51,8 @@ export interface AgentStatus {
   stateOfCharge: number | undefined;
   temperatureC: number | undefined;
   operatingPoint: string;
+  /** "on", or why the controller is not moving the operating point. */
+  controller: string;
   frameRate: number;
   skipped: number;
   offloaded: number;
@@ -101,7 +82,7 @@ function lowestPassiveTrip(reading: BridgeReading): number | undefined {
  */
 export class EdgeAgent {
   readonly stats: LiveStats;
-  private readonly clock: AgentClock;
+  private readonly clock: Clock;
   /** Keyed by the point itself, not its name: a remote change makes a new "custom" point under the same name. */
   private readonly policies = new WeakMap<OperatingPoint, ExitPolicy>();
   private readonly pacer: FramePacer;
@@ -113,7 +94,7 @@ export class EdgeAgent {
   private warnedMissing = new Set<string>();
 
   constructor(private readonly parts: AgentParts) {
-    this.clock = parts.clock ?? realClock;
+    this.clock = parts.clock;
     this.stats = new LiveStats(parts.engine.exitCount);
     this.pacer = new FramePacer(() => this.clock.nowMs());
   }
@@ -129,14 +110,25 @@ export class EdgeAgent {
     return { point, policy };
   }
 
-  /** A remote config change, applied from the next frame: the static operating point and/or a new controller. */
-  reconfigure(change: { staticPoint?: OperatingPoint; controller?: EnergyController | undefined }): void {
-    if (change.staticPoint) this.parts.staticPoint = change.staticPoint;
-    if ('controller' in change) {
-      this.parts.controller = change.controller;
-      this.decision = undefined;
-      this.lastControlMs = -Infinity;
-    }
+  /** A new static operating point (hand-set thresholds, a pinned point or a depth cap), from the next frame. */
+  setStaticPoint(point: OperatingPoint): void {
+    this.parts.staticPoint = point;
+  }
+
+  setMaxFrameRate(frameRate: number): void {
+    this.parts.maxFrameRate = frameRate;
+  }
+
+  /**
+   * Hands the operating point to a controller, or takes it away with the reason. The
+   * controller keeps its own state (dwell, hysteresis); its next decision is made at once.
+   */
+  setController(controller: EnergyController | undefined, offReason?: string): void {
+    if (controller === this.parts.controller && offReason === this.parts.controllerOffReason) return;
+    this.parts.controller = controller;
+    this.parts.controllerOffReason = controller ? undefined : offReason;
+    this.decision = undefined;
+    this.lastControlMs = -Infinity;
   }
 
   get currentDecision(): ControllerDecision | undefined {
@@ -221,18 +213,20 @@ export class EdgeAgent {
     const computeMs = result.segmentMs.reduce((a, b) => a + b, 0) + result.headMs.reduce((a, b) => a + b, 0);
     const sent = this.parts.offloader?.consider(frame, result, this.parts.engine.chain.segments[result.exit]!.output(), maxExit, this.decision?.offloadAllowed ?? true);
     if (sent) this.stats.offloaded++;
-    const deviceComputeMs = computeMs * (this.parts.computeTimeScale ?? 1);
+    const deviceComputeMs = computeMs * this.parts.computeTimeScale;
     const energy = frameEnergy(this.parts.profile, {
       computeMs: deviceComputeMs,
       frameIntervalMs: 1000 / frameRate,
       offloadBytes: sent?.bytes ?? 0,
       // A simulator's power figure is made from the agent's own reports, so it is not a measurement.
-      measuredBoardPowerW: this.parts.bridge.consume ? undefined : this.reading?.powerW,
+      measuredBoardPowerW: this.parts.energy.measuresBoardPower ? this.reading?.powerW : undefined,
     });
     // A simulated battery draws idle power by itself; it is told only what the work added.
-    this.parts.bridge.consume?.(energy.aboveIdleJ);
+    this.parts.energy.consume(energy.aboveIdleJ);
     const at = this.clock.nowMs();
-    const correct = frame.trueLabel === undefined ? undefined : result.label === frame.trueLabel;
+    // One representation in the log, names: the offload server answers with names too.
+    const label = this.parts.engine.labels[result.label] ?? String(result.label);
+    const correct = frame.trueLabel === undefined ? undefined : label === frame.trueLabel;
     this.stats.record(result.exit, correct, at);
     this.parts.log.logInference({
       ts: at,
@@ -240,7 +234,7 @@ export class EdgeAgent {
       frameId: frame.id,
       trueLabel: frame.trueLabel,
       exit: result.exit,
-      label: result.label,
+      label,
       confidence: result.confidence,
       policy: policy.name,
       operatingPoint: point.name,
@@ -269,6 +263,7 @@ export class EdgeAgent {
       stateOfCharge: this.reading?.stateOfCharge,
       temperatureC: this.reading ? hottest(this.reading) : undefined,
       operatingPoint: this.decision?.operatingPoint ?? this.parts.staticPoint.name,
+      controller: this.parts.controller ? 'on' : (this.parts.controllerOffReason ?? 'off'),
       frameRate: this.decision?.frameRate ?? this.parts.maxFrameRate,
       skipped: this.stats.skipped,
       offloaded: this.stats.offloaded,

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomically } from '../config/atomic-write.js';
 import type { AgentStatus } from './edge-agent.js';
 
 /** The running agent's latest status, next to its log database, for `edge-exit status`. */
@@ -8,6 +9,10 @@ export function statusFilePath(logPath: string): string {
 }
 
 export interface StatusFile extends AgentStatus {
+  /** building: making its model package; starting: opening its parts; running; stopped. */
+  phase?: 'building' | 'starting' | 'running' | 'stopped';
+  /** What the phase is about, e.g. the package being built. */
+  detail?: string;
   pid: number;
   deviceId: string;
   writtenAt: number;
@@ -15,9 +20,7 @@ export interface StatusFile extends AgentStatus {
 }
 
 export function writeStatusFile(file: string, status: StatusFile): void {
-  const temporary = `${file}.tmp`;
-  fs.writeFileSync(temporary, JSON.stringify(status));
-  fs.renameSync(temporary, file);
+  writeFileAtomically(file, JSON.stringify(status));
 }
 
 export function readStatusFile(file: string): StatusFile | undefined {
@@ -37,6 +40,7 @@ export function formatStatusLine(status: AgentStatus): string {
   return (
     `${status.frames} frames  ${status.framesPerSecond.toFixed(1)} fps  exits% ${exits}  acc ${pct(status.accuracy, 1)}  ` +
     `battery ${pct(status.stateOfCharge)}  ${temp}  point ${status.operatingPoint} @ ${status.frameRate.toFixed(1)} fps` +
+    (status.controller === 'on' || status.controller === undefined ? '' : `  controller ${status.controller}`) +
     (status.skipped > 0 ? `  skipped ${status.skipped}` : '') +
     (status.offloaded > 0 ? `  offloaded ${status.offloaded}` : '') +
     (status.offloadServers === undefined ? '' : `  servers ${status.offloadServers}`) +

@@ -6,7 +6,8 @@ export interface Frame {
   /** The encoded image (JPEG, PNG, WebP or BMP), as an image offload would send it. */
   bytes: Buffer;
   /** Known only when replaying a labelled dataset. */
-  trueLabel?: number;
+  /** The class name, when the source knows it (a labelled replay). */
+  trueLabel?: string;
   capturedAt: number;
 }
 

@@ -32,7 +32,7 @@ export class ReplaySource implements FrameSource {
       id: `${this.pass}:${this.position - 1}`,
       origin: sample.file,
       bytes: await fs.readFile(sample.file),
-      trueLabel: sample.label,
+      trueLabel: this.classes[sample.label],
       capturedAt: Date.now(),
     };
   }

@@ -42,7 +42,7 @@ export class AgentProcess {
     this.logFile = path.join(this.dir, 'edge-exit.db');
     const defaults: Record<string, unknown> = {
       deviceId: 'test-gw',
-      model: { buildConfig: pkg.buildConfig, backend: 'xnnpack', threads: 1 },
+      model: { package: pkg.buildConfig, backend: 'xnnpack', threads: 1 },
       source: { kind: 'replay', dataset: CIFAR_TEST, loop: true, seed: AGENT_REPLAY_SEED },
       maxFrameRate: 10,
       // The wall clock paces frames, and the battery outlasts any test.

@@ -8,6 +8,7 @@ import type { FrameSource } from '../../agent/sources/frame-source.js';
 import { summarizeTimings } from '../stats/summary.js';
 import type { LogStore } from '../../agent/store/log-store.js';
 import { SimulatedBridge } from '../../firmware-bridge/simulated.js';
+import { simulatedPlatform } from '../../firmware-bridge/index.js';
 
 export interface LoggingOverheadOptions {
   engine: MultiExitEngine;
@@ -36,7 +37,7 @@ export async function runLoggingOverhead(options: LoggingOverheadOptions) {
     return new EdgeAgent({
       engine: options.engine,
       source: options.makeSource(),
-      bridge,
+      ...simulatedPlatform(bridge, 1),
       controller: options.controller?.(),
       staticPoint: options.staticPoint,
       points: options.points,
@@ -44,7 +45,6 @@ export async function runLoggingOverhead(options: LoggingOverheadOptions) {
       log,
       target: options.target,
       maxFrameRate: 1000,
-      clock: bridge.clock,
     });
   };
   const withLog = lane(options.store);

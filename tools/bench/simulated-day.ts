@@ -6,6 +6,7 @@ import type { OperatingPoint } from '../../agent/model-package/manifest.js';
 import type { RgbTarget } from '../../agent/preprocess/image-to-rgb.js';
 import type { FrameSource } from '../../agent/sources/frame-source.js';
 import { SimulatedBridge, type SimulatedBridgeOptions } from '../../firmware-bridge/simulated.js';
+import { simulatedPlatform } from '../../firmware-bridge/index.js';
 import type { BridgeReading } from '../../firmware-bridge/types.js';
 
 export interface DayVariant {
@@ -63,7 +64,7 @@ export async function runSimulatedDay(options: DayOptions): Promise<DayResult[]>
     const agent = new EdgeAgent({
       engine: options.engine,
       source: options.makeSource(),
-      bridge,
+      ...simulatedPlatform(bridge, options.computeTimeScale),
       controller: variant.controlled ? new EnergyController(options.points, options.bounds, options.maxFrameRate) : undefined,
       staticPoint,
       points: options.points,
@@ -71,8 +72,6 @@ export async function runSimulatedDay(options: DayOptions): Promise<DayResult[]>
       log: discard,
       target: options.target,
       maxFrameRate: options.maxFrameRate,
-      clock: bridge.clock,
-      computeTimeScale: options.computeTimeScale,
       controlIntervalMs: 1000,
     });
     return { variant, bridge, agent, done: false, peak: -Infinity, overS: 0, lastS: 0, nextSampleS: 0, timeline: [] as DayResult['timeline'] };

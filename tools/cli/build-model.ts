@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { modelsDir } from '../../agent/config/paths.js';
+import { DEFAULT_PACKAGE } from '../../agent/model-package/locate.js';
 import { loadBuildConfig } from '../model-package/build-config.js';
 import { buildModelPackage, type BuildResult } from '../model-package/build.js';
 import { loadModelPackage, type ModelPackage } from '../../agent/model-package/load.js';
@@ -10,7 +11,7 @@ import { progressBar } from './progress.js';
 
 export const DEFAULT_BUILD_CONFIG = 'mobilenet_v2_imagenet';
 /** The multi-exit package the agent runs by default. */
-export const DEFAULT_TASK_CONFIG = 'mobilenet_v2_cifar10';
+export const DEFAULT_TASK_CONFIG = DEFAULT_PACKAGE;
 
 export function buildConfigPath(nameOrPath: string): string {
   return nameOrPath.endsWith('.json') ? path.resolve(nameOrPath) : path.join(modelsDir(), 'configs', `${nameOrPath}.json`);

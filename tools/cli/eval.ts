@@ -6,7 +6,8 @@ import { evaluatePackage, type EvaluationReport } from '../evaluation/evaluate.j
 import { evaluationPlots } from '../evaluation/report-plots.js';
 import { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
 import { progressBar } from './progress.js';
-import { openTaskPackage } from './build-model.js';
+import { openTaskPackage, type TaskPackage } from './build-model.js';
+import { openPackage } from '../../agent/cli/open-package.js';
 
 function fullLatency(report: EvaluationReport): number {
   return report.points.find((point) => point.name === 'full')?.meanLatencyMs ?? Number.NaN;
@@ -34,8 +35,15 @@ export function formatEvaluation(report: EvaluationReport): string {
   return lines.join('\n');
 }
 
-export async function evalCommand(options: { config: string; limit?: string; threads: string; out?: string }): Promise<void> {
-  const { pkg, taskName, testDir } = await openTaskPackage(options.config);
+/** The package and the ImageFolder to evaluate it on: --test-dir, else its task's test split. */
+async function packageAndTestDir(config: string, testDir: string | undefined): Promise<TaskPackage> {
+  if (testDir === undefined) return openTaskPackage(config);
+  const pkg = await openPackage(config);
+  return { pkg, taskName: Object.keys(pkg.manifest.labels)[0]!, testDir: path.resolve(testDir) };
+}
+
+export async function evalCommand(options: { config: string; limit?: string; threads: string; out?: string; testDir?: string }): Promise<void> {
+  const { pkg, taskName, testDir } = await packageAndTestDir(options.config, options.testDir);
   const folder = readImageFolder(testDir);
   const labels = pkg.manifest.labels[taskName]!;
   checkSameClasses(labels, folder.classes, `The test split ${testDir}`);

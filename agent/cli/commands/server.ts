@@ -3,11 +3,10 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { type AgentConfig, applyEnvironmentOverrides, parseMqttSettings } from '../../config/agent-config.js';
 import { logger } from '../../log/logger.js';
-import { loadModelPackage } from '../../model-package/load.js';
 import { definedOnly } from '../../mqtt/payloads.js';
 import { serverIdProblem } from '../../mqtt/topics.js';
 import { OffloadServer } from '../../../server/offload-server.js';
-import { ensureModelPackage } from '../../../tools/cli/build-model.js';
+import { openPackage } from '../open-package.js';
 
 export interface ServerOptions {
   config: string;
@@ -69,13 +68,12 @@ export async function serverCommand(options: ServerOptions): Promise<void> {
   // Before the package: a settings mistake is reported at once, not after a build.
   const mqtt = serverMqttSettings(options);
   const workerIds = workerServerIds(options.serverId, workers);
-  const built = await ensureModelPackage(options.config);
   if (workers > 1 && !options.shareGroup) {
     throw new Error('--workers above 1 needs --share-group: without a shared subscription every worker would answer every request (aedes has none; use Mosquitto)');
   }
   if (workers === 1) {
     const server = await OffloadServer.start({
-      pkg: loadModelPackage(built.dir),
+      pkg: await openPackage(options.config),
       brokerUrl: mqtt.url!,
       mqtt,
       protocolVersion,

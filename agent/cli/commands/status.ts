@@ -17,12 +17,16 @@ export function statusCommand(options: { config?: string; json?: boolean }): voi
   const file = statusFilePath(logPath(config));
   const status = readStatusFile(file);
   if (!status) throw new Error(`No status at ${file}: the agent has not run with this config yet (start it with \`edge-exit run\`).`);
-  const running = alive(status.pid) && status.logHealth !== 'stopped';
+  const running = alive(status.pid) && status.logHealth !== 'stopped' && status.phase !== 'stopped';
   if (options.json) {
     console.log(JSON.stringify({ running, ...status }, null, 2));
     return;
   }
   const age = ((Date.now() - status.writtenAt) / 1000).toFixed(0);
+  if (status.phase === 'building' || status.phase === 'starting') {
+    console.log(`${status.deviceId}: ${running ? `${status.phase} (pid ${status.pid})` : `not running (it stopped while ${status.phase})`}: ${status.detail ?? ''}, as of ${age} s ago`);
+    return;
+  }
   console.log(`${status.deviceId}: ${running ? `running (pid ${status.pid})` : 'not running'}, status from ${age} s ago; logging ${status.logHealth ?? 'unknown'}`);
   console.log(formatStatusLine(status));
 }

@@ -1,0 +1,256 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AgentConfig } from '../config/agent-config.js';
+import { PROJECT_ROOT } from '../config/paths.js';
+import { chooseOperatingPoint } from '../controller/choose-operating-point.js';
+import { EnergyController, ladderWithin } from '../controller/energy-controller.js';
+import { deviceProfile } from '../energy/device-profiles.js';
+import { MultiExitEngine } from '../inference/multi-exit-engine.js';
+import { logger } from '../log/logger.js';
+import { endStatusLine } from '../log/terminal.js';
+import type { ModelPackage } from '../model-package/load.js';
+import { AgentLink } from '../mqtt/agent-link.js';
+import { startEmbeddedBroker } from '../mqtt/embedded-broker.js';
+import { Outbox } from '../mqtt/outbox.js';
+import type { ConfigPatch } from '../mqtt/payloads.js';
+import { RemoteConfig } from '../mqtt/remote-config.js';
+import { Offloader } from '../offload/offloader.js';
+import { EdgeAgent, type AgentStatus } from '../pipeline/edge-agent.js';
+import { formatStatusLine, statusFilePath } from '../pipeline/status-file.js';
+import { createFrameSource } from '../sources/create-source.js';
+import { LogStore } from '../store/log-store.js';
+import { createPlatform } from '../../firmware-bridge/index.js';
+import type { Platform } from '../../firmware-bridge/types.js';
+import { StatusReporter } from './status-reporter.js';
+import { TelemetryPublisher } from './telemetry-publisher.js';
+import { UnitStack } from './unit.js';
+
+/** An offload server run beside the embedded broker; the server side is handed in, so the agent never imports it. */
+export type EmbeddedServerFactory = (options: { pkg: ModelPackage; brokerUrl: string; prefix: string }) => Promise<{ close(): Promise<void> }>;
+
+export interface AppOptions {
+  /** From the config file and the environment; changes made over MQTT are laid over it. */
+  config: AgentConfig;
+  /** Where the config came from, for the start-up line. */
+  configFile?: string;
+  pkg: ModelPackage;
+  embeddedServer?: EmbeddedServerFactory;
+}
+
+/** The longest a stopping agent waits for answers in flight: a service manager's grace period (docker's is 10 s) must cover the whole stop. */
+const STOP_SETTLE_MAX_MS = 5000;
+
+export function logPath(config: AgentConfig): string {
+  return path.resolve(PROJECT_ROOT, config.logs.path);
+}
+
+/** Why the controller is not moving the operating point under this config; undefined when it is. */
+export function controllerOffReason(config: AgentConfig, custom: boolean): string | undefined {
+  if (!config.controller.enabled) return 'off (controller.enabled is false)';
+  if (custom) return 'suspended: hand-set policy.thresholds are in force; set policy.operatingPoint (e.g. "balanced") to hand the choice back to it';
+  return undefined;
+}
+
+/**
+ * The gateway: it owns every part (store, remote config, engine, platform, source,
+ * embedded broker and server, MQTT link, offload, pipeline, telemetry, status), starts
+ * them in order, routes live config changes to the part they name, and stops them in
+ * reverse order.
+ */
+export class EdgeExitApp {
+  private readonly units = new UnitStack();
+  private readonly dbFile: string;
+  private store!: LogStore;
+  private remote!: RemoteConfig;
+  private engine!: MultiExitEngine;
+  private platform!: Platform;
+  private controller: EnergyController | undefined;
+  private offloader!: Offloader;
+  private pipeline!: EdgeAgent;
+  private telemetry!: TelemetryPublisher;
+  private status!: StatusReporter;
+  private stopped = false;
+
+  constructor(private readonly options: AppOptions) {
+    this.dbFile = logPath(options.config);
+  }
+
+  get config(): AgentConfig {
+    return this.remote.config;
+  }
+
+  /** The units started, in order (for tests and the architecture docs). */
+  get startedUnits(): string[] {
+    return this.units.names;
+  }
+
+  /** Starts every part; on a failure the parts already started are stopped and the error is thrown. */
+  async start(): Promise<void> {
+    try {
+      await this.startUnits();
+    } catch (error) {
+      await this.units.stopAll();
+      throw error;
+    }
+  }
+
+  private async startUnits(): Promise<void> {
+    const { pkg } = this.options;
+    const base = this.options.config;
+    fs.mkdirSync(path.dirname(this.dbFile), { recursive: true });
+    this.store = await this.units.start(
+      'store',
+      () => LogStore.open(this.dbFile, { maxAgeDays: base.logs.maxAgeDays, maxBytes: base.logs.maxBytes }),
+      (store) => store.close(),
+    );
+    this.status = new StatusReporter(statusFilePath(this.dbFile), base.deviceId, () => {
+      const health = this.store.health();
+      return health.ok ? 'ok' : (health.reason ?? 'failing');
+    });
+    this.engine = await this.units.start(
+      'engine',
+      () => MultiExitEngine.fromPackage(pkg, { backend: base.model.backend, threads: base.model.threads, edgetpuDevice: base.model.edgetpuDevice }),
+      () => {},
+    );
+    // Changes made over MQTT persist beside the log and are laid over the file's config on every start.
+    this.remote = RemoteConfig.open({
+      base,
+      overridesFile: path.join(path.dirname(this.dbFile), 'remote-config.json'),
+      logChange: (row) => this.store.logConfigChange(row),
+      validate: (next, patch) => this.judge(next, patch),
+      onApply: (next, changedPaths) => this.apply(next, changedPaths),
+    });
+    const config = this.remote.config;
+    logger.info(`edge-exit agent ${config.deviceId} starting (config: ${this.options.configFile ?? 'defaults'}${this.remote.version > 0 ? `, with ${this.remote.version} change(s) made over MQTT` : ''}; package ${pkg.manifest.name})`);
+    const chosen = chooseOperatingPoint(config, pkg.manifest.operatingPoints, this.engine.exitCount);
+    this.controller = pkg.manifest.operatingPoints.length > 0 ? new EnergyController(chosen.points, config.controller, config.maxFrameRate) : undefined;
+    const offReason = controllerOffReason(config, chosen.custom);
+    if (offReason?.startsWith('suspended')) logger.warn(`controller ${offReason}`);
+
+    this.platform = await this.units.start('bridge', () => createPlatform(config.bridge, config.simulation), (platform) => platform.bridge.close());
+    const source = await this.units.start('source', () => createFrameSource(config.source), (s) => s.close());
+    const link = await this.startMqtt(config);
+    const profile = deviceProfile(config.deviceProfile);
+    this.offloader = new Offloader(link, pkg, config.offload, profile);
+    this.pipeline = new EdgeAgent({
+      engine: this.engine,
+      source,
+      bridge: this.platform.bridge,
+      clock: this.platform.clock,
+      energy: this.platform.energy,
+      computeTimeScale: this.platform.computeTimeScale,
+      controller: offReason ? undefined : this.controller,
+      controllerOffReason: offReason,
+      staticPoint: chosen.staticPoint,
+      points: chosen.points,
+      profile,
+      log: this.store,
+      target: { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize },
+      maxFrameRate: config.maxFrameRate,
+      statusIntervalMs: config.statusIntervalMs,
+      offloader: this.offloader,
+      onStatus: (status) => this.status.report(status),
+    });
+    this.telemetry = await this.units.start(
+      'telemetry',
+      () => {
+        const telemetry = new TelemetryPublisher(link, () => this.pipeline.status());
+        telemetry.start(config.telemetryIntervalMs);
+        return telemetry;
+      },
+      (telemetry) => telemetry.stop(),
+    );
+  }
+
+  /** The embedded broker and offload server when no broker is configured, then the link with its outbox. */
+  private async startMqtt(config: AgentConfig): Promise<AgentLink> {
+    let url = config.mqtt.url;
+    if (!url) {
+      const broker = await this.units.start('embedded broker', () => startEmbeddedBroker(config.mqtt.embeddedPort), (b) => b.close());
+      url = broker.url;
+      const factory = this.options.embeddedServer;
+      if (factory) await this.units.start('embedded offload server', () => factory({ pkg: this.options.pkg, brokerUrl: broker.url, prefix: config.mqtt.prefix }), (s) => s.close());
+    }
+    const outbox = await this.units.start('outbox', () => new Outbox(path.join(path.dirname(this.dbFile), 'outbox.db')), (o) => o.close());
+    const brokerUrl = url;
+    return this.units.start(
+      'mqtt link',
+      () =>
+        new AgentLink({
+          outbox,
+          url: brokerUrl,
+          deviceId: config.deviceId,
+          config,
+          protocolVersion: config.mqtt.protocolVersion ?? (config.mqtt.url ? 5 : 4),
+          handlers: {
+            onAnswer: (requestId, answer, late) =>
+              this.store.recordServerAnswer(requestId, { label: answer.label, confidence: answer.confidence, serverMs: answer.serverMs, decidedLocally: late }),
+            onConfigSet: (bytes) => this.remote.handleSet(bytes),
+            configState: () => this.remote.stateMessage(),
+          },
+        }),
+      async (link) => {
+        // Answers already on their way are logged; what is still unanswered waits in the outbox for the next start.
+        await link.settle(Math.min(this.remote.config.offload.deadlineMs, STOP_SETTLE_MAX_MS));
+        await link.close();
+      },
+    );
+  }
+
+  /**
+   * Judges a change by what the schema cannot know (the package's exits and points, the
+   * controller's accuracy bound), before anything is saved; throws with the reason.
+   */
+  private judge(next: AgentConfig, patch: ConfigPatch): void {
+    const chosen = chooseOperatingPoint(next, this.options.pkg.manifest.operatingPoints, this.engine.exitCount);
+    if (this.controller) ladderWithin(chosen.points, next.controller);
+    if (patch.policy?.operatingPoint !== undefined && next.controller.enabled && !chosen.custom) {
+      throw new Error(
+        `policy.operatingPoint: the controller is on and picks the operating point itself; to pin "${patch.policy.operatingPoint}", send it with {"controller":{"enabled":false}}`,
+      );
+    }
+  }
+
+  /** A live change reaches the part it names and nothing else: a new deadline leaves the controller's state alone. */
+  private apply(next: AgentConfig, changedPaths: string[]): void {
+    const changed = (prefix: string) => changedPaths.some((p) => p === prefix || p.startsWith(`${prefix}.`));
+    if (changed('policy') || changed('controller') || changed('maxFrameRate')) {
+      const chosen = chooseOperatingPoint(next, this.options.pkg.manifest.operatingPoints, this.engine.exitCount);
+      if (changed('policy')) this.pipeline.setStaticPoint(chosen.staticPoint);
+      if (changed('maxFrameRate')) this.pipeline.setMaxFrameRate(next.maxFrameRate);
+      if (changed('controller') || changed('maxFrameRate')) this.controller?.updateBounds(next.controller, next.maxFrameRate);
+      const offReason = controllerOffReason(next, chosen.custom);
+      const wasOn = this.pipeline.status().controller === 'on';
+      this.pipeline.setController(offReason ? undefined : this.controller, offReason);
+      if (wasOn && offReason) logger.warn(`controller ${offReason}`);
+      if (!wasOn && !offReason) logger.info('controller: on again, it picks the operating point');
+    }
+    if (changed('offload')) this.offloader.update(next.offload);
+    if (changed('telemetryIntervalMs')) this.telemetry.start(next.telemetryIntervalMs);
+  }
+
+  /** Runs the pipeline until the source ends, `stop()` is called, `frames` have been classified, or the platform is exhausted. */
+  async run(frames = Infinity): Promise<AgentStatus> {
+    await this.pipeline.run(() => this.pipeline.stats.frames >= frames || this.platform.exhausted());
+    if (this.platform.exhausted()) logger.info('the simulated battery is empty');
+    return this.pipeline.status();
+  }
+
+  /** Asks the pipeline to stop after the frame in hand; run() then returns. */
+  requestStop(): void {
+    this.pipeline?.stop();
+  }
+
+  /** Stops every part in reverse order, flushing the log; safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    endStatusLine();
+    const final = this.pipeline?.status();
+    await this.units.stopAll();
+    if (final) {
+      this.status.report(final, true);
+      logger.info(`stopped: ${formatStatusLine(final)}; logs in ${this.dbFile}`);
+    }
+  }
+}

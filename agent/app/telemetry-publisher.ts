@@ -1,0 +1,43 @@
+import type { AgentLink } from '../mqtt/agent-link.js';
+import { encodeJsonPayload, telemetrySchema } from '../mqtt/payloads.js';
+import type { AgentStatus } from '../pipeline/edge-agent.js';
+
+/** Publishes the agent's telemetry every interval: rates and exits since the last message, battery, heat, operating point. */
+export class TelemetryPublisher {
+  private timer: NodeJS.Timeout | undefined;
+  private previousHistogram: number[] = [];
+  private previousOffloaded = 0;
+
+  constructor(
+    private readonly link: AgentLink,
+    private readonly status: () => AgentStatus,
+  ) {}
+
+  start(intervalMs: number): void {
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.publish(), intervalMs);
+    this.timer.unref();
+  }
+
+  private publish(): void {
+    const status = this.status();
+    const sinceLast = status.exitHistogram.map((n, i) => n - (this.previousHistogram[i] ?? 0));
+    this.previousHistogram = status.exitHistogram;
+    const payload = encodeJsonPayload(telemetrySchema, {
+      ts: Date.now(),
+      battery: status.stateOfCharge ?? null,
+      temperatureC: status.temperatureC ?? null,
+      framesPerSecond: Math.min(1000, status.framesPerSecond),
+      exitHistogram: sinceLast,
+      operatingPoint: status.operatingPoint,
+      offloaded: status.offloaded - this.previousOffloaded,
+      controller: status.controller.slice(0, 300),
+    });
+    this.previousOffloaded = status.offloaded;
+    this.link.publishTelemetry(payload);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,81 @@
+import { z } from 'zod';
+
+/**
+ * The small config interface that every side shares (agent, firmware bridge, server):
+ * strict objects whose unknown keys name the nearest valid one, and validation issues
+ * in the words an operator needs, with secrets never shown.
+ */
+
+/** Fields whose values are secrets: error messages name them but never show what was given. */
+const SECRET_FIELDS = new Set(['password']);
+
+/** A broker URL as it may be logged: any user:password@ part removed, up to the LAST @ before the host (passwords may hold @). */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^/]*@/, '//[credentials]@');
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The valid key a mistyped one most likely meant, if any is close (case is ignored: maxFramerate → maxFrameRate). */
+export function nearestKey(key: string, known: readonly string[]): string | undefined {
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (!best || distance < best.distance) best = { key: candidate, distance };
+  }
+  return best && best.distance <= Math.max(2, Math.floor(key.length / 3)) ? best.key : undefined;
+}
+
+export function unknownKeysMessage(keys: readonly string[], known: readonly string[]): string {
+  return keys
+    .map((key) => {
+      const near = nearestKey(key, known);
+      return `unknown key "${key}"${near ? `: did you mean "${near}"?` : ''} (valid: ${known.join(', ')})`;
+    })
+    .join('; ');
+}
+
+/** An object that refuses keys it does not know, and says which one was probably meant. */
+export function strictSection<Shape extends z.ZodRawShape>(shape: Shape) {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === 'unrecognized_keys' ? unknownKeysMessage(issue.keys, known) : undefined),
+  });
+}
+
+/** A value as an error message may show it: secrets hidden, credentials taken out of URLs, non-finite numbers as they are. */
+function shownValue(key: PropertyKey | undefined, value: unknown): string {
+  if (typeof key === 'string' && SECRET_FIELDS.has(key)) return '[redacted]';
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  if (typeof value === 'string') return JSON.stringify(redactUrl(value));
+  if (value !== null && typeof value === 'object') {
+    // Text inside a section may be a credential: only plain numbers and flags are echoed, and briefly.
+    const json = JSON.stringify(value);
+    if (/"[^"]*"\s*[,\]}]/.test(json.replace(/"[^"]*":/g, '')) || json.length > 120) return Array.isArray(value) ? `an array of ${value.length}` : 'an object';
+    return json;
+  }
+  return JSON.stringify(value);
+}
+
+/** zod's issues in the words an operator needs: the field, the rule, the value given. */
+export function describeIssues(error: z.ZodError, input: unknown): string[] {
+  return error.issues.map((issue) => {
+    const field = issue.path.join('.') || '(root)';
+    let value: unknown = input;
+    for (const key of issue.path) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key as PropertyKey] : undefined;
+    const given = value === undefined || issue.code === 'unrecognized_keys' ? '' : ` (got ${shownValue(issue.path.at(-1), value)})`;
+    return `${field}: ${issue.message}${given}`;
+  });
+}

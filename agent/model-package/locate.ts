@@ -1,0 +1,26 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { modelsDir } from '../config/paths.js';
+import { MANIFEST_FILE } from './manifest.js';
+
+/**
+ * The package every command uses unless told otherwise (run, server, classify, eval, build-model).
+ * A released package is committed under models/releases/, so a gateway never builds or trains.
+ */
+export const DEFAULT_PACKAGE = 'mobilenet_v2_cifar10';
+
+/** Committed release artifacts: models/releases/<name>/ with a manifest, the .tflite files and a README. */
+export function releasesDir(env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(modelsDir(env), 'releases');
+}
+
+/**
+ * Where a named package is: a directory holding a manifest, a release under
+ * models/releases/<name>/, or a build under models/<name>/; undefined when none
+ * exists yet (a workstation can then build it from models/configs/<name>.json).
+ */
+export function findPackageDir(nameOrDir: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const candidates = [path.resolve(nameOrDir), path.join(releasesDir(env), nameOrDir), path.join(modelsDir(env), nameOrDir)];
+  const looksLikePath = nameOrDir.includes('/') || nameOrDir.includes(path.sep);
+  return (looksLikePath ? candidates.slice(0, 1) : candidates.slice(1)).find((dir) => fs.existsSync(path.join(dir, MANIFEST_FILE)));
+}
