@@ -79,7 +79,7 @@ test('a bad config names each field and its allowed range', (t) => {
   t.deepEqual(problemsOf({ kind: 'serial' }), ['bridge.path: must be the tty path, e.g. /dev/ttyAMA0']);
   t.deepEqual(problemsOf({ kind: 'gpio', fanPin: 40 }), ['bridge.fanPin: must be 0..27 (BCM GPIO number) (got 40)']);
   t.deepEqual(problemsOf({ kind: 'gpio' }), ['bridge: needs at least one of fanPin, ledPin, alertPin (got {"kind":"gpio"})']);
-  t.regex(problemsOf({ kind: 'sysfs', rooot: '/sys' })[0]!, /^bridge: Unrecognized key: "rooot"/);
+  t.regex(problemsOf({ kind: 'sysfs', rooot: '/sys' })[0]!, /^bridge: unknown key "rooot": did you mean "root"\?/);
   t.deepEqual(problemsOf({ kind: 'combined', sources: [{ kind: 'combined', sources: [] }] }), [
     'bridge.sources.0.kind: must be simulated, sysfs, i2c, serial or gpio (a combined source cannot nest) (got "combined")',
   ]);

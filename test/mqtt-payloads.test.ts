@@ -68,7 +68,7 @@ test('config/set rejections name the field and the rule, and keep the id when re
     [json({ id: 'a', set: { policy: { thresholds: [0.5, 1.5] } } }), /set\.policy\.thresholds\.1: .*<=1 \(got 1\.5\)/, 'a'],
     [json({ id: 'b', set: { policy: { thresholds: [-0.1] } } }), /set\.policy\.thresholds\.0: .*>=0/, 'b'],
     [json({ id: 'c', set: { controller: { maxTemperatureC: 'hot' } } }), /set\.controller\.maxTemperatureC: .*number/, 'c'],
-    [json({ id: 'd', set: { policy: { operatingPoint: 'x' }, colour: 'red' } }), /set: Unrecognized key: "colour"/, 'd'],
+    [json({ id: 'd', set: { policy: { operatingPoint: 'x' }, colour: 'red' } }), /set: unknown key "colour"/, 'd'],
     [json({ id: 'e', set: { offload: { mode: 'video' } } }), /set\.offload\.mode/, 'e'],
     [json({ id: 'f', set: { offload: { deadlineMs: 5 } } }), /set\.offload\.deadlineMs: .*>=10/, 'f'],
     [json({ id: 'g', set: {} }), /nothing to change/, 'g'],

@@ -252,7 +252,7 @@ function blameEnvironment(problems: string[], env: NodeJS.ProcessEnv): string[] 
     const unknown = /unknown key "([^"]+)"/.exec(problem)?.[1];
     const full = unknown === undefined ? field : field === '(root)' ? unknown : `${field}.${unknown}`;
     const culprit = overrides.find((o) => o.field.join('.') === full);
-    return culprit ? `${culprit.name} (sets ${culprit.field.join('.')}): ${problem.slice(problem.indexOf(':') + 2)}` : problem;
+    return culprit ? `${problem} — set by the environment variable ${culprit.name}` : problem;
   });
 }
 
@@ -281,7 +281,7 @@ export function loadAgentConfig(file: string | undefined, env: NodeJS.ProcessEnv
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     const problems = blameEnvironment(error.problems, env);
-    const fromEnvironment = problems.some((p) => p.startsWith('EDGE_EXIT__'));
+    const fromEnvironment = problems.some((p) => p.includes('set by the environment variable'));
     throw new ConfigError(`Invalid ${fromEnvironment ? `${origin} with its environment overrides` : origin}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, problems);
   }
 }

@@ -61,10 +61,9 @@ function shownValue(key: PropertyKey | undefined, value: unknown): string {
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   if (typeof value === 'string') return JSON.stringify(redactUrl(value));
   if (value !== null && typeof value === 'object') {
-    // Text inside a section may be a credential: only plain numbers and flags are echoed, and briefly.
-    const json = JSON.stringify(value);
-    if (/"[^"]*"\s*[,\]}]/.test(json.replace(/"[^"]*":/g, '')) || json.length > 120) return Array.isArray(value) ? `an array of ${value.length}` : 'an object';
-    return json;
+    // Secrets inside a section are hidden by key and URL credentials taken out; a long value is summarised.
+    const json = JSON.stringify(value, (k, v: unknown) => (SECRET_FIELDS.has(k) ? '[redacted]' : typeof v === 'string' ? redactUrl(v) : v));
+    return json.length <= 120 ? json : Array.isArray(value) ? `an array of ${value.length}` : 'an object';
   }
   return JSON.stringify(value);
 }

@@ -60,6 +60,14 @@ export type Telemetry = z.infer<typeof telemetrySchema>;
 
 export { offloadModeSchema };
 
+/** A section as a patch: every field optional and without its default, so that a field left out stays as it is. */
+function patchSection<Shape extends z.ZodRawShape>(section: z.ZodObject<Shape>): z.ZodType<{ [K in keyof Shape]?: z.output<Shape[K]> }> {
+  const fields = Object.fromEntries(
+    Object.entries(section.shape).map(([key, field]) => [key, (field instanceof z.ZodDefault ? (field.unwrap() as z.ZodType) : (field as z.ZodType)).optional()]),
+  );
+  return strictSection(fields) as unknown as z.ZodType<{ [K in keyof Shape]?: z.output<Shape[K]> }>;
+}
+
 /**
  * What config/set may change, cut from the agent's own schema so that a remote change is
  * judged by the same rules as the config file; sections and fields not listed here are
@@ -74,7 +82,7 @@ export const configPatchSchema = strictSection({
     patience: policySchema.shape.patience,
     maxExit: policySchema.shape.maxExit,
   }).optional(),
-  controller: controllerSchema.partial().optional(),
+  controller: patchSection(controllerSchema).optional(),
   offload: strictSection({
     mode: offloadSchema.shape.mode.unwrap().optional(),
     deadlineMs: offloadSchema.shape.deadlineMs.unwrap().optional(),
@@ -131,9 +139,7 @@ export function applyConfigPatch(config: AgentConfig, patch: ConfigPatch): Apply
       const merged: Record<string, unknown> = { ...next.policy, ...definedOnly(patch.policy) };
       // Naming an operating point replaces hand-set thresholds: otherwise they would silently win over it.
       if (patch.policy.operatingPoint !== undefined && patch.policy.thresholds === undefined) {
-        delete merged.policy;
-        delete merged.thresholds;
-        delete merged.patience;
+        for (const field of ['policy', 'thresholds', 'patience'] as const) if (patch.policy[field] === undefined) delete merged[field];
       }
       const parsed = policySchema.safeParse(merged);
       if (!parsed.success) return { ok: false, reason: describeIssuesReason('config/set policy', parsed.error, merged) };

@@ -225,7 +225,7 @@ function mergePatches(previous: ConfigPatch | undefined, patch: ConfigPatch): Co
     merged[key] = isSection(value) ? { ...(isSection(before) ? before : {}), ...definedOnly(value) } : value;
   }
   const policy = merged.policy as Record<string, unknown> | undefined;
-  if (policy && namesOperatingPointAlone(patch)) for (const field of HAND_SET_POLICY_FIELDS) delete policy[field];
+  if (policy && namesOperatingPointAlone(patch)) for (const field of HAND_SET_POLICY_FIELDS) if (patch.policy?.[field] === undefined) delete policy[field];
   return merged as ConfigPatch;
 }
 
