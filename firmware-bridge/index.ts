@@ -31,6 +31,7 @@ export async function createBridge(config: unknown): Promise<FirmwareBridge> {
 }
 
 export const realClock: Clock = {
+  kind: 'wall',
   nowMs: () => Date.now(),
   wait: (ms) => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve()),
 };

@@ -86,7 +86,7 @@ const MAX_CHARGE_STEP_S = 10;
 export class SimulatedBridge implements FirmwareBridge {
   readonly name = 'simulated';
   /** The agent loop's clock: simulated time, so a day can pass in minutes. */
-  readonly clock: { nowMs(): number; wait(ms: number): Promise<void> };
+  readonly clock: { readonly kind: 'simulated'; nowMs(): number; wait(ms: number): Promise<void> };
 
   private readonly o: Required<Omit<SimulatedBridgeOptions, 'solar' | 'initialTemperatureC' | 'startAt'>> & { solar?: SolarProfile };
   private readonly startAt: number;
@@ -115,6 +115,7 @@ export class SimulatedBridge implements FirmwareBridge {
     this.lastLoadW = this.o.idlePowerW;
     this.chargerOn = this.o.charging;
     this.clock = {
+      kind: 'simulated',
       nowMs: () => {
         this.sync();
         return this.simulatedNowMs();

@@ -54,6 +54,8 @@ export type ScalarReading = (typeof SCALAR_READINGS)[number];
  * simulated seconds that advance by each frame's interval, so a day passes in minutes.
  */
 export interface Clock {
+  /** wall: the real time (the RTC); simulated: a simulator's own time, which the log keeps beside the real one. */
+  readonly kind: 'wall' | 'simulated';
   nowMs(): number;
   /** Waits out a frame slot (really sleeps on a gateway; advances simulated time in the simulator). */
   wait(ms: number): Promise<void>;

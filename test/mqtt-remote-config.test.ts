@@ -23,7 +23,7 @@ function setup(t: ExecutionContext, overridesFile?: string, validate?: (config: 
       overridesFile: file,
       logChange: (row) => rows.push(row),
       validate,
-      onApply: (config, changedPaths) => applied.push({ config, changedPaths }),
+      onApply: (config, changedPaths) => void applied.push({ config, changedPaths }),
       now: () => 1234,
     });
   return { dir, file, rows, applied, open };

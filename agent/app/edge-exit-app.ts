@@ -212,8 +212,9 @@ export class EdgeExitApp {
   }
 
   /** A live change reaches the part it names and nothing else: a new deadline leaves the controller's state alone. */
-  private apply(next: AgentConfig, changedPaths: string[]): void {
+  private apply(next: AgentConfig, changedPaths: string[]): string | undefined {
     const changed = (prefix: string) => changedPaths.some((p) => p === prefix || p.startsWith(`${prefix}.`));
+    let note: string | undefined;
     if (changed('policy') || changed('controller') || changed('maxFrameRate')) {
       const chosen = chooseOperatingPoint(next, this.options.pkg.manifest.operatingPoints, this.engine.exitCount);
       if (changed('policy')) this.pipeline.setStaticPoint(chosen.staticPoint);
@@ -224,9 +225,11 @@ export class EdgeExitApp {
       this.pipeline.setController(offReason ? undefined : this.controller, offReason);
       if (wasOn && offReason) logger.warn(`controller ${offReason}`);
       if (!wasOn && !offReason) logger.info('controller: on again, it picks the operating point');
+      note = offReason === undefined ? undefined : `applied; the controller is ${offReason}`;
     }
     if (changed('offload')) this.offloader.update(next.offload);
     if (changed('telemetryIntervalMs')) this.telemetry.start(next.telemetryIntervalMs);
+    return note;
   }
 
   /** Runs the pipeline until the source ends, `stop()` is called, `frames` have been classified, or the platform is exhausted. */

@@ -158,7 +158,9 @@ export class EnergyController {
     const thermal = this.hold('thermal', this.thermalLevel(inputs, this.current?.thermalLevel), inputs.nowS);
     const wanted = levelIndex(battery.level) >= levelIndex(thermal.level) ? battery : thermal;
     const level = wanted.level;
-    const reason = `${wanted.why} (battery: ${battery.why}; thermal: ${thermal.why})`;
+    // The side that decided first, then the other one, each said once.
+    const other = wanted === battery ? thermal : battery;
+    const reason = `${wanted.why}; ${other.why}`;
     const point = this.pointFor(level);
     // The radio costs energy the battery cannot spare at its reserve.
     const offloadAllowed = battery.level !== 'critical';

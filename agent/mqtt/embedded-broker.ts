@@ -8,7 +8,12 @@ import { Aedes } from 'aedes';
  */
 export async function startEmbeddedBroker(port: number): Promise<{ url: string; close(): Promise<void> }> {
   const broker = await Aedes.createBroker();
-  const server = net.createServer(broker.handle);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    broker.handle(socket);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
       reject(new Error(error.code === 'EADDRINUSE' ? `port ${port} is taken: set mqtt.embeddedPort, or mqtt.url to use that broker` : error.message)),
@@ -17,6 +22,12 @@ export async function startEmbeddedBroker(port: number): Promise<{ url: string; 
   });
   return {
     url: `mqtt://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => broker.close(() => resolve()))),
+    // Outside clients (mosquitto_sub, Home Assistant) would hold server.close() open until they leave: they are cut off.
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+        broker.close();
+      }),
   };
 }

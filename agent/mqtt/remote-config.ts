@@ -30,8 +30,8 @@ export interface RemoteConfigOptions {
    * before anything is saved or applied.
    */
   validate?: (config: AgentConfig, patch: ConfigPatch) => void;
-  /** Called after an accepted change, to apply it live. */
-  onApply?: (config: AgentConfig, changedPaths: string[]) => void;
+  /** Called after an accepted change, to apply it live; what it returns is told to the operator in the response. */
+  onApply?: (config: AgentConfig, changedPaths: string[]) => string | void;
   now?: () => number;
 }
 
@@ -151,7 +151,7 @@ export class RemoteConfig {
 
       let reason: string | undefined;
       try {
-        this.#options.onApply?.(next, changedPaths);
+        reason = this.#options.onApply?.(next, changedPaths) ?? undefined;
       } catch (error) {
         // The change is saved and in force; the operator should still hear that applying it live failed.
         reason = `accepted, but applying it live failed: ${(error as Error).message}`;

@@ -145,7 +145,7 @@ export class EdgeAgent {
     }
     const temperatureC = hottest(reading);
     this.parts.log.logTelemetry({
-      ts: nowMs,
+      ...this.timestamps(nowMs),
       batterySoc: reading.stateOfCharge,
       voltageV: reading.voltageV,
       currentA: reading.currentA,
@@ -167,7 +167,7 @@ export class EdgeAgent {
     const decision = this.parts.controller.decide(inputs);
     await this.actuate(decision);
     if (decision.changed) {
-      this.parts.log.logControllerDecision({ ts: nowMs, ...decision, inputs });
+      this.parts.log.logControllerDecision({ ...this.timestamps(nowMs), ...decision, inputs });
       logger.info({ operatingPoint: decision.operatingPoint, frameRate: decision.frameRate, level: decision.level }, `controller: ${decision.reason}`);
     }
     this.decision = decision;
@@ -185,6 +185,11 @@ export class EdgeAgent {
     } catch (error) {
       logger.warn(`firmware bridge actuator failed: ${(error as Error).message}`);
     }
+  }
+
+  /** Log rows carry the wall-clock time, and a simulation's own time beside it. */
+  private timestamps(clockMs: number): { ts: number; simTs?: number } {
+    return this.clock.kind === 'simulated' ? { ts: Date.now(), simTs: clockMs } : { ts: clockMs };
   }
 
   /** Classifies one frame; false when the source has ended or the agent is stopping. */
@@ -229,7 +234,7 @@ export class EdgeAgent {
     const correct = frame.trueLabel === undefined ? undefined : label === frame.trueLabel;
     this.stats.record(result.exit, correct, at);
     this.parts.log.logInference({
-      ts: at,
+      ...this.timestamps(at),
       source: this.parts.source.name,
       frameId: frame.id,
       trueLabel: frame.trueLabel,

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { BackoffSchedule } from '../retry/backoff-schedule.js';
 import { logger } from '../log/logger.js';
 import type { Frame, FrameSource } from './frame-source.js';
 
@@ -38,9 +39,11 @@ export class CameraSource implements FrameSource {
   private command: CameraCommand | undefined;
   private frameNumber = 0;
   private failures = 0;
+  private readonly backoff: BackoffSchedule;
   private closed = false;
 
   constructor(private readonly options: CameraOptions) {
+    this.backoff = new BackoffSchedule({ minMs: options.retryBaseMs ?? 500, maxMs: options.retryMaxMs ?? 30_000 });
     this.name = `camera:${options.command}`;
   }
 
@@ -95,11 +98,12 @@ export class CameraSource implements FrameSource {
         const command = await this.resolveCommand();
         const bytes = await this.capture(command);
         this.failures = 0;
+        this.backoff.reset();
         return { id: `cam-${this.frameNumber++}`, origin: command, bytes, capturedAt: Date.now() };
       } catch (error) {
         this.failures++;
-        const base = this.options.retryBaseMs ?? 500;
-        const delay = Math.min(this.options.retryMaxMs ?? 30_000, base * 2 ** (this.failures - 1));
+        const delay = this.backoff.current();
+        this.backoff.lengthen();
         logger.warn(`camera capture failed (${(error as Error).message}); retry ${this.failures} in ${delay} ms`);
         await new Promise((resolve) => setTimeout(resolve, delay));
       }

@@ -152,19 +152,20 @@ const DEFAULTS = {
 
 const SQL: Record<Statement, string> = {
   inference: `INSERT INTO inferences (ts, source, frame_id, true_label, exit, label, confidence, policy, operating_point,
-      segment_ms, total_ms, energy_j, battery_soc, temperature_c, offloaded, request_id, decided_locally)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      segment_ms, total_ms, energy_j, battery_soc, temperature_c, offloaded, request_id, decided_locally, sim_ts)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   // The newest row of the request: ids are reused only if a client reuses them.
   answer: `UPDATE inferences SET server_label = ?, server_confidence = ?, server_ms = ?, answered_at = ?,
       decided_locally = coalesce(?, decided_locally)
     WHERE id = (SELECT max(id) FROM inferences WHERE request_id = ?)`,
-  decision: `INSERT INTO controller_decisions (ts, level, operating_point, max_exit, frame_rate, offload_allowed, reason, inputs)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  telemetry: `INSERT INTO telemetry (ts, battery_soc, voltage_v, current_a, power_w, charging, temperature_c, frames_per_s, json)
+  decision: `INSERT INTO controller_decisions (ts, level, operating_point, max_exit, frame_rate, offload_allowed, reason, inputs, sim_ts)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  telemetry: `INSERT INTO telemetry (ts, battery_soc, voltage_v, current_a, power_w, charging, temperature_c, frames_per_s, json, sim_ts)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   config: `INSERT INTO config_changes (ts, source, version, diff, accepted, reason) VALUES (?, ?, ?, ?, ?, ?)`,
 };
 
+const simTime = (value: number | null | undefined): number | null => (value === undefined || value === null ? null : Math.trunc(value));
 const flag = (value: boolean | null | undefined): number | null => (value === undefined || value === null ? null : value ? 1 : 0);
 const label = (value: string | number | null | undefined): string | null => (value === undefined || value === null ? null : String(value));
 const microseconds = (ms: number): number => Math.round(ms * 1000) / 1000;
@@ -192,6 +193,7 @@ function parameters(item: QueuedWrite): unknown[] {
         row.offloaded ? 1 : 0,
         row.requestId ?? null,
         row.decidedLocally ? 1 : 0,
+        simTime(row.simTs),
       ];
     }
     case 'answer': {
@@ -216,6 +218,7 @@ function parameters(item: QueuedWrite): unknown[] {
         row.offloadAllowed ? 1 : 0,
         row.reason,
         JSON.stringify(row.inputs ?? {}),
+        simTime(row.simTs),
       ];
     }
     case 'telemetry': {
@@ -230,6 +233,7 @@ function parameters(item: QueuedWrite): unknown[] {
         row.temperatureC ?? null,
         row.framesPerS ?? null,
         row.extra === undefined || row.extra === null ? null : JSON.stringify(row.extra),
+        simTime(row.simTs),
       ];
     }
     case 'config': {

@@ -75,6 +75,7 @@ const bool = (value: number | null): boolean => value === 1;
 interface InferenceColumns {
   id: number;
   ts: number;
+  sim_ts: number | null;
   source: string;
   frame_id: string;
   true_label: string | null;
@@ -102,6 +103,7 @@ function toInference(row: InferenceColumns): InferenceRecord {
   return {
     id: row.id,
     ts: row.ts,
+    simTs: row.sim_ts,
     source: row.source,
     frameId: row.frame_id,
     trueLabel: row.true_label,
@@ -213,6 +215,7 @@ export function controllerTimeline(db: Database.Database, range: TimeRange = {},
   const rows = db.prepare(sql).all(params) as Array<{
     id: number;
     ts: number;
+    sim_ts: number | null;
     level: string | null;
     operating_point: string;
     max_exit: number;
@@ -224,6 +227,7 @@ export function controllerTimeline(db: Database.Database, range: TimeRange = {},
   return rows.map((row) => ({
     id: row.id,
     ts: row.ts,
+    simTs: row.sim_ts,
     level: row.level,
     operatingPoint: row.operating_point,
     maxExit: row.max_exit,
@@ -239,6 +243,7 @@ export function telemetry(db: Database.Database, range: TimeRange = {}, limit?: 
   const rows = db.prepare(sql).all(params) as Array<{
     id: number;
     ts: number;
+    sim_ts: number | null;
     battery_soc: number | null;
     voltage_v: number | null;
     current_a: number | null;
@@ -251,6 +256,7 @@ export function telemetry(db: Database.Database, range: TimeRange = {}, limit?: 
   return rows.map((row) => ({
     id: row.id,
     ts: row.ts,
+    simTs: row.sim_ts,
     batterySoc: row.battery_soc,
     voltageV: row.voltage_v,
     currentA: row.current_a,

@@ -87,6 +87,18 @@ export const MIGRATIONS: readonly Migration[] = [
         CREATE INDEX config_changes_ts ON config_changes (ts);
       `),
   },
+  {
+    version: 2,
+    description: 'simulated time beside real time',
+    // ts is always wall-clock time, so rows of every table interleave as they happened;
+    // a simulated run's own clock (a day passing in minutes) is kept beside it.
+    up: (db) =>
+      db.exec(`
+        ALTER TABLE inferences ADD COLUMN sim_ts INTEGER;
+        ALTER TABLE controller_decisions ADD COLUMN sim_ts INTEGER;
+        ALTER TABLE telemetry ADD COLUMN sim_ts INTEGER;
+      `),
+  },
 ];
 
 /** Tables that hold timed rows; retention walks these. */

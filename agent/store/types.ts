@@ -8,6 +8,8 @@ export type Label = string | number;
 
 export interface InferenceRow {
   ts: number;
+  /** The simulated clock's time (ms) when the row was made in a simulation; ts stays wall-clock time. */
+  simTs?: number | null;
   /** The frame source (replay, folder, camera). */
   source: string;
   frameId: string;
@@ -44,6 +46,7 @@ export interface ServerAnswer {
 export interface InferenceRecord {
   id: number;
   ts: number;
+  simTs: number | null;
   source: string;
   frameId: string;
   trueLabel: string | null;
@@ -68,6 +71,8 @@ export interface InferenceRecord {
 
 export interface ControllerDecisionRow {
   ts: number;
+  /** The simulated clock's time (ms) when the row was made in a simulation; ts stays wall-clock time. */
+  simTs?: number | null;
   operatingPoint: string;
   maxExit: number;
   frameRate: number;
@@ -79,13 +84,16 @@ export interface ControllerDecisionRow {
   inputs: Record<string, unknown>;
 }
 
-export interface ControllerDecisionRecord extends Required<Omit<ControllerDecisionRow, 'level'>> {
+export interface ControllerDecisionRecord extends Required<Omit<ControllerDecisionRow, 'level' | 'simTs'>> {
   id: number;
   level: string | null;
+  simTs: number | null;
 }
 
 export interface TelemetryRow {
   ts: number;
+  /** The simulated clock's time (ms) when the row was made in a simulation; ts stays wall-clock time. */
+  simTs?: number | null;
   batterySoc?: number | null;
   voltageV?: number | null;
   currentA?: number | null;
@@ -100,6 +108,7 @@ export interface TelemetryRow {
 export interface TelemetryRecord {
   id: number;
   ts: number;
+  simTs: number | null;
   batterySoc: number | null;
   voltageV: number | null;
   currentA: number | null;
