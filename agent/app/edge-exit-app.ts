@@ -18,6 +18,7 @@ import { Offloader } from '../offload/offloader.js';
 import { EdgeAgent, type AgentStatus } from '../pipeline/edge-agent.js';
 import { formatStatusLine, statusFilePath } from '../pipeline/status-file.js';
 import { createFrameSource } from '../sources/create-source.js';
+import type { FrameSource } from '../sources/frame-source.js';
 import { LogStore } from '../store/log-store.js';
 import { createPlatform } from '../../firmware-bridge/index.js';
 import type { Platform } from '../../firmware-bridge/types.js';
@@ -67,6 +68,7 @@ export class EdgeExitApp {
   private controller: EnergyController | undefined;
   private offloader!: Offloader;
   private pipeline!: EdgeAgent;
+  private source: FrameSource | undefined;
   private telemetry!: TelemetryPublisher;
   private status!: StatusReporter;
   private stopped = false;
@@ -129,6 +131,7 @@ export class EdgeExitApp {
 
     this.platform = await this.units.start('bridge', () => createPlatform(config.bridge, config.simulation), (platform) => platform.bridge.close());
     const source = await this.units.start('source', () => createFrameSource(config.source), (s) => s.close());
+    this.source = source;
     const link = await this.startMqtt(config);
     const profile = deviceProfile(config.deviceProfile);
     this.offloader = new Offloader(link, pkg, config.offload, profile);
@@ -204,7 +207,9 @@ export class EdgeExitApp {
   private judge(next: AgentConfig, patch: ConfigPatch): void {
     const chosen = chooseOperatingPoint(next, this.options.pkg.manifest.operatingPoints, this.engine.exitCount);
     if (this.controller) ladderWithin(chosen.points, next.controller);
-    if (patch.policy?.operatingPoint !== undefined && next.controller.enabled && !chosen.custom) {
+    // Naming a point hands the choice back from hand-set thresholds; otherwise, with the controller on, it would change nothing.
+    const handSet = this.remote.config.policy.thresholds !== undefined;
+    if (patch.policy?.operatingPoint !== undefined && next.controller.enabled && !chosen.custom && !handSet) {
       throw new Error(
         `policy.operatingPoint: the controller is on and picks the operating point itself; to pin "${patch.policy.operatingPoint}", send it with {"controller":{"enabled":false}}`,
       );
@@ -239,9 +244,10 @@ export class EdgeExitApp {
     return this.pipeline.status();
   }
 
-  /** Asks the pipeline to stop after the frame in hand; run() then returns. */
+  /** Asks the pipeline to stop after the frame in hand; the source is closed too, so a wait for the next frame (an empty watched folder, a camera) ends. */
   requestStop(): void {
     this.pipeline?.stop();
+    void this.source?.close();
   }
 
   /** Stops every part in reverse order, flushing the log; safe to call twice. */

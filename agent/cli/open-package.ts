@@ -20,7 +20,7 @@ export async function openPackage(nameOrPath: string, onBuild?: (configFile: str
         `and there is no build config ${configFile} to build it from. Set model.package to a package name or directory.`,
     );
   }
-  logger.info(`model package ${nameOrPath} is not built yet: building it from ${configFile} (once; later starts reuse it)`);
+  logger.info(`model package ${nameOrPath}: building it from ${configFile} unless the build there is up to date (once; later starts reuse it)`);
   onBuild?.(configFile);
   const { ensureModelPackage } = await import('../../tools/cli/build-model.js');
   return loadModelPackage((await ensureModelPackage(configFile)).dir);

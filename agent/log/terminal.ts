@@ -39,6 +39,6 @@ function humanLine(json: string): string {
 /** pino's destination on a terminal: a readable line above the status line, never glued to it. */
 export const terminalLogStream = {
   write(chunk: string): void {
-    process.stderr.write(`\r\x1b[K${humanLine(chunk)}\n${statusLine}`);
+    process.stderr.write(onTerminal ? `\r\x1b[K${humanLine(chunk)}\n${statusLine}` : `${humanLine(chunk)}\n`);
   },
 };

@@ -87,6 +87,11 @@ export class AgentProcess {
     return this.process.stop();
   }
 
+  /** Sends a signal (SIGINT is Ctrl-C) without waiting for the exit. */
+  signal(signal: NodeJS.Signals): void {
+    this.process.signal(signal);
+  }
+
   /** Reads the agent's SQLite log (another process writes it; WAL lets both work at once). */
   private read<T>(query: (reader: LogReader) => T, empty: T): T {
     if (!fs.existsSync(this.logFile)) return empty;

@@ -59,6 +59,11 @@ export class CliProcess {
     return this.kill('SIGTERM');
   }
 
+  /** Sends a signal and returns at once (kill() waits for the exit). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.running) this.child.kill(signal);
+  }
+
   /** Any signal; SIGKILL stands for a crash or a power cut: nothing of the process runs after it. */
   async kill(signal: NodeJS.Signals): Promise<number | null> {
     if (this.running) this.child.kill(signal);
