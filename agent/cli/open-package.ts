@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { modelsDir } from '../config/paths.js';
+import { configFileFor, modelsDir } from '../config/paths.js';
 import { logger } from '../log/logger.js';
 import { loadModelPackage, type ModelPackage } from '../model-package/load.js';
 import { findPackageDir, releasesDir } from '../model-package/locate.js';
@@ -13,7 +13,7 @@ import { findPackageDir, releasesDir } from '../model-package/locate.js';
 export async function openPackage(nameOrPath: string, onBuild?: (configFile: string) => void): Promise<ModelPackage> {
   const found = nameOrPath.endsWith('.json') ? undefined : findPackageDir(nameOrPath);
   if (found) return loadModelPackage(found);
-  const configFile = nameOrPath.endsWith('.json') ? path.resolve(nameOrPath) : path.join(modelsDir(), 'configs', `${nameOrPath}.json`);
+  const configFile = configFileFor(nameOrPath);
   if (!fs.existsSync(configFile)) {
     throw new Error(
       `No model package "${nameOrPath}": looked for ${path.join(releasesDir(), nameOrPath)}/ and ${path.join(modelsDir(), nameOrPath)}/, ` +

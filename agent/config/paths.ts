@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,4 +22,19 @@ export function modelsDir(env: NodeJS.ProcessEnv = process.env): string {
 export function expandPath(text: string, baseDir: string, env: NodeJS.ProcessEnv = process.env): string {
   const expanded = text.replaceAll('${shared}', sharedDir(env)).replaceAll('${models}', modelsDir(env));
   return path.resolve(baseDir, expanded);
+}
+
+/**
+ * Where named build and training configs are found, in order: the ones a user should
+ * pick (models/configs/), then the research recipes (tools/lab/configs/).
+ */
+export function configDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return [path.join(modelsDir(env), 'configs'), path.join(PROJECT_ROOT, 'tools', 'lab', 'configs')];
+}
+
+/** A config named by file path, or by name in the config folders (the first folder when it is in none). */
+export function configFileFor(nameOrPath: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (nameOrPath.endsWith('.json')) return path.resolve(nameOrPath);
+  const candidates = configDirs(env).map((dir) => path.join(dir, `${nameOrPath}.json`));
+  return candidates.find((file) => fs.existsSync(file)) ?? candidates[0]!;
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { modelsDir } from '../../agent/config/paths.js';
+import { configFileFor, modelsDir } from '../../agent/config/paths.js';
+import { readConfigObject } from '../../agent/config/json-file.js';
 import { DEFAULT_PACKAGE } from '../../agent/model-package/locate.js';
 import { loadBuildConfig } from '../model-package/build-config.js';
 import { buildModelPackage, type BuildResult } from '../model-package/build.js';
@@ -14,13 +15,13 @@ export const DEFAULT_BUILD_CONFIG = 'mobilenet_v2_imagenet';
 export const DEFAULT_TASK_CONFIG = DEFAULT_PACKAGE;
 
 export function buildConfigPath(nameOrPath: string): string {
-  return nameOrPath.endsWith('.json') ? path.resolve(nameOrPath) : path.join(modelsDir(), 'configs', `${nameOrPath}.json`);
+  return configFileFor(nameOrPath);
 }
 
 /** Training configs (for `edge-exit train`) carry the recipe at the top level; build configs do not. */
 function isTrainConfig(file: string): boolean {
   try {
-    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    const json = readConfigObject(file);
     return typeof json === 'object' && json !== null && 'training' in json;
   } catch {
     return false; // loadBuildConfig reports unreadable files

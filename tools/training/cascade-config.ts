@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { readJsonFile } from '../../agent/config/json-file.js';
+import { readConfigObject, readJsonFile } from '../../agent/config/json-file.js';
+import { configFileFor } from '../../agent/config/paths.js';
 import { BuildConfigError } from '../model-package/build-config.js';
 import { loadTrainConfig, type ResolvedTrainConfig } from './train-config.js';
 
@@ -33,15 +34,17 @@ export interface ResolvedCascadeConfig {
 /** Cascade configs name a glance and a main training config; unreadable files are left to the loaders to report. */
 export function isCascadeConfigFile(file: string): boolean {
   try {
-    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    const json = readConfigObject(file);
     return typeof json === 'object' && json !== null && 'glance' in json && 'main' in json;
   } catch {
     return false;
   }
 }
 
+/** A config a cascade names: beside it, else in the config folders. */
 function referencedFile(reference: string, baseDir: string): string {
-  return path.resolve(baseDir, reference.endsWith('.json') ? reference : `${reference}.json`);
+  const beside = path.resolve(baseDir, reference.endsWith('.json') ? reference : `${reference}.json`);
+  return fs.existsSync(beside) ? beside : configFileFor(reference);
 }
 
 export function loadCascadeConfig(configFile: string, env: NodeJS.ProcessEnv = process.env): ResolvedCascadeConfig {
