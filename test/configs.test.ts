@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { readConfigObject } from '../agent/config/json-file.js';
+import { agentConfigJsonSchema } from '../agent/config/agent-config.js';
 import { configDirs, PROJECT_ROOT } from '../agent/config/paths.js';
 import { loadBuildConfig } from '../tools/model-package/build-config.js';
 import { isCascadeConfigFile, loadCascadeConfig } from '../tools/training/cascade-config.js';
@@ -45,4 +46,11 @@ test('extends lays a config over its base: objects merge, arrays replace; a cycl
 test('the recommended recipe resolves to exactly the settings it was trained with', (t) => {
   const resolved = readConfigObject(path.join(PROJECT_ROOT, 'models', 'configs', 'mobilenet_v2_cifar10_finetuned_final_first_bf16_seed3.json'));
   t.like(resolved, { name: 'mobilenet_v2_cifar10_finetuned_final_first_bf16_seed3', inputSize: 128, training: { epochs: 22, seed: 3, bfloat16: true, cutout: 0.5, exitWeights: [0, 0, 0, 0, 1] } });
+});
+
+test('docs/agent-config.schema.json is the schema the agent validates with, and checks a config as the agent does', (t) => {
+  const committed = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'docs', 'agent-config.schema.json'), 'utf8')) as { properties: Record<string, { additionalProperties?: boolean }>; additionalProperties?: boolean };
+  t.deepEqual(committed, JSON.parse(JSON.stringify(agentConfigJsonSchema())), 'regenerate it: node bin/edge-exit.js config-schema > docs/agent-config.schema.json');
+  t.is(committed.additionalProperties, false, 'unknown keys are refused by the schema too');
+  t.is(committed.properties.controller!.additionalProperties, false);
 });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { loadAgentConfig } from '../config/agent-config.js';
+import { agentConfigJsonSchema, loadAgentConfig } from '../config/agent-config.js';
 import { PROJECT_ROOT } from '../config/paths.js';
 import { logger } from '../log/logger.js';
 import { DEFAULT_PACKAGE } from '../model-package/locate.js';
@@ -128,6 +128,11 @@ program
   .option('--threads <n>', 'interpreter threads', '1')
   .option('--json', 'machine-readable output')
   .action(classifyCommand);
+
+program
+  .command('config-schema')
+  .description("print the agent config's JSON Schema (for editors: \"$schema\" in edge-exit.config.json)")
+  .action(() => console.log(JSON.stringify(agentConfigJsonSchema(), null, 2)));
 
 registerLogsCommand(program, () => logPath(loadAgentConfig(undefined).config));
 

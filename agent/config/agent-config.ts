@@ -285,3 +285,14 @@ export function loadAgentConfig(file: string | undefined, env: NodeJS.ProcessEnv
     throw new ConfigError(`Invalid ${fromEnvironment ? `${origin} with its environment overrides` : origin}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, problems);
   }
 }
+
+/**
+ * The config file's JSON Schema (draft 2020-12), for editors and the dashboard: what a
+ * file may say, defaults included. `edge-exit config-schema` prints it.
+ */
+export function agentConfigJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(agentConfigSchema, { io: 'input', unrepresentable: 'any' }),
+    title: 'edge-exit agent config',
+  };
+}

@@ -10,7 +10,6 @@ import { isCascadeConfigFile, loadCascadeConfig } from '../training/cascade-conf
 import { loadTrainConfig } from '../training/train-config.js';
 import { progressBar } from './progress.js';
 
-export const DEFAULT_BUILD_CONFIG = 'mobilenet_v2_imagenet';
 /** The multi-exit package the agent runs by default. */
 export const DEFAULT_TASK_CONFIG = DEFAULT_PACKAGE;
 

@@ -13,7 +13,6 @@ import { trainingCurveSvg, trainingCurveTitle, type EpochAccuracy } from '../plo
 import { progressBar } from './progress.js';
 import { buildConfigPath } from './build-model.js';
 
-export const DEFAULT_TRAIN_CONFIG = 'mobilenet_v2_cifar10_finetuned';
 
 export interface TrainReport {
   package: string;
