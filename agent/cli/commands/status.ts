@@ -1,4 +1,5 @@
 import { loadAgentConfig } from '../../config/agent-config.js';
+import { describeOperatingPoint } from '../../exit-policy/point-names.js';
 import { formatStatusLine, readStatusFile, statusFilePath } from '../../pipeline/status-file.js';
 import { logPath } from './run.js';
 
@@ -29,4 +30,6 @@ export function statusCommand(options: { config?: string; json?: boolean }): voi
   }
   console.log(`${status.deviceId}: ${running ? `running (pid ${status.pid})` : 'not running'}, status from ${age} s ago; logging ${status.logHealth ?? 'unknown'}`);
   console.log(formatStatusLine(status));
+  console.log(`point ${status.operatingPoint}: ${describeOperatingPoint(status.operatingPoint)}`);
+  if (status.controller !== undefined && status.controller !== 'on') console.log(`controller ${status.controller}`);
 }
