@@ -54,6 +54,8 @@ export interface OffloadServerStats {
   answered: number;
   duplicates: number;
   rejected: number;
+  /** Requests whose MQTT 5 response topic was not the requesting device's own: refused, never answered there. */
+  foreignResponseTopics: number;
 }
 
 /**
@@ -62,7 +64,7 @@ export interface OffloadServerStats {
  * segment) or from the image, and answers once per request id.
  */
 export class OffloadServer {
-  readonly stats: OffloadServerStats = { answered: 0, duplicates: 0, rejected: 0 };
+  readonly stats: OffloadServerStats = { answered: 0, duplicates: 0, rejected: 0, foreignResponseTopics: 0 };
   private readonly engine: MultiExitEngine;
   private readonly fullPolicy: ExitPolicy;
   /** Answers by device and request id; a promise while computing, so a repeat arriving meanwhile waits for it. */
@@ -215,6 +217,18 @@ export class OffloadServer {
       logger.warn(`offload server: request ${request.requestId} from ${deviceId} is for ${request.packageName}@${request.modelHashPrefix}, this server runs ${this.options.pkg.manifest.name}@${this.options.pkg.manifest.buildKey.slice(0, 16)}`);
       return;
     }
+    // Answers go only to the requesting device's own response topic, derived from the topic the request came on:
+    // a named one elsewhere (another device's config/set, a wildcard the broker would disconnect us for) is refused.
+    const ownTopic = deviceTopics(deviceId, this.prefix).offloadResponse(request.requestId);
+    const namedTopic = packet.properties?.responseTopic;
+    if (namedTopic !== undefined && namedTopic !== ownTopic) {
+      this.stats.foreignResponseTopics++;
+      this.stats.rejected++;
+      if (this.stats.foreignResponseTopics === 1 || this.stats.foreignResponseTopics % 100 === 0) {
+        logger.warn(`offload server: refused ${this.stats.foreignResponseTopics} request(s) naming a response topic other than the device's own; the latest from ${deviceId} named ${JSON.stringify(namedTopic.slice(0, 200))}, not ${ownTopic}`);
+      }
+      return;
+    }
     const key = `${deviceId}/${request.requestId}`;
     let pending = this.answers.get(key);
     if (pending) {
@@ -230,10 +244,8 @@ export class OffloadServer {
       this.answers.delete(key);
       return;
     }
-    const responseTopic = packet.properties?.responseTopic;
-    const topicOut = responseTopic ?? deviceTopics(deviceId, this.prefix).offloadResponse(request.requestId);
-    const properties = responseTopic && packet.properties?.correlationData ? { correlationData: packet.properties.correlationData } : undefined;
-    await this.client!.publishAsync(topicOut, answer, { qos: 1, ...(properties ? { properties } : {}) });
+    const properties = namedTopic && packet.properties?.correlationData ? { correlationData: packet.properties.correlationData } : undefined;
+    await this.client!.publishAsync(ownTopic, answer, { qos: 1, ...(properties ? { properties } : {}) });
   }
 
   async close(): Promise<void> {

@@ -97,7 +97,7 @@ test('the reader never creates or migrates a file', (t) => {
 test('each migration runs in its own transaction: a failing one leaves the earlier ones applied and nothing of itself', (t) => {
   const file = tempFile(t);
   const broken: Migration = {
-    version: 2,
+    version: SCHEMA_VERSION + 1,
     description: 'fails halfway',
     up: (db) => {
       db.exec('CREATE TABLE half_done (id INTEGER)');

@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { agentConfigJsonSchema, loadAgentConfig } from '../config/agent-config.js';
 import { PROJECT_ROOT } from '../config/paths.js';
 import { logger } from '../log/logger.js';
-import { DEFAULT_PACKAGE } from '../model-package/locate.js';
+import { defaultPackage } from '../model-package/locate.js';
 import { classifyCommand } from './commands/classify.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { logPath, runCommand } from './commands/run.js';
@@ -23,6 +23,7 @@ const workstation = {
   evaluate: () => import('../../tools/cli/eval.js'),
   bench: () => import('../../tools/cli/bench.js'),
   inspect: () => import('../../tools/cli/inspect.js'),
+  release: () => import('../../tools/cli/release.js'),
 };
 
 /** The benchmark runtime suite's single-exit package, and its training recipe default. */
@@ -47,7 +48,7 @@ program
 program
   .command('build-model')
   .description('cut the base model into segments and heads and write models/<name>/ (cached)')
-  .option('-c, --config <name|file>', 'build config: a name under models/configs/ or a .json path', DEFAULT_PACKAGE)
+  .option('-c, --config <name|file>', 'build config: a name under models/configs/ or a .json path', defaultPackage())
   .option('-o, --out <dir>', 'package directory (default models/<name>)')
   .option('-f, --force', 'rebuild even if the package is up to date')
   .action(async (options) => (await workstation.buildModel()).buildModelCommand(options));
@@ -66,7 +67,7 @@ program
   .command('bench')
   .description('side-by-side benchmarks: stock vs XNNPACK, monolithic vs segment chain, operating points vs the full model')
   .option('-c, --config <name|file>', 'build config of the runtime suite\'s package', DEFAULT_RUNTIME_BENCH_PACKAGE)
-  .option('--task-config <name|file>', 'build config of the exits suite\'s multi-exit package', DEFAULT_PACKAGE)
+  .option('--task-config <name|file>', 'build config of the exits suite\'s multi-exit package', defaultPackage())
   .option('--suites <list>', 'runtime (stock vs XNNPACK, monolithic vs chain), exits (operating points vs full model), day (simulated day), logging (log overhead in the loop), offload (MQTT round trips and server throughput, needs mosquitto)', 'runtime,exits')
   .option('--images-per-class <n>', 'CIFAR-10 test images per class (the runtime suite adds cat.bmp)', '20')
   .option('--threads <list>', 'thread counts to measure', '1,2')
@@ -76,7 +77,7 @@ program
 program
   .command('eval')
   .description('per-exit and per-operating-point accuracy, cost and exit histogram on the test split, as JSON and plots')
-  .option('-c, --config <name|file>', 'package or build config (it must have a task)', DEFAULT_PACKAGE)
+  .option('-c, --config <name|file>', 'package or build config (it must have a task)', defaultPackage())
   .option('--test-dir <folder>', 'an ImageFolder of the package\'s classes to evaluate on (default: the task\'s test split)')
   .option('--limit <n>', 'evaluate on a class-balanced subset of n test images')
   .option('--threads <n>', 'interpreter threads', '1')
@@ -104,7 +105,7 @@ program
 program
   .command('server')
   .description('the offload server: finishes the full model for frames gateways offload over MQTT')
-  .option('-c, --config <name|file>', 'the package it serves (the agents\' package): a name, a directory or a build config', DEFAULT_PACKAGE)
+  .option('-c, --config <name|file>', 'the package it serves (the agents\' package): a name, a directory or a build config', defaultPackage())
   .option('--broker <url>', `MQTT broker URL (mqtt://, mqtts://; default $EDGE_EXIT__MQTT__URL or ${DEFAULT_SERVER_BROKER})`)
   .option('--workers <n>', 'worker processes (more than 1 needs --share-group)', '1')
   .option('--share-group <name>', 'subscribe as $share/<name>/... so workers and servers split the requests (Mosquitto)')
@@ -122,12 +123,19 @@ program
   .command('classify')
   .description('classify images with a package: top-k labels, the exit taken, the confidence at every exit that ran, ms per segment')
   .argument('<image...>', 'image files (JPEG, PNG, BMP, ...)')
-  .option('-c, --config <name|dir>', 'the package: a name, a directory or a build config', DEFAULT_PACKAGE)
+  .option('-c, --config <name|dir>', 'the package: a name, a directory or a build config', defaultPackage())
   .option('-k, --top <k>', 'how many labels to print', '5')
   .option('--operating-point <name>', 'the calibrated point that decides where to stop (default balanced; none for single-exit packages)')
   .option('--threads <n>', 'interpreter threads', '1')
   .option('--json', 'machine-readable output')
   .action(classifyCommand);
+
+program
+  .command('release')
+  .description('copy a built or trained package to models/releases/<name>/ with its provenance, for gateways to run without building (at most 10 MB)')
+  .argument('<package>', 'the package name')
+  .option('--command <text>', 'the command that made it, for the provenance')
+  .action(async (name: string, options: { command?: string }) => (await workstation.release()).releaseCommand(name, options));
 
 program
   .command('config-schema')

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { PROJECT_ROOT } from './paths.js';
-import { DEFAULT_PACKAGE } from '../model-package/locate.js';
+import { defaultPackage } from '../model-package/locate.js';
 import { describeIssues, redactUrl, strictSection } from './issues.js';
 import { bridgeConfigSchema } from '../../firmware-bridge/config.js';
 
@@ -125,7 +125,7 @@ export const agentConfigSchema = strictSection({
      * The multi-exit package: a name (models/releases/<name>/, else models/<name>/, else built
      * once from models/configs/<name>.json), a package directory, or a build config .json.
      */
-    package: z.string().min(1).default(DEFAULT_PACKAGE),
+    package: z.string().min(1).default(() => defaultPackage()),
     backend: z.enum(['auto', 'xnnpack', 'stock', 'edgetpu']).default('auto'),
     threads: z.number().int().min(1).max(16).default(2),
     edgetpuDevice: z.string().regex(/^(usb|pci)(:\d+)?$/, 'usb, usb:N, pci or pci:N').optional(),

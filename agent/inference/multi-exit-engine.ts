@@ -128,14 +128,16 @@ export class MultiExitEngine {
     if (afterSegment < last && !this.chain.continuesFrom(afterSegment + 1)) {
       throw new RangeError(`segment ${afterSegment + 1} reads the image, not segment ${afterSegment}'s output: send the image instead of features`);
     }
+    // A seam of the wrong size would leave the previous request's values in the buffer, and answer with them.
+    const seam = afterSegment === last ? this.chain.segments[last]!.output() : this.chain.segments[afterSegment + 1]!.input();
+    if (seam.data.length !== features.length) {
+      throw new RangeError(`the tensor after segment ${afterSegment} has ${seam.data.length} values (shape ${seam.shape.join('x')}); got ${features.length}`);
+    }
     let ms = 0;
     if (afterSegment === last) {
-      this.chain.segments[last]!.output().data.set(features);
+      seam.data.set(features);
     } else {
-      const next = this.chain.segments[afterSegment + 1]!.input();
-      if (next.data.length !== features.length) {
-        throw new RangeError(`the tensor after segment ${afterSegment} has ${next.data.length} values (shape ${next.shape.join('x')}); got ${features.length}`);
-      }
+      const next = seam;
       next.data.set(features);
       for (let i = afterSegment + 1; i <= last; i++) {
         // runSegment copies segment i-1's output into segment i; the first resumed one already has its input.

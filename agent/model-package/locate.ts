@@ -3,11 +3,18 @@ import path from 'node:path';
 import { modelsDir } from '../config/paths.js';
 import { MANIFEST_FILE } from './manifest.js';
 
+/** The recommended package: the fine-tuned glance cascade (docs/exits.md), released under models/releases/. */
+export const RECOMMENDED_PACKAGE = 'mobilenet_v2_cifar10_cascade_64_bf16_seed3';
+/** The post-hoc package a workstation builds from ../shared in minutes, when the recommended one is not released. */
+export const BUILT_DEFAULT_PACKAGE = 'mobilenet_v2_cifar10';
+
 /**
- * The package every command uses unless told otherwise (run, server, classify, eval, build-model).
- * A released package is committed under models/releases/, so a gateway never builds or trains.
+ * The package every command uses unless told otherwise (run, server, classify, eval, build-model):
+ * the recommended one once its release is committed, so a gateway never builds or trains.
  */
-export const DEFAULT_PACKAGE = 'mobilenet_v2_cifar10';
+export function defaultPackage(env: NodeJS.ProcessEnv = process.env): string {
+  return fs.existsSync(path.join(releasesDir(env), RECOMMENDED_PACKAGE, MANIFEST_FILE)) ? RECOMMENDED_PACKAGE : BUILT_DEFAULT_PACKAGE;
+}
 
 /** Committed release artifacts: models/releases/<name>/ with a manifest, the .tflite files and a README. */
 export function releasesDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -107,6 +107,21 @@ export type ConfigSetRequest = z.infer<typeof configSetRequestSchema>;
 export type ConfigSetResult = { ok: true; request: ConfigSetRequest } | { ok: false; id?: string; reason: string };
 
 /** Reads a config/set message; never throws. The id is returned with a rejection when it could be read, for the response. */
+/** A config/set is a few levels deep; a deeper one is refused before anything walks it recursively. */
+export const MAX_CONFIG_SET_DEPTH = 16;
+
+/** Whether a parsed JSON value nests deeper than `limit`, found without recursion (a crafted payload may be thousands deep). */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  while (stack.length > 0) {
+    const { value: current, depth } = stack.pop()!;
+    if (current === null || typeof current !== 'object') continue;
+    if (depth + 1 > limit) return true;
+    for (const child of Object.values(current as Record<string, unknown>)) stack.push({ value: child, depth: depth + 1 });
+  }
+  return false;
+}
+
 export function parseConfigSet(bytes: Buffer): ConfigSetResult {
   try {
     const decoded = decodeJsonPayload(bytes, MAX_CONFIG_SET_BYTES, 'config/set');
@@ -114,6 +129,10 @@ export function parseConfigSet(bytes: Buffer): ConfigSetResult {
     const value = decoded.value;
     const rawId = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>).id : undefined;
     const id = configRequestIdSchema.safeParse(rawId).success ? (rawId as string) : undefined;
+    if (nestedDeeperThan(value, MAX_CONFIG_SET_DEPTH)) {
+      const reason = `config/set: nested deeper than ${MAX_CONFIG_SET_DEPTH} levels; a config change is a few levels deep`;
+      return id === undefined ? { ok: false, reason } : { ok: false, id, reason };
+    }
     const parsed = configSetRequestSchema.safeParse(value);
     if (parsed.success) return { ok: true, request: parsed.data };
     const reason = describeIssuesReason('config/set', parsed.error, value);

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { configFileFor, modelsDir } from '../../agent/config/paths.js';
 import { readConfigObject } from '../../agent/config/json-file.js';
-import { DEFAULT_PACKAGE } from '../../agent/model-package/locate.js';
+import { defaultPackage } from '../../agent/model-package/locate.js';
 import { loadBuildConfig } from '../model-package/build-config.js';
 import { buildModelPackage, type BuildResult } from '../model-package/build.js';
 import { loadModelPackage, type ModelPackage } from '../../agent/model-package/load.js';
@@ -11,7 +11,7 @@ import { loadTrainConfig } from '../training/train-config.js';
 import { progressBar } from './progress.js';
 
 /** The multi-exit package the agent runs by default. */
-export const DEFAULT_TASK_CONFIG = DEFAULT_PACKAGE;
+export const DEFAULT_TASK_CONFIG = defaultPackage();
 
 export function buildConfigPath(nameOrPath: string): string {
   return configFileFor(nameOrPath);

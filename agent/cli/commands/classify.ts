@@ -1,7 +1,7 @@
 import { createExitPolicy, type ExitPolicy } from '../../exit-policy/policy.js';
 import { MultiExitEngine } from '../../inference/multi-exit-engine.js';
 import { imageFileToRgb } from '../../preprocess/image-to-rgb.js';
-import { DEFAULT_PACKAGE } from '../../model-package/locate.js';
+import { defaultPackage } from '../../model-package/locate.js';
 import { openPackage } from '../open-package.js';
 
 export interface ClassifyOptions {
@@ -44,7 +44,7 @@ function recording(policy: ExitPolicy, seen: number[]): ExitPolicy {
 export async function classifyCommand(images: string[], options: ClassifyOptions): Promise<void> {
   const k = Number(options.top);
   if (!Number.isInteger(k) || k < 1) throw new RangeError(`--top must be a whole number >= 1, got ${options.top}`);
-  const pkg = await openPackage(options.config ?? DEFAULT_PACKAGE);
+  const pkg = await openPackage(options.config ?? defaultPackage());
   const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: Number(options.threads) });
   const { manifest } = pkg;
   const pointName = options.operatingPoint ?? (manifest.operatingPoints.some((p) => p.name === 'balanced') ? 'balanced' : undefined);

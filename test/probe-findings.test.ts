@@ -1,0 +1,82 @@
+import fs from 'node:fs';
+import test from 'ava';
+import mqtt from 'mqtt';
+import { parseAgentConfig, publicConfig, redactUrl } from '../agent/config/agent-config.js';
+import { ConfigError } from '../agent/config/agent-config.js';
+import type { ModelPackage } from '../agent/model-package/load.js';
+import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
+import { encodeOffload } from '../agent/mqtt/offload-codec.js';
+import { parseConfigSet } from '../agent/mqtt/payloads.js';
+import { OffloadServer } from '../server/offload-server.js';
+import { mosquittoTest, startMosquitto } from './helpers/brokers.js';
+import { MqttWatch } from './helpers/mqtt-watch.js';
+import { CAT_PHOTO } from './helpers/shared.js';
+import { buildTinyPackage } from './helpers/tiny-package.js';
+import { waitFor } from './helpers/wait.js';
+
+/* What an adversarial probe broke (issue 25), each against the real broker or runtime. */
+
+let pkg: ModelPackage;
+test.before(async () => {
+  pkg = await buildTinyPackage();
+});
+const withMosquitto = mosquittoTest('mosquitto_pub');
+
+withMosquitto('an MQTT 5 request naming a wildcard or another device\'s topic as its response topic is refused and counted; the server stays up and answers the next one', async (t) => {
+  const broker = await startMosquitto();
+  t.teardown(() => broker.stop());
+  const server = await OffloadServer.start({ pkg, brokerUrl: broker.url, protocolVersion: 5 });
+  t.teardown(() => server.close());
+  const watch = await MqttWatch.connect(broker.url, ['#']);
+  t.teardown(() => watch.close());
+  const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  t.teardown(() => client.endAsync());
+  const image = fs.readFileSync(CAT_PHOTO);
+  const frame = (requestId: string) => encodeOffload({ packageName: pkg.manifest.name, modelHash: pkg.manifest.buildKey, kind: 'image', requestId, format: 'bmp', data: image });
+  const send = (requestId: string, responseTopic?: string) =>
+    client.publishAsync('edge-exit/p9/offload/request', frame(requestId), { qos: 1, ...(responseTopic ? { properties: { responseTopic, correlationData: Buffer.from(requestId) } } : {}) });
+
+  await send('wild', 'x/#');
+  await send('victim', 'edge-exit/victim/config/set');
+  await send('outside', 'elsewhere/topic');
+  await waitFor('three refusals', () => server.stats.foreignResponseTopics === 3, 20_000);
+  await send('good', 'edge-exit/p9/offload/response/good');
+  const answer = await watch.waitFor('the honest answer', (m) => m.topic === 'edge-exit/p9/offload/response/good', { timeoutMs: 20_000 });
+  t.deepEqual(answer.packet.properties?.correlationData, Buffer.from('good'));
+  t.deepEqual(watch.on('edge-exit/victim/config/set').map((m) => m.payload.length), [], 'nothing reached the victim apart from the request itself');
+  t.is(watch.messages.filter((m) => m.topic === 'elsewhere/topic').length, 0);
+  t.is(server.stats.answered, 1);
+});
+
+test('a seam of the wrong size is refused, never answered with the previous request\'s values', (t) => {
+  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 });
+  const last = engine.exitCount - 1;
+  const size = engine.chain.segments[last]!.output().data.length;
+  t.notThrows(() => engine.finishFrom(last, new Int8Array(size)));
+  t.throws(() => engine.finishFrom(last, new Int8Array(10)), { message: new RegExp(`has ${size} values .* got 10`) });
+  t.throws(() => engine.finishFrom(0, new Int8Array(10)), { message: /got 10/ });
+});
+
+test('config/set nested thousands of levels deep is refused with its id kept', (t) => {
+  let nested = '0';
+  for (let i = 0; i < 5000; i++) nested = `[${nested}]`;
+  const result = parseConfigSet(Buffer.from(`{"id":"deep-1","set":{"policy":{"thresholds":${nested}}}}`));
+  t.false(result.ok);
+  if (result.ok) return;
+  t.is(result.id, 'deep-1');
+  t.regex(result.reason, /nested deeper than 16 levels/);
+});
+
+test('a password holding @ is redacted whole, and an mqtt section of the wrong type never echoes it', (t) => {
+  t.is(redactUrl('mqtt://gate-3:S3cr3t@XYZZY-3@broker.local:1883'), 'mqtt://[credentials]@broker.local:1883');
+  const config = parseAgentConfig({ mqtt: { url: 'mqtt://gate-3:S3cr3t@XYZZY-3@broker.local:1883' } });
+  t.false(JSON.stringify(publicConfig(config)).includes('XYZZY'));
+  const error = t.throws(() => parseAgentConfig({ mqtt: [{ url: 'mqtt://u:S3cr3t@XYZZY-3@h', password: 'S3cr3t@XYZZY-3' }] }), { instanceOf: ConfigError });
+  t.false(error.message.includes('XYZZY'), error.message);
+  t.false(error.message.includes('S3cr3t'), error.message);
+});
+
+test('an infinite number is shown as it is in errors, not as null', (t) => {
+  const error = t.throws(() => parseAgentConfig({ maxFrameRate: Infinity }), { instanceOf: ConfigError });
+  t.regex(error.message, /maxFrameRate: .*\(got Infinity\)/);
+});
