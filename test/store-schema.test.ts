@@ -106,14 +106,14 @@ test('each migration runs in its own transaction: a failing one leaves the earli
   };
   const db = new Database(file);
   t.throws(() => migrate(db, file, [...MIGRATIONS, broken]), { any: true, message: /no such table: no_such_table/ });
-  t.is(userVersion(db), 1);
+  t.is(userVersion(db), SCHEMA_VERSION);
   t.false(tables(db).includes('half_done'));
   t.true(tables(db).includes('inferences'));
 
-  const fixed: Migration = { version: 2, description: 'adds a column', up: (d) => d.exec('ALTER TABLE telemetry ADD COLUMN humidity REAL') };
-  t.deepEqual(migrate(db, file, [...MIGRATIONS, fixed]), [2]);
-  t.is(userVersion(db), 2);
+  const fixed: Migration = { version: SCHEMA_VERSION + 1, description: 'adds a column', up: (d) => d.exec('ALTER TABLE telemetry ADD COLUMN humidity REAL') };
+  t.deepEqual(migrate(db, file, [...MIGRATIONS, fixed]), [SCHEMA_VERSION + 1]);
+  t.is(userVersion(db), SCHEMA_VERSION + 1);
   db.close();
-  // And this edge-exit, which knows only version 1, now refuses the file.
+  // And this edge-exit, which knows only the versions before, now refuses the file.
   t.throws(() => LogStore.open(file), { instanceOf: SchemaVersionError, message: /newer than this edge-exit knows/ });
 });
