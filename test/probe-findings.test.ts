@@ -11,7 +11,8 @@ import { OffloadServer } from '../server/offload-server.js';
 import { mosquittoTest, startMosquitto } from './helpers/brokers.js';
 import { MqttWatch } from './helpers/mqtt-watch.js';
 import { CAT_PHOTO } from './helpers/shared.js';
-import { buildTinyPackage } from './helpers/tiny-package.js';
+import { buildTinyAgentPackage, buildTinyPackage } from './helpers/tiny-package.js';
+import { AgentProcess } from './helpers/agent-process.js';
 import { waitFor } from './helpers/wait.js';
 
 /* What an adversarial probe broke (issue 25), each against the real broker or runtime. */
@@ -79,4 +80,15 @@ test('a password holding @ is redacted whole, and an mqtt section of the wrong t
 test('an infinite number is shown as it is in errors, not as null', (t) => {
   const error = t.throws(() => parseAgentConfig({ maxFrameRate: Infinity }), { instanceOf: ConfigError });
   t.regex(error.message, /maxFrameRate: .*\(got Infinity\)/);
+});
+
+test('an invalid topic prefix stops the agent with exit status 1, its embedded broker closed', async (t) => {
+  const { modelsDir, buildConfig } = await buildTinyAgentPackage();
+  for (const prefix of ['#', 'a/+', '/lead', 'a//b']) {
+    const port = 20_000 + Math.floor(Math.random() * 30_000);
+    const agent = AgentProcess.start({ modelsDir, buildConfig }, { deviceId: 'prefix-gw', mqtt: { prefix, embeddedPort: port } });
+    t.is(await agent.exited, 1, agent.output);
+    t.regex(agent.output, /prefix/i);
+    await t.throwsAsync(mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 2000 }), undefined, 'nothing listens any more');
+  }
 });
