@@ -1,5 +1,9 @@
 import { createExitPolicy, type ExitPolicy } from '../../exit-policy/policy.js';
 import { MultiExitEngine } from '../../inference/multi-exit-engine.js';
+import { SegmentChain } from '../../inference/segment-chain.js';
+import type { ModelPackage } from '../../model-package/load.js';
+import type { InterpreterOptions } from '../../runtime/interpreter.js';
+import { dequantizeSoftmax } from '../../exit-policy/probabilities.js';
 import { imageFileToRgb } from '../../preprocess/image-to-rgb.js';
 import { defaultPackage } from '../../model-package/locate.js';
 import { openPackage } from '../open-package.js';
@@ -45,38 +49,76 @@ export async function classifyCommand(images: string[], options: ClassifyOptions
   const k = Number(options.top);
   if (!Number.isInteger(k) || k < 1) throw new RangeError(`--top must be a whole number >= 1, got ${options.top}`);
   const pkg = await openPackage(options.config ?? defaultPackage());
-  const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: Number(options.threads) });
+  const { manifest } = pkg;
+  const task = Object.keys(manifest.labels)[0]!;
+  const taskHeads = manifest.heads.filter((h) => h.task === task);
+  const interpreter = { backend: 'xnnpack' as const, threads: Number(options.threads) };
+  // A package cut into segments with one head at the end (the ImageNet one) has no early exits: the chain runs through.
+  const multiExit = taskHeads.every((head, i) => head.afterSegment === i);
+  const results = multiExit
+    ? await classifyMultiExit(pkg, images, options, k, interpreter)
+    : await classifyThrough(pkg, images, k, interpreter, task, taskHeads.at(-1)!.name);
+  if (options.json) {
+    console.log(JSON.stringify({ package: manifest.name, results }, null, 2));
+    return;
+  }
+  for (const r of results) {
+    console.log(`\n${r.image}: exit ${r.exit} (${r.exitName}), ${r.totalMs.toFixed(2)} ms`);
+    for (const entry of r.top) console.log(`  ${String(entry.index).padStart(5)}  ${entry.label.padEnd(28)} ${entry.score.toFixed(4)}`);
+    console.log(`  confidence by exit: ${r.confidenceByExit.map((c) => c.toFixed(3)).join(' → ')}`);
+    console.log(`  ms by segment (with its exit head): ${r.segmentMs.map((ms) => ms.toFixed(2)).join(' + ')}`);
+  }
+}
+
+function topK(probabilities: ArrayLike<number>, labels: readonly string[], k: number): ImageResult['top'] {
+  return Array.from(probabilities, (score, index) => ({ index, label: labels[index] ?? String(index), score }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, k);
+}
+
+async function rgbOf(image: string, pkg: ModelPackage): Promise<Buffer> {
+  const { width, height, resize } = pkg.manifest.input;
+  return imageFileToRgb(image, { width, height, resize });
+}
+
+/** Every segment, then the one head: the monolithic model's answer, timed by segment. */
+async function classifyThrough(pkg: ModelPackage, images: string[], k: number, interpreter: InterpreterOptions, task: string, head: string): Promise<ImageResult[]> {
+  const chain = SegmentChain.fromPackage(pkg, interpreter);
+  const labels = pkg.manifest.labels[task]!;
+  const results: ImageResult[] = [];
+  for (const image of images) {
+    chain.input.data.set(await rgbOf(image, pkg));
+    const segmentMs = chain.segments.map((_, i) => chain.runSegment(i));
+    segmentMs[segmentMs.length - 1]! += chain.runHead(head);
+    const output = chain.heads.get(head)!.output();
+    const q = output.quantization ?? { scale: 1 / 256, zeroPoint: 0 };
+    const probabilities = dequantizeSoftmax(output.data as Uint8Array, q.scale, q.zeroPoint);
+    const top = topK(probabilities, labels, k);
+    results.push({ image, exit: 0, exitName: head, top, confidenceByExit: [top[0]!.score], segmentMs, totalMs: segmentMs.reduce((a, b) => a + b, 0) });
+  }
+  return results;
+}
+
+async function classifyMultiExit(pkg: ModelPackage, images: string[], options: ClassifyOptions, k: number, interpreter: InterpreterOptions): Promise<ImageResult[]> {
+  const engine = MultiExitEngine.fromPackage(pkg, interpreter);
   const { manifest } = pkg;
   const pointName = options.operatingPoint ?? (manifest.operatingPoints.some((p) => p.name === 'balanced') ? 'balanced' : undefined);
   const point = pointName === undefined ? undefined : manifest.operatingPoints.find((p) => p.name === pointName);
   if (pointName !== undefined && !point) throw new Error(`--operating-point "${pointName}" is not in ${manifest.name}; it has ${manifest.operatingPoints.map((p) => p.name).join(', ') || 'none'}`);
-  // Without a calibrated point (a single-exit package) every frame runs to the final exit.
+  // Without a calibrated point every frame runs to the final exit.
   const policy = point
     ? createExitPolicy({ policy: point.policy, thresholds: point.thresholds, patience: point.patience }, engine.exitCount)
     : createExitPolicy({ policy: 'max-probability', thresholds: Array.from({ length: engine.exitCount }, () => 1) }, engine.exitCount);
   const heads = manifest.heads.filter((h) => manifest.labels[h.task] === engine.labels).sort((a, b) => a.afterSegment - b.afterSegment);
   const results: ImageResult[] = [];
   for (const image of images) {
-    engine.input.data.set(await imageFileToRgb(image, { width: manifest.input.width, height: manifest.input.height, resize: manifest.input.resize }));
+    engine.input.data.set(await rgbOf(image, pkg));
     const seen: number[] = [];
     const result = engine.classify(recording(policy, seen), point?.maxExit ?? engine.exitCount - 1);
     if (seen.length === result.exit) seen.push(result.confidence);
-    const top = [...result.probabilities]
-      .map((score, index) => ({ index, label: engine.labels[index] ?? String(index), score }))
-      .sort((a, b) => b.score - a.score)
-      .slice(0, k);
     const segmentMs = result.segmentMs.map((ms, i) => ms + (result.headMs[i] ?? 0));
-    results.push({ image, exit: result.exit, exitName: heads[result.exit]?.name ?? `exit ${result.exit}`, top, confidenceByExit: seen, segmentMs, totalMs: segmentMs.reduce((a, b) => a + b, 0) });
+    const exitName = `${heads[result.exit]?.name ?? `exit ${result.exit}`} of ${engine.exitCount - 1}, point ${point?.name ?? 'none'}`;
+    results.push({ image, exit: result.exit, exitName, top: topK(result.probabilities, engine.labels, k), confidenceByExit: seen, segmentMs, totalMs: segmentMs.reduce((a, b) => a + b, 0) });
   }
-  if (options.json) {
-    console.log(JSON.stringify({ package: manifest.name, operatingPoint: point?.name ?? null, results }, null, 2));
-    return;
-  }
-  console.log(`package ${manifest.name}, ${engine.exitCount} exit(s), operating point ${point?.name ?? 'none (runs to the final exit)'}`);
-  for (const r of results) {
-    console.log(`\n${r.image}: exit ${r.exit} (${r.exitName}) of ${engine.exitCount - 1}, ${r.totalMs.toFixed(2)} ms`);
-    for (const entry of r.top) console.log(`  ${String(entry.index).padStart(5)}  ${entry.label.padEnd(28)} ${entry.score.toFixed(4)}`);
-    console.log(`  confidence by exit: ${r.confidenceByExit.map((c) => c.toFixed(3)).join(' → ')}`);
-    console.log(`  ms by segment (with its exit head): ${r.segmentMs.map((ms) => ms.toFixed(2)).join(' + ')}`);
-  }
+  return results;
 }
