@@ -168,7 +168,7 @@ export class EdgeAgent {
     await this.actuate(decision);
     if (decision.changed) {
       this.parts.log.logControllerDecision({ ...this.timestamps(nowMs), ...decision, inputs });
-      logger.info({ operatingPoint: decision.operatingPoint, frameRate: decision.frameRate, level: decision.level }, `controller: ${decision.reason}`);
+      logger.info({ operatingPoint: decision.operatingPoint, frameRate: decision.frameRate, pressure: decision.level }, `controller: ${decision.reason}`);
     }
     this.decision = decision;
   }
