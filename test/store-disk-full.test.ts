@@ -199,3 +199,30 @@ test.after.always(() => {
   t.is(reader.integrityCheck(), 'ok');
   reader.close();
 });
+
+test.serial('recovering from a full disk, a backlog is written in bounded chunks: a little freed space commits what fits', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-store-chunks-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const store = LogStore.open(path.join(dir, 'logs.db'), { flushRows: 1_000_000, flushMs: 1_000_000, retryMs: 1_000_000, maxQueuedRows: 10_000 });
+  t.teardown(() => store.close());
+  for (let i = 0; i < 20; i += 1) store.logInference(frame(i));
+  t.true(store.flush().ok);
+  const db = store.database;
+  const full = db.pragma('page_count', { simple: true }) as number;
+  db.pragma(`max_page_count = ${full}`);
+  for (let i = 20; i < 3020; i += 1) store.logInference(frame(i));
+  t.false(store.flush().ok);
+  t.is(store.health().queuedRows, 3000);
+
+  // Room for a few hundred rows, not for the 3,000 queued.
+  db.pragma(`max_page_count = ${full + 16}`);
+  const partial = store.flush();
+  t.false(partial.ok, 'the whole backlog still does not fit');
+  t.true(partial.written >= 100, `${partial.written} rows committed from the backlog`);
+  t.is(store.health().queuedRows, 3000 - partial.written);
+
+  db.pragma('max_page_count = 1073741823');
+  t.true(store.flush().ok);
+  t.is(store.queryInferences({ limit: 10_000 }).length, 3020);
+  t.is(store.integrityCheck(), 'ok');
+});

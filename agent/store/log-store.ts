@@ -166,6 +166,9 @@ const SQL: Record<Statement, string> = {
 };
 
 const simTime = (value: number | null | undefined): number | null => (value === undefined || value === null ? null : Math.trunc(value));
+/** Rows per transaction while writes are recovering from a failure (a full disk). */
+const RECOVERY_CHUNK_ROWS = 100;
+
 const flag = (value: boolean | null | undefined): number | null => (value === undefined || value === null ? null : value ? 1 : 0);
 const label = (value: string | number | null | undefined): string | null => (value === undefined || value === null ? null : String(value));
 const microseconds = (ms: number): number => Math.round(ms * 1000) / 1000;
@@ -462,33 +465,41 @@ export class LogStore extends LogReader {
    */
   flush(): FlushResult {
     if (!this.db.open) return { ok: false, written: 0, error: 'closed' };
-    const batch = this.head === 0 ? this.queue : this.queue.slice(this.head);
-    if (batch.length === 0) return { ok: true, written: 0 };
+    if (this.queue.length === this.head) return { ok: true, written: 0 };
     const started = performance.now();
-    const refused: Array<{ statement: Statement; error: unknown }> = [];
-    const write = this.db.transaction(() => {
-      for (const item of batch) {
-        try {
-          this.statements[item.statement].run(parameters(item));
-        } catch (error) {
-          // A bad value (a constraint, a BigInt in JSON) costs only its own
-          // row; anything else (disk full, I/O) fails the whole batch, which
-          // stays queued.
-          if (!isRowError(error)) throw error;
-          refused.push({ statement: item.statement, error });
+    // Recovering, the backlog goes in bounded chunks: a little freed space then commits what fits,
+    // where one transaction for the whole queue would need room for all of it at once.
+    const chunkRows = this.failingSince === undefined ? Infinity : RECOVERY_CHUNK_ROWS;
+    let written = 0;
+    while (this.head < this.queue.length) {
+      const batch = this.queue.slice(this.head, this.head + chunkRows);
+      const refused: Array<{ statement: Statement; error: unknown }> = [];
+      const write = this.db.transaction(() => {
+        for (const item of batch) {
+          try {
+            this.statements[item.statement].run(parameters(item));
+          } catch (error) {
+            // A bad value (a constraint, a BigInt in JSON) costs only its own
+            // row; anything else (disk full, I/O) fails the whole chunk, which
+            // stays queued.
+            if (!isRowError(error)) throw error;
+            refused.push({ statement: item.statement, error });
+          }
         }
+      });
+      try {
+        write();
+      } catch (error) {
+        this.counters.committedRows += written;
+        this.failed(error);
+        return { ok: false, written, error: describeWriteError(error) };
       }
-    });
-    try {
-      write();
-    } catch (error) {
-      this.failed(error);
-      return { ok: false, written: 0, error: describeWriteError(error) };
+      this.head += batch.length;
+      for (const { statement, error } of refused) this.reject(statement, error);
+      written += batch.length - refused.length;
     }
     this.queue = [];
     this.head = 0;
-    for (const { statement, error } of refused) this.reject(statement, error);
-    const written = batch.length - refused.length;
     const elapsed = performance.now() - started;
     this.counters.committedRows += written;
     this.counters.flushes += 1;
