@@ -3,6 +3,7 @@ import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import { createExitPolicy, type ExitPolicy } from '../agent/exit-policy/policy.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
 import { logger } from '../agent/log/logger.js';
+import { throttledWarning } from '../agent/log/throttled.js';
 import { type AgentConfig, mqttSchema, redactUrl } from '../agent/config/agent-config.js';
 import type { ModelPackage } from '../agent/model-package/load.js';
 import { brokerConnectOptions } from '../agent/mqtt/connect-options.js';
@@ -64,6 +65,8 @@ export interface OffloadServerStats {
  * segment) or from the image, and answers once per request id.
  */
 export class OffloadServer {
+  /** Bad requests come from the network, one per frame: their warnings are throttled. */
+  private readonly warnBadRequest = throttledWarning();
   readonly stats: OffloadServerStats = { answered: 0, duplicates: 0, rejected: 0, foreignResponseTopics: 0 };
   private readonly engine: MultiExitEngine;
   private readonly fullPolicy: ExitPolicy;
@@ -198,7 +201,7 @@ export class OffloadServer {
       });
     } catch (error) {
       this.stats.rejected++;
-      logger.warn(`offload server: request ${request.requestId} from ${deviceId} failed: ${(error as Error).message}`);
+      this.warnBadRequest(`offload server: request ${request.requestId} from ${deviceId} failed: ${(error as Error).message}`);
       return undefined;
     }
   }
@@ -208,13 +211,13 @@ export class OffloadServer {
     const decoded = decodeOffload(bytes);
     if (!deviceId || !decoded.ok) {
       this.stats.rejected++;
-      logger.warn(`offload server: request on ${topic} refused: ${decoded.ok ? 'the topic names no valid device' : decoded.reason}`);
+      this.warnBadRequest(`offload server: request on ${topic} refused: ${decoded.ok ? 'the topic names no valid device' : decoded.reason}`);
       return;
     }
     const request = decoded.payload;
     if (!this.matchesModel(request)) {
       this.stats.rejected++;
-      logger.warn(`offload server: request ${request.requestId} from ${deviceId} is for ${request.packageName}@${request.modelHashPrefix}, this server runs ${this.options.pkg.manifest.name}@${this.options.pkg.manifest.buildKey.slice(0, 16)}`);
+      this.warnBadRequest(`offload server: request ${request.requestId} from ${deviceId} is for ${request.packageName}@${request.modelHashPrefix}, this server runs ${this.options.pkg.manifest.name}@${this.options.pkg.manifest.buildKey.slice(0, 16)}`);
       return;
     }
     // Answers go only to the requesting device's own response topic, derived from the topic the request came on:
@@ -224,9 +227,7 @@ export class OffloadServer {
     if (namedTopic !== undefined && namedTopic !== ownTopic) {
       this.stats.foreignResponseTopics++;
       this.stats.rejected++;
-      if (this.stats.foreignResponseTopics === 1 || this.stats.foreignResponseTopics % 100 === 0) {
-        logger.warn(`offload server: refused ${this.stats.foreignResponseTopics} request(s) naming a response topic other than the device's own; the latest from ${deviceId} named ${JSON.stringify(namedTopic.slice(0, 200))}, not ${ownTopic}`);
-      }
+      this.warnBadRequest(`offload server: refused a request from ${deviceId} naming the response topic ${JSON.stringify(namedTopic.slice(0, 200))}, not its own ${ownTopic} (${this.stats.foreignResponseTopics} so far)`);
       return;
     }
     const key = `${deviceId}/${request.requestId}`;

@@ -8,7 +8,10 @@ import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
 import { encodeOffload } from '../agent/mqtt/offload-codec.js';
 import { parseConfigSet } from '../agent/mqtt/payloads.js';
 import { OffloadServer } from '../server/offload-server.js';
-import { mosquittoTest, startMosquitto } from './helpers/brokers.js';
+import { mosquittoTest, startAedes, startMosquitto } from './helpers/brokers.js';
+import { CliProcess } from './helpers/cli-process.js';
+import { loadModelPackage } from '../agent/model-package/load.js';
+import path from 'node:path';
 import { MqttWatch } from './helpers/mqtt-watch.js';
 import { CAT_PHOTO } from './helpers/shared.js';
 import { buildTinyAgentPackage, buildTinyPackage } from './helpers/tiny-package.js';
@@ -16,6 +19,8 @@ import { AgentProcess } from './helpers/agent-process.js';
 import { waitFor } from './helpers/wait.js';
 
 /* What an adversarial probe broke (issue 25), each against the real broker or runtime. */
+
+const buildTinyPackageSync = (modelsDir: string) => loadModelPackage(path.join(modelsDir, 'tiny_cifar10'));
 
 let pkg: ModelPackage;
 test.before(async () => {
@@ -91,4 +96,25 @@ test('an invalid topic prefix stops the agent with exit status 1, its embedded b
     t.regex(agent.output, /prefix/i);
     await t.throwsAsync(mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 2000 }), undefined, 'nothing listens any more');
   }
+});
+
+test('a flood of bad offload frames costs one warning, not one per frame', async (t) => {
+  const { modelsDir, buildConfig } = await buildTinyAgentPackage();
+  const broker = await startAedes();
+  t.teardown(() => broker.close());
+  const server = new CliProcess(['server', '-c', buildConfig, '--broker', broker.url, '--protocol', '4', '--server-id', 'flooded'], { EDGE_EXIT_MODELS_DIR: modelsDir });
+  t.teardown(() => server.stop());
+  await server.waitForOutput(/subscribed to/);
+  const watch = await MqttWatch.connect(broker.url, ['edge-exit/flood-gw/offload/response/+'], { protocolVersion: 4 });
+  t.teardown(() => watch.close());
+  const client = await mqtt.connectAsync(broker.url, { protocolVersion: 4 });
+  t.teardown(() => client.endAsync());
+  for (let i = 0; i < 300; i++) await client.publishAsync('edge-exit/flood-gw/offload/request', Buffer.from(`not a frame ${i}`), { qos: 1 });
+  // Requests are handled in order: once this one is answered, the 300 before it were seen.
+  const image = fs.readFileSync(CAT_PHOTO);
+  const pkg = buildTinyPackageSync(modelsDir);
+  await client.publishAsync('edge-exit/flood-gw/offload/request', encodeOffload({ packageName: pkg.manifest.name, modelHash: pkg.manifest.buildKey, kind: 'image', requestId: 'after', format: 'bmp', data: image }), { qos: 1 });
+  await watch.waitFor('the answer after the flood', (m) => m.topic.endsWith('/after'), { timeoutMs: 30_000 });
+  const warnings = server.output.split('\n').filter((line) => line.includes('refused'));
+  t.is(warnings.length, 1, warnings.join('\n'));
 });
