@@ -12,9 +12,12 @@
  * default 1 = QS8). QU8 (2) makes preparation fail on the MobileNetV2 model
  * (per-channel int8 weights), so it is not set by default.
  */
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct TfLiteDelegate TfLiteDelegate;
 
@@ -45,6 +48,27 @@ static int parse_int(const char* text, long min, long max, long* out) {
   return 1;
 }
 
+/*
+ * TFLite announces "Created TensorFlow Lite XNNPACK delegate for CPU." on stderr when the
+ * delegate is made; on a terminal it lands in the middle of a progress bar or the status
+ * line. The runtime reports its own fallbacks, so the announcement is silenced. The binding
+ * creates delegates on Node's main thread, where all of edge-exit's own output is written.
+ */
+static TfLiteDelegate* create_quietly(const XnnpackOptions* options) {
+  fflush(stderr);
+  int saved = dup(STDERR_FILENO);
+  int devnull = open("/dev/null", O_WRONLY);
+  if (saved >= 0 && devnull >= 0) dup2(devnull, STDERR_FILENO);
+  TfLiteDelegate* delegate = TfLiteXNNPackDelegateCreate(options);
+  fflush(stderr);
+  if (saved >= 0) {
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+  }
+  if (devnull >= 0) close(devnull);
+  return delegate;
+}
+
 __attribute__((visibility("default")))
 TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t count,
                                               void (*report_error)(const char*)) {
@@ -69,7 +93,7 @@ TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t
       report_error("edge-exit xnnpack plugin: unknown option ignored");
     }
   }
-  return TfLiteXNNPackDelegateCreate(&options);
+  return create_quietly(&options);
 }
 
 __attribute__((visibility("default")))
