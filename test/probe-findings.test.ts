@@ -118,3 +118,12 @@ test('a flood of bad offload frames costs one warning, not one per frame', async
   const warnings = server.output.split('\n').filter((line) => line.includes('refused'));
   t.is(warnings.length, 1, warnings.join('\n'));
 });
+
+test('a refused login given in the URL names that user, never "no username is set", and never the password', async (t) => {
+  const { describeConnectionError } = await import('../agent/mqtt/connection-errors.js');
+  const error = Object.assign(new Error('Connection refused: Bad username or password'), { code: 4 });
+  const message = describeConnectionError(error, 'mqtt://gate-3:S3cr3t@XYZZY-3@broker.local:1883', parseAgentConfig({}).mqtt);
+  t.regex(message, /user gate-3/);
+  t.false(message.includes('no username is set'));
+  t.false(message.includes('S3cr3t') || message.includes('XYZZY'), message);
+});

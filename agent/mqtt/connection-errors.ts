@@ -63,7 +63,10 @@ const UNTRUSTED_SERVER = new Set([
 export function describeConnectionError(error: Error & { code?: string | number }, url: string, mqtt: MqttSettings): string {
   const broker = redactUrl(url);
   const code = error.code;
-  const user = mqtt.username === undefined ? 'no username is set' : `user ${mqtt.username}`;
+  // mqtt.js takes a login from the URL too (mqtt://user:pass@host): that one counts as set.
+  const urlUser = /^[a-z]+:\/\/([^:@/]+)(?::[^/]*)?@/.exec(url)?.[1];
+  const username = mqtt.username ?? (urlUser === undefined ? undefined : decodeURIComponent(urlUser));
+  const user = username === undefined ? 'no username is set' : `user ${username}`;
   const credentialsFix = 'set mqtt.username and mqtt.password (or EDGE_EXIT__MQTT__USERNAME and EDGE_EXIT__MQTT__PASSWORD) to an account the broker accepts';
   if (typeof code === 'number' && BAD_CREDENTIALS.has(code)) {
     return `mqtt: ${broker} refused the username or password (${user}): ${credentialsFix}`;
