@@ -10,6 +10,7 @@ import { parseConfigSet } from '../agent/mqtt/payloads.js';
 import { OffloadServer } from '../server/offload-server.js';
 import { mosquittoTest, startAedes, startMosquitto } from './helpers/brokers.js';
 import { CliProcess } from './helpers/cli-process.js';
+import { fillUp, mountTmpfs } from './helpers/tmpfs.js';
 import { loadModelPackage } from '../agent/model-package/load.js';
 import path from 'node:path';
 import { MqttWatch } from './helpers/mqtt-watch.js';
@@ -126,4 +127,23 @@ test('a refused login given in the URL names that user, never "no username is se
   t.regex(message, /user gate-3/);
   t.false(message.includes('no username is set'));
   t.false(message.includes('S3cr3t') || message.includes('XYZZY'), message);
+});
+
+const agentTmpfs = mountTmpfs('8m', 'edge-exit-agent-full-');
+test.after.always(() => agentTmpfs?.unmount());
+
+(agentTmpfs ? test.serial : test.skip)('on a full disk (a real 8 MiB tmpfs) the agent keeps classifying, says logging is failing, and stops cleanly with no temp file left', async (t) => {
+  const { modelsDir, buildConfig } = await buildTinyAgentPackage();
+  const dir = agentTmpfs!.dir;
+  const port = 20_000 + Math.floor(Math.random() * 30_000);
+  const agent = AgentProcess.start({ modelsDir, buildConfig }, { deviceId: 'full-gw', logs: { path: path.join(dir, 'edge-exit.db') }, mqtt: { embeddedPort: port }, statusIntervalMs: 200 });
+  await agent.waitForOutput(/frames/);
+  const ballast = fillUp(dir);
+  await agent.waitForOutput(/LOGGING FAILING|cannot write the status file/, 30_000);
+  const framesSoFar = () => Math.max(0, ...[...agent.output.matchAll(/(\d+) frames /g)].map((m) => Number(m[1])));
+  const before = framesSoFar();
+  await waitFor('frames classified with the disk full', () => framesSoFar() >= before + 5, 30_000);
+  t.is(await agent.stop(), 0, agent.output.slice(-2000));
+  t.deepEqual(fs.readdirSync(dir).filter((file) => file.endsWith('.tmp')), []);
+  fs.rmSync(ballast);
 });

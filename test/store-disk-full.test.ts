@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mountTmpfs } from './helpers/tmpfs.js';
 import test from 'ava';
 import Database from 'better-sqlite3';
 import { logger } from '../agent/log/logger.js';
@@ -138,23 +139,10 @@ test.serial('another process holding the write lock: the flush gives up after bu
   t.like(store.health(), { ok: true, committedRows: 5 });
 });
 
-/** A small tmpfs, when this process may mount one (root in a container that allows it). */
-function mountTmpfs(dir: string, size: string): boolean {
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) return false;
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const tmpfsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-store-tmpfs-'));
-const mounted = mountTmpfs(tmpfsDir, '2m');
-test.after.always(() => {
-  if (mounted) execFileSync('umount', [tmpfsDir], { stdio: 'ignore' });
-  fs.rmSync(tmpfsDir, { recursive: true, force: true });
-});
+const tmpfs = mountTmpfs('2m', 'edge-exit-store-tmpfs-');
+const tmpfsDir = tmpfs?.dir ?? '';
+const mounted = tmpfs !== undefined;
+test.after.always(() => tmpfs?.unmount());
 
 (mounted ? test.serial : test.skip)('a really full file system (2 MiB tmpfs): SQLITE_FULL, then recovery once a file is deleted', (t) => {
   const file = path.join(tmpfsDir, 'logs.db');
