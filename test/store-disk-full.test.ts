@@ -1,9 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mountTmpfs } from './helpers/tmpfs.js';
+import { fillUp, mountTmpfs } from './helpers/tmpfs.js';
 import test from 'ava';
 import Database from 'better-sqlite3';
 import { logger } from '../agent/log/logger.js';
@@ -153,16 +152,7 @@ test.after.always(() => tmpfs?.unmount());
   t.true(store.flush().ok);
 
   // Fill what is left of the file system with ballast.
-  const ballast = path.join(tmpfsDir, 'ballast');
-  const fd = fs.openSync(ballast, 'w');
-  const block = Buffer.alloc(16 * 1024, 1);
-  try {
-    for (;;) fs.writeSync(fd, block);
-  } catch (error) {
-    t.is((error as NodeJS.ErrnoException).code, 'ENOSPC');
-  } finally {
-    fs.closeSync(fd);
-  }
+  const ballast = fillUp(tmpfsDir);
 
   // Log until the WAL needs room it cannot get.
   let next = 1;
