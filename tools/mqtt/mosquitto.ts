@@ -24,6 +24,8 @@ export interface MosquittoOptions {
   tls?: { caFile: string; certFile: string; keyFile: string };
   /** Only the accounts of this mosquitto_passwd file may connect; anonymous clients are refused. */
   passwordFile?: string;
+  /** An ACL file (acl_file): what each account may read and write. */
+  aclFile?: string;
 }
 
 /** A real Mosquitto 2 (MQTT 5, shared subscriptions) on a free loopback port; `stop` then `start` keeps the port. */
@@ -36,6 +38,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<{ 
   // Without TCP_NODELAY small MQTT packets wait on Nagle and delayed ACKs (about 40 ms each way).
   lines.push('set_tcp_nodelay true');
   lines.push(options.passwordFile ? `allow_anonymous false\npassword_file ${options.passwordFile}` : 'allow_anonymous true');
+  if (options.aclFile) lines.push(`acl_file ${options.aclFile}`);
   if (options.tls) lines.push(`cafile ${options.tls.caFile}`, `certfile ${options.tls.certFile}`, `keyfile ${options.tls.keyFile}`, 'require_certificate true');
   writeFileSync(conf, `${lines.join('\n')}\n`);
   let child: ChildProcess | undefined;

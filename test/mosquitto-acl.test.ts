@@ -1,0 +1,72 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import test from 'ava';
+import { PROJECT_ROOT } from '../agent/config/paths.js';
+import { deviceTopics } from '../agent/mqtt/topics.js';
+import { AgentProcess, type AgentPackage } from './helpers/agent-process.js';
+import { mosquittoTest, startMosquitto } from './helpers/brokers.js';
+import { CliProcess } from './helpers/cli-process.js';
+import { MqttWatch } from './helpers/mqtt-watch.js';
+import { makePasswordFile } from './helpers/pki.js';
+import { temporaryDir } from './helpers/shared.js';
+import { buildTinyAgentPackage } from './helpers/tiny-package.js';
+
+let agentPackage: AgentPackage;
+test.before(async () => {
+  const built = await buildTinyAgentPackage();
+  agentPackage = { modelsDir: built.modelsDir, buildConfig: built.buildConfig };
+});
+const withMosquitto = mosquittoTest('mosquitto_passwd', 'mosquitto_pub');
+
+withMosquitto('deploy/mosquitto/edge-exit.acl lets a gateway, an offload server and an operator do all they need, and a gateway nothing of another gateway', async (t) => {
+  const dir = temporaryDir('edge-exit-acl-');
+  fs.chmodSync(dir, 0o755);
+  const acl = path.join(dir, 'edge-exit.acl');
+  fs.copyFileSync(path.join(PROJECT_ROOT, 'deploy', 'mosquitto', 'edge-exit.acl'), acl);
+  fs.chmodSync(acl, 0o644);
+  const passwords = makePasswordFile(dir, { 'gate-7': 'gate-7-pass', 'gate-8': 'gate-8-pass', 'offload-server': 'server-pass', operator: 'operator-pass' });
+  const broker = await startMosquitto({ passwordFile: passwords, aclFile: acl });
+  t.teardown(() => broker.stop());
+
+  const server = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--username', 'offload-server', '--server-id', 'acl-rack'], {
+    EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir,
+    EDGE_EXIT__MQTT__PASSWORD: 'server-pass',
+  });
+  t.teardown(() => server.stop());
+  await server.waitForOutput(/subscribed to/);
+
+  const operator = await MqttWatch.connect(broker.url, ['edge-exit/#'], { username: 'operator', password: 'operator-pass' });
+  t.teardown(() => operator.close());
+  const topics = deviceTopics('gate-7');
+  const agent = AgentProcess.start(
+    agentPackage,
+    {
+      deviceId: 'gate-7',
+      mqtt: { url: broker.url, username: 'gate-7' },
+      policy: { policy: 'max-probability', thresholds: [1, 1, 1, 1], maxExit: 1 },
+      controller: { enabled: false },
+      offload: { mode: 'features', minConfidence: 1, deadlineMs: 10_000 },
+    },
+    { env: { EDGE_EXIT__MQTT__PASSWORD: 'gate-7-pass' } },
+  );
+  t.teardown(() => agent.stop());
+  await agent.waitForOutput(/offload server acl-rack is up/);
+  // Offloads are answered through the ACL, and the operator sees the gateway's state and telemetry.
+  await operator.waitFor('an offload answer', (m) => m.topic.startsWith(`${topics.prefix}/gate-7/offload/response/`));
+  await operator.waitFor('retained config state', (m) => m.topic === topics.configState);
+  await operator.waitFor('telemetry', (m) => m.topic === topics.telemetry);
+  // The operator can change the config; the gateway answers.
+  const set = await MqttWatch.connect(broker.url, [topics.configResponse], { username: 'operator', password: 'operator-pass' });
+  t.teardown(() => set.close());
+  await set.publish(topics.configSet, JSON.stringify({ id: 'acl-1', set: { telemetryIntervalMs: 1000 } }));
+  const response = await set.waitFor('the config response', (m) => m.topic === topics.configResponse && JSON.parse(m.payload.toString()).id === 'acl-1');
+  t.is(JSON.parse(response.payload.toString()).status, 'ok');
+
+  // Another gateway's account cannot write gate-7's config.
+  const intruder = await MqttWatch.connect(broker.url, ['edge-exit/gate-8/config/set'], { username: 'gate-8', password: 'gate-8-pass' });
+  t.teardown(() => intruder.close());
+  const before = operator.messages.length;
+  await intruder.publish(topics.configSet, JSON.stringify({ id: 'intruder', set: { maxFrameRate: 1 } })).catch(() => undefined);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  t.false(operator.messages.slice(before).some((m) => m.topic === topics.configSet), 'the broker dropped the intruder\'s message');
+});
