@@ -70,3 +70,24 @@ withMosquitto('deploy/mosquitto/edge-exit.acl lets a gateway, an offload server 
   await new Promise((resolve) => setTimeout(resolve, 1000));
   t.false(operator.messages.slice(before).some((m) => m.topic === topics.configSet), 'the broker dropped the intruder\'s message');
 });
+
+withMosquitto('a server whose login is accepted but whose availability topic the ACL denies exits 1 naming the problem, instead of hanging', async (t) => {
+  const dir = temporaryDir('edge-exit-acl-deny-');
+  fs.chmodSync(dir, 0o755);
+  const acl = path.join(dir, 'edge-exit.acl');
+  fs.copyFileSync(path.join(PROJECT_ROOT, 'deploy', 'mosquitto', 'edge-exit.acl'), acl);
+  fs.chmodSync(acl, 0o644);
+  const passwords = makePasswordFile(dir, { 'gate-9': 'gate-9-pass' });
+  const broker = await startMosquitto({ passwordFile: passwords, aclFile: acl });
+  t.teardown(() => broker.stop());
+  // A gateway's account: it may not announce a server.
+  const server = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--username', 'gate-9', '--server-id', 'denied'], {
+    EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir,
+    EDGE_EXIT__MQTT__PASSWORD: 'gate-9-pass',
+  });
+  t.teardown(() => server.stop());
+  const code = await Promise.race([server.exited, new Promise((resolve) => setTimeout(() => resolve('still running after 30 s'), 30_000))]);
+  t.is(code, 1, server.output);
+  t.regex(server.output, /not authori[sz]ed/i);
+  t.false(server.output.includes('gate-9-pass'));
+});
