@@ -107,6 +107,7 @@ test('4: hand-set thresholds suspend the controller visibly and reversibly; nami
   await agent.waitForOutput(/frames/);
   const base = 'edge-exit/thresholds-gw';
   const watch = await MqttWatch.connect(url, [`${base}/config/response`, `${base}/telemetry`], { protocolVersion: 4 });
+  t.teardown(() => watch.close());
   const client = await mqtt.connectAsync(url, { protocolVersion: 4 });
   const ask = async (id: string, set: unknown) => {
     const after = watch.messages.length;
