@@ -7,6 +7,7 @@ import { StatusReporter } from '../agent/app/status-reporter.js';
 import { EnergyController } from '../agent/controller/energy-controller.js';
 import { controllerSchema } from '../agent/config/agent-config.js';
 import { LogReader } from '../agent/store/log-store.js';
+import { parseConfigSet } from '../agent/mqtt/payloads.js';
 import { AgentProcess, type AgentPackage } from './helpers/agent-process.js';
 import { CliProcess } from './helpers/cli-process.js';
 import { MqttWatch } from './helpers/mqtt-watch.js';
@@ -223,6 +224,12 @@ test('8b: an unknown key in the config file or in config/set is an error naming 
   fs.writeFileSync(file, JSON.stringify({ maxFramerate: 5 }));
   const error = t.throws(() => loadAgentConfig(file, {}));
   t.regex(error.message, /unknown key "maxFramerate": did you mean "maxFrameRate"\?/);
+  const remote = parseConfigSet(Buffer.from(JSON.stringify({ id: 'typo', set: { maxFramerate: 5 } })));
+  t.false(remote.ok);
+  if (!remote.ok) {
+    t.is(remote.id, 'typo');
+    t.regex(remote.reason, /unknown key "maxFramerate": did you mean "maxFrameRate"\?/);
+  }
 });
 
 test('9: the status file is written atomically with no fixed .tmp name, and a failed write costs a warning, not the agent', (t) => {
