@@ -10,6 +10,7 @@ import { MqttWatch } from './helpers/mqtt-watch.js';
 import { makePasswordFile } from './helpers/pki.js';
 import { temporaryDir } from './helpers/shared.js';
 import { buildTinyAgentPackage } from './helpers/tiny-package.js';
+import { waitFor } from './helpers/wait.js';
 
 let agentPackage: AgentPackage;
 test.before(async () => {
@@ -90,4 +91,29 @@ withMosquitto('a server whose login is accepted but whose availability topic the
   t.is(code, 1, server.output);
   t.regex(server.output, /not authori[sz]ed/i);
   t.false(server.output.includes('gate-9-pass'));
+});
+
+withMosquitto('an agent logged in with another device\'s account shows the authorization failure in its status file, with the topic and the fix', async (t) => {
+  const dir = temporaryDir('edge-exit-acl-other-');
+  fs.chmodSync(dir, 0o755);
+  const acl = path.join(dir, 'edge-exit.acl');
+  fs.copyFileSync(path.join(PROJECT_ROOT, 'deploy', 'mosquitto', 'edge-exit.acl'), acl);
+  fs.chmodSync(acl, 0o644);
+  const passwords = makePasswordFile(dir, { 'gate-1': 'gate-1-pass' });
+  const broker = await startMosquitto({ passwordFile: passwords, aclFile: acl });
+  t.teardown(() => broker.stop());
+  const agent = AgentProcess.start(agentPackage, { deviceId: 'gate-2', mqtt: { url: broker.url, username: 'gate-1' }, statusIntervalMs: 200 }, { env: { EDGE_EXIT__MQTT__PASSWORD: 'gate-1-pass' } });
+  t.teardown(() => agent.stop());
+  await agent.waitForOutput(/MQTT PROBLEM: mqtt: could not publish on edge-exit\/gate-2\/availability/);
+  const status = await waitFor('a status file naming the problem', () => {
+    try {
+      const parsed = JSON.parse(fs.readFileSync(path.join(agent.dir, 'status.json'), 'utf8')) as { mqtt?: string };
+      return parsed.mqtt;
+    } catch {
+      return undefined;
+    }
+  });
+  t.regex(status, /not authori[sz]ed/i);
+  t.regex(status, /edge-exit\.acl/);
+  t.false(status.includes('gate-1-pass'));
 });

@@ -70,6 +70,7 @@ export class EdgeExitApp {
   private pipeline!: EdgeAgent;
   private source: FrameSource | undefined;
   private telemetry!: TelemetryPublisher;
+  private link: AgentLink | undefined;
   private status!: StatusReporter;
   private stopped = false;
 
@@ -133,6 +134,7 @@ export class EdgeExitApp {
     const source = await this.units.start('source', () => createFrameSource(config.source), (s) => s.close());
     this.source = source;
     const link = await this.startMqtt(config);
+    this.link = link;
     const profile = deviceProfile(config.deviceProfile);
     this.offloader = new Offloader(link, pkg, config.offload, profile);
     this.pipeline = new EdgeAgent({
@@ -152,12 +154,12 @@ export class EdgeExitApp {
       maxFrameRate: config.maxFrameRate,
       statusIntervalMs: config.statusIntervalMs,
       offloader: this.offloader,
-      onStatus: (status) => this.status.report(status),
+      onStatus: (status) => this.status.report(this.withLink(status)),
     });
     this.telemetry = await this.units.start(
       'telemetry',
       () => {
-        const telemetry = new TelemetryPublisher(link, () => this.pipeline.status());
+        const telemetry = new TelemetryPublisher(link, () => this.withLink(this.pipeline.status()));
         telemetry.start(config.telemetryIntervalMs);
         return telemetry;
       },
@@ -235,6 +237,12 @@ export class EdgeExitApp {
     if (changed('offload')) this.offloader.update(next.offload);
     if (changed('telemetryIntervalMs')) this.telemetry.start(next.telemetryIntervalMs);
     return note;
+  }
+
+  /** The pipeline's status with the MQTT link's problem, if it has one. */
+  private withLink(status: AgentStatus): AgentStatus {
+    const problem = this.link?.problem;
+    return problem === undefined ? status : { ...status, mqtt: problem };
   }
 
   /** Runs the pipeline until the source ends, `stop()` is called, `frames` have been classified, or the platform is exhausted. */

@@ -32,6 +32,7 @@ export class TelemetryPublisher {
       operatingPoint: status.operatingPoint,
       offloaded: status.offloaded - this.previousOffloaded,
       controller: status.controller.slice(0, 300),
+      ...(status.mqtt === undefined ? {} : { mqtt: status.mqtt.slice(0, 500) }),
     });
     this.previousOffloaded = status.offloaded;
     this.link.publishTelemetry(payload);

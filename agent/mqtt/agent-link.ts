@@ -67,6 +67,7 @@ export class AgentLink {
   /** The deadline, queue bound and expiry in force: remote config changes them live. */
   private offloadSettings: AgentConfig['offload'];
   /** The last connection failure logged: a broker refusing every retry the same way is said once, not every backoff. */
+  private linkProblem: string | undefined;
   private lastFailure: string | undefined;
   /** Waiting in settle() for the last unanswered request to be answered. */
   private settledWaiters: Array<() => void> = [];
@@ -98,6 +99,7 @@ export class AgentLink {
       const message = `${describeConnectionError(error, options.url, options.config.mqtt)}; retrying with backoff`;
       if (message !== this.lastFailure) logger.warn(message);
       this.lastFailure = message;
+      this.linkProblem = message;
     });
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
     // A clean session resends the retained availabilities on the next subscribe; until then nothing is known.
@@ -119,17 +121,34 @@ export class AgentLink {
     return this.client.connected ? [...this.serversOnline].sort() : [];
   }
 
+  /**
+   * What the broker refuses this agent, in words with the fix, for status and telemetry;
+   * undefined while the link works as it should.
+   */
+  get problem(): string | undefined {
+    return this.linkProblem;
+  }
+
   private async onConnect(): Promise<void> {
     this.lastFailure = undefined;
+    this.linkProblem = undefined;
     logger.info(`mqtt: connected to ${redactUrl(this.options.url)} as ${this.options.deviceId}`);
+    const user = this.options.config.mqtt.username ?? 'this login';
+    const fix = `the broker's ACL must let ${user} use ${this.topics.prefix}/${this.options.deviceId}/# (deploy/mosquitto/edge-exit.acl grants what an agent needs; is deviceId its user name?)`;
+    let step = 'subscribe';
     try {
-      await this.client.subscribeAsync([this.topics.configSet, this.topics.offloadResponseFilter, this.serverFilter], { qos: 1 });
+      const granted = await this.client.subscribeAsync([this.topics.configSet, this.topics.offloadResponseFilter, this.serverFilter], { qos: 1 });
+      const denied = granted.filter((grant) => grant.qos === 128).map((grant) => grant.topic);
+      if (denied.length > 0) this.linkProblem = `mqtt: not authorized to subscribe to ${denied.join(', ')}: ${fix}`;
+      step = `publish on ${this.topics.availability}`;
       await this.client.publishAsync(this.topics.availability, AVAILABILITY_ONLINE, { qos: 1, retain: true });
       const state = this.options.handlers.configState?.();
+      step = `publish on ${this.topics.configState}`;
       if (state) await this.client.publishAsync(this.topics.configState, state, { qos: 1, retain: true });
     } catch (error) {
-      logger.warn(`mqtt: could not subscribe or announce: ${(error as Error).message}`);
+      this.linkProblem = `mqtt: could not ${step} (${(error as Error).message}): ${fix}`;
     }
+    if (this.linkProblem) logger.warn(this.linkProblem);
     // Sends what waited while the broker was away.
     this.sweep();
   }

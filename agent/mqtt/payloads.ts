@@ -53,6 +53,8 @@ export const telemetrySchema = z.strictObject({
   offloaded: z.number().int().nonnegative().optional(),
   /** "on", or why the controller is not moving the operating point (off, or suspended by hand-set thresholds). */
   controller: z.string().min(1).max(300).optional(),
+  /** What the broker refuses this agent (a topic its ACL denies), with the fix; absent while the link works. */
+  mqtt: z.string().min(1).max(500).optional(),
 });
 export type Telemetry = z.infer<typeof telemetrySchema>;
 

@@ -53,6 +53,8 @@ export interface AgentStatus {
   operatingPoint: string;
   /** "on", or why the controller is not moving the operating point. */
   controller: string;
+  /** What the MQTT link lacks (a refused login, a topic the broker's ACL denies), with the fix; absent while it works. */
+  mqtt?: string;
   frameRate: number;
   skipped: number;
   offloaded: number;

@@ -44,6 +44,7 @@ export function formatStatusLine(status: AgentStatus): string {
     (status.skipped > 0 ? `  skipped ${status.skipped}` : '') +
     (status.offloaded > 0 ? `  offloaded ${status.offloaded}` : '') +
     (status.offloadServers === undefined ? '' : `  servers ${status.offloadServers}`) +
-    (status.missingReadings.length > 0 ? `  missing: ${status.missingReadings.join(', ')}` : '')
+    (status.missingReadings.length > 0 ? `  missing: ${status.missingReadings.join(', ')}` : '') +
+    (status.mqtt === undefined ? '' : `  MQTT PROBLEM: ${status.mqtt}`)
   );
 }
