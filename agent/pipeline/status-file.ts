@@ -45,6 +45,7 @@ export function formatStatusLine(status: AgentStatus): string {
     (status.offloaded > 0 ? `  offloaded ${status.offloaded}` : '') +
     (status.offloadServers === undefined ? '' : `  servers ${status.offloadServers}`) +
     (status.missingReadings.length > 0 ? `  missing: ${status.missingReadings.join(', ')}` : '') +
-    (status.mqtt === undefined ? '' : `  MQTT PROBLEM: ${status.mqtt}`)
+    // The whole reason is logged once and kept in the status file; repeating it every second would drown the log.
+    (status.mqtt === undefined ? '' : '  MQTT FAILING (edge-exit status says why)')
   );
 }

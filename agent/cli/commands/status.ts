@@ -32,4 +32,5 @@ export function statusCommand(options: { config?: string; json?: boolean }): voi
   console.log(formatStatusLine(status));
   console.log(`point ${status.operatingPoint}: ${describeOperatingPoint(status.operatingPoint)}`);
   if (status.controller !== undefined && status.controller !== 'on') console.log(`controller ${status.controller}`);
+  if (status.mqtt !== undefined) console.log(status.mqtt);
 }
