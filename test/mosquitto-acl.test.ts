@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { PROJECT_ROOT } from '../agent/config/paths.js';
 import { deviceTopics } from '../agent/mqtt/topics.js';
 import { AgentProcess, type AgentPackage } from './helpers/agent-process.js';
@@ -19,15 +19,21 @@ test.before(async () => {
 });
 const withMosquitto = mosquittoTest('mosquitto_passwd', 'mosquitto_pub');
 
-withMosquitto('deploy/mosquitto/edge-exit.acl lets a gateway, an offload server and an operator do all they need, and a gateway nothing of another gateway', async (t) => {
+/** A real Mosquitto with the shipped ACL and these accounts, stopped when the test ends. */
+async function aclBroker(t: ExecutionContext, accounts: Record<string, string>): Promise<{ url: string }> {
   const dir = temporaryDir('edge-exit-acl-');
+  // Mosquitto drops to its own user before reading these.
   fs.chmodSync(dir, 0o755);
   const acl = path.join(dir, 'edge-exit.acl');
   fs.copyFileSync(path.join(PROJECT_ROOT, 'deploy', 'mosquitto', 'edge-exit.acl'), acl);
   fs.chmodSync(acl, 0o644);
-  const passwords = makePasswordFile(dir, { 'gate-7': 'gate-7-pass', 'gate-8': 'gate-8-pass', 'offload-server': 'server-pass', operator: 'operator-pass' });
-  const broker = await startMosquitto({ passwordFile: passwords, aclFile: acl });
+  const broker = await startMosquitto({ passwordFile: makePasswordFile(dir, accounts), aclFile: acl });
   t.teardown(() => broker.stop());
+  return broker;
+}
+
+withMosquitto('deploy/mosquitto/edge-exit.acl lets a gateway, an offload server and an operator do all they need, and a gateway nothing of another gateway', async (t) => {
+  const broker = await aclBroker(t, { 'gate-7': 'gate-7-pass', 'gate-8': 'gate-8-pass', 'offload-server': 'server-pass', operator: 'operator-pass' });
 
   const server = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--username', 'offload-server', '--server-id', 'acl-rack'], {
     EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir,
@@ -73,14 +79,7 @@ withMosquitto('deploy/mosquitto/edge-exit.acl lets a gateway, an offload server 
 });
 
 withMosquitto('a server whose login is accepted but whose availability topic the ACL denies exits 1 naming the problem, instead of hanging', async (t) => {
-  const dir = temporaryDir('edge-exit-acl-deny-');
-  fs.chmodSync(dir, 0o755);
-  const acl = path.join(dir, 'edge-exit.acl');
-  fs.copyFileSync(path.join(PROJECT_ROOT, 'deploy', 'mosquitto', 'edge-exit.acl'), acl);
-  fs.chmodSync(acl, 0o644);
-  const passwords = makePasswordFile(dir, { 'gate-9': 'gate-9-pass' });
-  const broker = await startMosquitto({ passwordFile: passwords, aclFile: acl });
-  t.teardown(() => broker.stop());
+  const broker = await aclBroker(t, { 'gate-9': 'gate-9-pass' });
   // A gateway's account: it may not announce a server.
   const server = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--username', 'gate-9', '--server-id', 'denied'], {
     EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir,
@@ -94,14 +93,7 @@ withMosquitto('a server whose login is accepted but whose availability topic the
 });
 
 withMosquitto('an agent logged in with another device\'s account shows the authorization failure in its status file, with the topic and the fix', async (t) => {
-  const dir = temporaryDir('edge-exit-acl-other-');
-  fs.chmodSync(dir, 0o755);
-  const acl = path.join(dir, 'edge-exit.acl');
-  fs.copyFileSync(path.join(PROJECT_ROOT, 'deploy', 'mosquitto', 'edge-exit.acl'), acl);
-  fs.chmodSync(acl, 0o644);
-  const passwords = makePasswordFile(dir, { 'gate-1': 'gate-1-pass' });
-  const broker = await startMosquitto({ passwordFile: passwords, aclFile: acl });
-  t.teardown(() => broker.stop());
+  const broker = await aclBroker(t, { 'gate-1': 'gate-1-pass' });
   const agent = AgentProcess.start(agentPackage, { deviceId: 'gate-2', mqtt: { url: broker.url, username: 'gate-1' }, statusIntervalMs: 200 }, { env: { EDGE_EXIT__MQTT__PASSWORD: 'gate-1-pass' } });
   t.teardown(() => agent.stop());
   await agent.waitForOutput(/MQTT FAILING/);
