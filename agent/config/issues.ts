@@ -62,8 +62,14 @@ function shownValue(key: PropertyKey | undefined, value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(redactUrl(value));
   if (value !== null && typeof value === 'object') {
     // Secrets inside a section are hidden by key and URL credentials taken out; a long value is summarised.
-    const json = JSON.stringify(value, (k, v: unknown) => (SECRET_FIELDS.has(k) ? '[redacted]' : typeof v === 'string' ? redactUrl(v) : v));
-    return json.length <= 120 ? json : Array.isArray(value) ? `an array of ${value.length}` : 'an object';
+    const summary = Array.isArray(value) ? `an array of ${value.length}` : 'an object';
+    try {
+      const json = JSON.stringify(value, (k, v: unknown) => (SECRET_FIELDS.has(k) ? '[redacted]' : typeof v === 'string' ? redactUrl(v) : v));
+      return json.length <= 120 ? json : summary;
+    } catch {
+      // Nested too deep to write out (a crafted value): the summary says enough.
+      return summary;
+    }
   }
   return JSON.stringify(value);
 }
