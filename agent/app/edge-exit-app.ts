@@ -228,7 +228,7 @@ export class EdgeExitApp {
       if (changed('maxFrameRate')) this.pipeline.setMaxFrameRate(next.maxFrameRate);
       if (changed('controller') || changed('maxFrameRate')) this.controller?.updateBounds(next.controller, next.maxFrameRate);
       const offReason = controllerOffReason(next, chosen.custom);
-      const wasOn = this.pipeline.status().controller === 'on';
+      const wasOn = this.pipeline.controllerActive;
       this.pipeline.setController(offReason ? undefined : this.controller, offReason);
       if (wasOn && offReason) logger.warn(`controller ${offReason}`);
       if (!wasOn && !offReason) logger.info('controller: on again, it picks the operating point');

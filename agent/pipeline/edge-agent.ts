@@ -133,6 +133,11 @@ export class EdgeAgent {
     this.lastControlMs = -Infinity;
   }
 
+  /** Whether a controller is moving the operating point now. */
+  get controllerActive(): boolean {
+    return this.parts.controller !== undefined;
+  }
+
   get currentDecision(): ControllerDecision | undefined {
     return this.decision;
   }

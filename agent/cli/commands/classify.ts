@@ -56,7 +56,7 @@ export async function classifyCommand(images: string[], options: ClassifyOptions
   // A package cut into segments with one head at the end (the ImageNet one) has no early exits: the chain runs through.
   const multiExit = taskHeads.every((head, i) => head.afterSegment === i);
   const results = multiExit
-    ? await classifyMultiExit(pkg, images, options, k, interpreter)
+    ? await classifyMultiExit(pkg, task, images, options, k, interpreter)
     : await classifyThrough(pkg, images, k, interpreter, task, taskHeads.at(-1)!.name);
   if (options.json) {
     console.log(JSON.stringify({ package: manifest.name, results }, null, 2));
@@ -99,8 +99,8 @@ async function classifyThrough(pkg: ModelPackage, images: string[], k: number, i
   return results;
 }
 
-async function classifyMultiExit(pkg: ModelPackage, images: string[], options: ClassifyOptions, k: number, interpreter: InterpreterOptions): Promise<ImageResult[]> {
-  const engine = MultiExitEngine.fromPackage(pkg, interpreter);
+async function classifyMultiExit(pkg: ModelPackage, task: string, images: string[], options: ClassifyOptions, k: number, interpreter: InterpreterOptions): Promise<ImageResult[]> {
+  const engine = MultiExitEngine.fromPackage(pkg, interpreter, task);
   const { manifest } = pkg;
   const pointName = options.operatingPoint ?? (manifest.operatingPoints.some((p) => p.name === 'balanced') ? 'balanced' : undefined);
   const point = pointName === undefined ? undefined : manifest.operatingPoints.find((p) => p.name === pointName);
@@ -109,7 +109,7 @@ async function classifyMultiExit(pkg: ModelPackage, images: string[], options: C
   const policy = point
     ? createExitPolicy({ policy: point.policy, thresholds: point.thresholds, patience: point.patience }, engine.exitCount)
     : createExitPolicy({ policy: 'max-probability', thresholds: Array.from({ length: engine.exitCount }, () => 1) }, engine.exitCount);
-  const heads = manifest.heads.filter((h) => manifest.labels[h.task] === engine.labels).sort((a, b) => a.afterSegment - b.afterSegment);
+  const heads = manifest.heads.filter((h) => h.task === task).sort((a, b) => a.afterSegment - b.afterSegment);
   const results: ImageResult[] = [];
   for (const image of images) {
     engine.input.data.set(await rgbOf(image, pkg));
