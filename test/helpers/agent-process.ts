@@ -87,6 +87,15 @@ export class AgentProcess {
     return this.process.stop();
   }
 
+  get pid(): number {
+    return this.process.pid;
+  }
+
+  /** SIGKILL stands for a crash or a power cut; waits for the exit. */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    return this.process.kill(signal);
+  }
+
   /** Sends a signal (SIGINT is Ctrl-C) without waiting for the exit. */
   signal(signal: NodeJS.Signals): void {
     this.process.signal(signal);

@@ -30,6 +30,11 @@ export class CliProcess {
     return this.text;
   }
 
+  /** The process id, for reading its RSS, threads and descriptors under /proc. */
+  get pid(): number {
+    return this.child.pid!;
+  }
+
   get running(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
   }

@@ -29,7 +29,17 @@ export interface MosquittoOptions {
 }
 
 /** A real Mosquitto 2 (MQTT 5, shared subscriptions) on a free loopback port; `stop` then `start` keeps the port. */
-export async function startMosquitto(options: MosquittoOptions = {}): Promise<{ url: string; stop(): Promise<void>; start(): Promise<void> }> {
+export interface MosquittoBroker {
+  url: string;
+  /** SIGTERM: a clean shutdown. */
+  stop(): Promise<void>;
+  /** SIGKILL: the broker crashes, or its host loses power; with persistence off, it forgets every session. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port. */
+  start(): Promise<void>;
+}
+
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<MosquittoBroker> {
   if (!MOSQUITTO) throw new Error('mosquitto is not installed (apt-get install mosquitto)');
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'edge-exit-mosquitto-'));
@@ -63,12 +73,12 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<{ 
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  const stop = async () => {
-    if (!child || child.exitCode !== null) return;
+  const signal = async (name: NodeJS.Signals) => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child!.once('exit', resolve));
-    child.kill('SIGTERM');
+    child.kill(name);
     await exited;
   };
   await start();
-  return { url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, stop, start };
+  return { url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL'), start };
 }
