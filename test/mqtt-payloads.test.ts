@@ -76,7 +76,7 @@ test('config/set rejections name the field and the rule, and keep the id when re
     [json({ id: 'x'.repeat(65), set: { telemetryIntervalMs: 1000 } }), /id: .*<=64/, undefined],
     [json({ set: { telemetryIntervalMs: 1000 } }), /id: /, undefined],
     [json([1, 2]), /\(root\)/, undefined],
-    [Buffer.from('{"id": "a", set:'), /not JSON/, undefined],
+    [Buffer.from('{"id": "a", set:'), /not JSON/, 'a'],
     [Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), /not valid UTF-8/, undefined],
     [Buffer.alloc(0), /empty/, undefined],
     [Buffer.alloc(MAX_CONFIG_SET_BYTES + 1, 0x20), /at most 16384/, undefined],
@@ -365,4 +365,14 @@ test('fuzz: thousands of malformed offload frames never throw and are rejected o
   }
   t.true(rejected >= 1000);
   t.log(`${rejected} rejected, ${flipsAccepted} bit-flipped frames still valid and consistent`);
+});
+
+test('a config/set too large or cut short is refused under its own id when it starts with one', (t) => {
+  const oversize = json({ id: 'big-1', set: { policy: { thresholds: Array.from({ length: MAX_CONFIG_SET_BYTES / 4 }, () => 0.5) } } });
+  t.like(parseConfigSet(oversize), { ok: false, id: 'big-1' });
+  t.regex((parseConfigSet(oversize) as { reason: string }).reason, /at most 16384 are allowed/);
+  t.like(parseConfigSet(Buffer.from(' { "id" : "cut-\\"2", "set": {"policy"')), { ok: false, id: 'cut-"2' });
+  // No id to read: an id too long, not a string, not first, or not valid JSON inside.
+  for (const text of [`{"id":"${'x'.repeat(65)}","set":{`, '{"id":7,"set":{', '{"set":{},"id":"late"', '{"id":"bad\\q"', '["id","x"]'])
+    t.is((parseConfigSet(Buffer.from(text)) as { id?: string }).id, undefined, text);
 });

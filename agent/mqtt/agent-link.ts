@@ -7,6 +7,8 @@ import { disableNagle } from './no-delay.js';
 import { attachReconnectBackoff } from './reconnect-backoff.js';
 import type { Outbox } from './outbox.js';
 import { parseOffloadAnswer, type OffloadAnswer } from './offload-codec.js';
+import { configResponseSchema, encodeJsonPayload, leadingRequestId } from './payloads.js';
+import { SlicedQueue } from './sliced-queue.js';
 import {
   AVAILABILITY_OFFLINE,
   AVAILABILITY_ONLINE,
@@ -33,6 +35,12 @@ interface Pending {
   /** When it last went to the broker; undefined while it has not been sent yet. */
   sentAt: number | undefined;
 }
+
+/**
+ * config/set gets at most a fifth of the event loop in a burst (2 ms slices, 8 ms pauses):
+ * an operator sends a few a minute, and a flood must not take the frame loop's time.
+ */
+const CONFIG_SET_PACING = { sliceMs: 2, pauseMs: 8, limit: 500 };
 
 /** An unanswered request is sent again this often (the server answers a repeat from its cache). */
 const RESEND_AFTER_MS = 2000;
@@ -72,6 +80,15 @@ export class AgentLink {
   /** Waiting in settle() for the last unanswered request to be answered. */
   private settledWaiters: Array<() => void> = [];
   private readonly sweeper: NodeJS.Timeout;
+  private readonly configRequests = new SlicedQueue<Buffer>({
+    ...CONFIG_SET_PACING,
+    handle: (payload) => this.handleConfigSet(payload),
+    overflow: (payload) => {
+      const id = leadingRequestId(payload);
+      const reason = `config/set: ${CONFIG_SET_PACING.limit} requests are already waiting; send fewer, and wait for each answer`;
+      this.publishConfigResponse(encodeJsonPayload(configResponseSchema, { id: id ?? null, status: 'error', reason }));
+    },
+  });
   readonly counters = { sent: 0, resent: 0, queued: 0, expired: 0, droppedFull: 0, answers: 0, lateAnswers: 0, duplicateAnswers: 0 };
 
   constructor(
@@ -153,12 +170,20 @@ export class AgentLink {
     this.sweep();
   }
 
+  private handleConfigSet(payload: Buffer): void {
+    const handled = this.options.handlers.onConfigSet?.(payload);
+    if (!handled) return;
+    this.publishConfigResponse(handled.response);
+    if (handled.state) void this.client.publishAsync(this.topics.configState, handled.state, { qos: 1, retain: true }).catch(() => {});
+  }
+
+  private publishConfigResponse(response: Buffer): void {
+    void this.client.publishAsync(this.topics.configResponse, response, { qos: 1 }).catch(() => {});
+  }
+
   private onMessage(topic: string, payload: Buffer): void {
     if (topic === this.topics.configSet) {
-      const handled = this.options.handlers.onConfigSet?.(payload);
-      if (!handled) return;
-      void this.client.publishAsync(this.topics.configResponse, handled.response, { qos: 1 }).catch(() => {});
-      if (handled.state) void this.client.publishAsync(this.topics.configState, handled.state, { qos: 1, retain: true }).catch(() => {});
+      this.configRequests.push(payload);
       return;
     }
     const serverId = serverIdFromAvailability(topic, this.topics.prefix);
@@ -295,6 +320,7 @@ export class AgentLink {
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
+    this.configRequests.clear();
     if (this.client.connected) await this.client.publishAsync(this.topics.availability, AVAILABILITY_OFFLINE, { qos: 1, retain: true }).catch(() => {});
     await this.client.endAsync();
   }

@@ -108,9 +108,26 @@ export type ConfigSetRequest = z.infer<typeof configSetRequestSchema>;
 
 export type ConfigSetResult = { ok: true; request: ConfigSetRequest } | { ok: false; id?: string; reason: string };
 
-/** Reads a config/set message; never throws. The id is returned with a rejection when it could be read, for the response. */
 /** A config/set is a few levels deep; a deeper one is refused before anything walks it recursively. */
 export const MAX_CONFIG_SET_DEPTH = 16;
+
+/**
+ * The id of a request that cannot be parsed whole (too large, cut short), read from its
+ * first bytes when it starts as `{"id": "..."`: the sender still learns which request was
+ * refused. Only a bounded prefix is looked at.
+ */
+export function leadingRequestId(bytes: Uint8Array): string | undefined {
+  const head = Buffer.from(bytes.subarray(0, 256)).toString('utf8');
+  const literal = head.match(/^\s*\{\s*"id"\s*:\s*("(?:[^"\\\u0000-\u001f]|\\.){1,64}")/)?.[1];
+  if (literal === undefined) return undefined;
+  try {
+    const id: unknown = JSON.parse(literal);
+    return configRequestIdSchema.safeParse(id).success ? (id as string) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 
 /** Whether a parsed JSON value nests deeper than `limit`, found without recursion (a crafted payload may be thousands deep). */
 export function nestedDeeperThan(value: unknown, limit: number): boolean {
@@ -124,10 +141,14 @@ export function nestedDeeperThan(value: unknown, limit: number): boolean {
   return false;
 }
 
+/** Reads a config/set message; never throws. The id is returned with a rejection when it could be read, for the response. */
 export function parseConfigSet(bytes: Buffer): ConfigSetResult {
   try {
     const decoded = decodeJsonPayload(bytes, MAX_CONFIG_SET_BYTES, 'config/set');
-    if (!decoded.ok) return decoded;
+    if (!decoded.ok) {
+      const id = bytes instanceof Uint8Array ? leadingRequestId(bytes) : undefined;
+      return id === undefined ? decoded : { ...decoded, id };
+    }
     const value = decoded.value;
     const rawId = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>).id : undefined;
     const id = configRequestIdSchema.safeParse(rawId).success ? (rawId as string) : undefined;
