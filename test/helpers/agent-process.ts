@@ -91,6 +91,10 @@ export class AgentProcess {
     return this.process.pid;
   }
 
+  get running(): boolean {
+    return this.process.running;
+  }
+
   /** SIGKILL stands for a crash or a power cut; waits for the exit. */
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
     return this.process.kill(signal);

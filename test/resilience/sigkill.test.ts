@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -46,7 +47,9 @@ function committedRows(file: string): Set<string> {
   }
 }
 
+/** integrity_check of a SQLite file; 'not created' when the agent died before making it. */
 function integrity(file: string): string {
+  if (!fs.existsSync(file)) return 'not created';
   const db = new Database(file, { fileMustExist: true });
   try {
     return String(db.pragma('integrity_check', { simple: true }));
@@ -69,6 +72,7 @@ withMosquitto(`${KILLS} SIGKILLs at random moments: no committed row lost, the l
   const outputs: Record<string, string> = {};
   const rounds: { delayMs: number; phase: string; seenBefore: number; after: number; lost: number }[] = [];
   let lostTotal = 0;
+  let integrityChecks = 0;
   let previousCount = 0;
 
   for (let round = 0; round < KILLS; round += 1) {
@@ -93,8 +97,12 @@ withMosquitto(`${KILLS} SIGKILLs at random moments: no committed row lost, the l
     t.is(lost, 0, `kill ${round + 1} after ${delayMs} ms: ${lost} committed rows lost`);
     t.true(after.size >= previousCount, `kill ${round + 1}: rows only rise (${previousCount} → ${after.size})`);
     previousCount = after.size;
-    if (after.size > 0) t.is(integrity(logFile), 'ok', `log after kill ${round + 1}`);
-    t.is(integrity(outboxFile), 'ok', `outbox after kill ${round + 1}`);
+    for (const file of [logFile, outboxFile]) {
+      const result = integrity(file);
+      if (result === 'not created') continue;
+      integrityChecks += 1;
+      t.is(result, 'ok', `${path.basename(file)} after kill ${round + 1}`);
+    }
   }
 
   // The gateway comes back once more and works: new rows, offloads answered, a clean stop.
@@ -114,7 +122,7 @@ withMosquitto(`${KILLS} SIGKILLs at random moments: no committed row lost, the l
     killedWhileRunning: rounds.filter((r) => r.phase === 'running').length,
     committedRowsLost: lostTotal,
     rowsAtEnd: committedRows(logFile).size,
-    integrityChecksOk: rounds.length * 2 + 1,
+    integrityChecksOk: integrityChecks + 1,
     secretSearch: { placesSearched: searched, leaks: 0 },
     rounds,
   });
