@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Before `npm test`: the Debian packages the tests run for real (Mosquitto, PyTorch for the
-// training smoke test, openssl for the TLS tests). As root with apt-get they are installed;
+// training smoke test, openssl for the TLS tests, ffmpeg for the stream source). As root with apt-get they are installed;
 // otherwise the exact command to run is printed and the tests do not start half-equipped.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,6 +11,7 @@ const needs = [
   { what: 'mosquitto_pub', ok: () => has('mosquitto_pub'), packages: ['mosquitto-clients'] },
   { what: "Debian's PyTorch and numpy under /usr/bin/python3", ok: () => spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0, packages: ['python3-torch', 'python3-numpy'] },
   { what: 'openssl', ok: () => has('openssl'), packages: ['openssl'] },
+  { what: 'ffmpeg (the stream source decodes video with it)', ok: () => has('ffmpeg'), packages: ['ffmpeg'] },
 ];
 const missing = needs.filter((need) => !need.ok());
 if (missing.length === 0) process.exit(0);

@@ -131,7 +131,8 @@ export class EdgeExitApp {
     if (offReason?.startsWith('suspended')) logger.warn(`controller ${offReason}`);
 
     this.platform = await this.units.start('bridge', () => createPlatform(config.bridge, config.simulation), (platform) => platform.bridge.close());
-    const source = await this.units.start('source', () => createFrameSource(config.source), (s) => s.close());
+    const target = { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize };
+    const source = await this.units.start('source', () => createFrameSource(config.source, target), (s) => s.close());
     this.source = source;
     const link = await this.startMqtt(config);
     this.link = link;
@@ -150,7 +151,7 @@ export class EdgeExitApp {
       points: chosen.points,
       profile,
       log: this.store,
-      target: { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize },
+      target,
       maxFrameRate: config.maxFrameRate,
       statusIntervalMs: config.statusIntervalMs,
       offloader: this.offloader,

@@ -36,6 +36,17 @@ export const sourceSchema = z.discriminatedUnion('kind', [
     height: z.number().int().min(64).max(3040).default(480),
     timeoutMs: z.number().int().min(500).max(60_000).default(5000),
   }),
+  strictSection({
+    kind: z.literal('stream'),
+    /** A V4L2 camera (/dev/video0), an rtsp:// or http(s):// stream, or a video file, read by ffmpeg. */
+    url: z.string().min(1),
+    /** Video files: start again at the end. */
+    loop: z.boolean().default(true),
+    /** Video files: deliver at the file's own frame rate, or as fast as they decode. */
+    realtime: z.boolean().default(true),
+    /** No frame for this long: the stream is stalled, and ffmpeg is restarted (with backoff). */
+    stallTimeoutS: z.number().min(1).max(600).default(10),
+  }),
 ]);
 export type SourceConfig = z.infer<typeof sourceSchema>;
 

@@ -212,7 +212,7 @@ export class EdgeAgent {
     const frame = await this.parts.source.next();
     if (!frame) return false;
     try {
-      this.parts.engine.input.data.set(await encodedImageToRgb(frame.bytes, this.parts.target, frame.origin));
+      this.parts.engine.input.data.set(frame.pixels ?? (await encodedImageToRgb(frame.bytes, this.parts.target, frame.origin)));
     } catch (error) {
       if (!(error instanceof ImageDecodeError)) throw error;
       this.stats.skipped++;

@@ -5,8 +5,11 @@ import { CameraSource } from './camera-source.js';
 import { FolderSource } from './folder-source.js';
 import type { FrameSource } from './frame-source.js';
 import { ReplaySource } from './replay-source.js';
+import { StreamSource } from './stream-source.js';
+import type { RgbTarget } from '../preprocess/image-to-rgb.js';
 
-export function createFrameSource(config: SourceConfig, baseDir = PROJECT_ROOT): FrameSource {
+/** `target` is the model input: a stream source has ffmpeg scale to it. */
+export function createFrameSource(config: SourceConfig, target: RgbTarget, baseDir = PROJECT_ROOT): FrameSource {
   switch (config.kind) {
     case 'replay':
       return new ReplaySource(expandPath(config.dataset, baseDir), { loop: config.loop, seed: config.seed });
@@ -17,5 +20,13 @@ export function createFrameSource(config: SourceConfig, baseDir = PROJECT_ROOT):
       });
     case 'camera':
       return new CameraSource(config);
+    case 'stream':
+      return new StreamSource({
+        url: /^[a-z][a-z0-9+.-]*:\/\//i.test(config.url) || config.url.startsWith('/dev/') ? config.url : expandPath(config.url, baseDir),
+        target,
+        loop: config.loop,
+        realtime: config.realtime,
+        stallTimeoutMs: config.stallTimeoutS * 1000,
+      });
   }
 }

@@ -3,9 +3,10 @@ export interface Frame {
   id: string;
   /** Where it came from: a file path, or the camera command. */
   origin: string;
-  /** The encoded image (JPEG, PNG, WebP or BMP), as an image offload would send it. */
+  /** The encoded image (JPEG, PNG, WebP or BMP), as an image offload would send it; empty when the source gives pixels. */
   bytes: Buffer;
-  /** Known only when replaying a labelled dataset. */
+  /** RGB already at the model's input size (a stream decoded and scaled by ffmpeg): used as is, nothing decoded. */
+  pixels?: Buffer;
   /** The class name, when the source knows it (a labelled replay). */
   trueLabel?: string;
   capturedAt: number;

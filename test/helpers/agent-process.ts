@@ -136,10 +136,13 @@ export class AgentProcess {
   }
 }
 
-/** Overrides replace top-level fields, except that object sections (mqtt, offload, ...) merge one level deep. */
+/** Overrides replace top-level fields, except that object sections (mqtt, offload, ...) merge one level deep; a section of another kind (source, bridge) replaces. */
 function mergeSections(base: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
   const isSection = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
   const merged = { ...base };
-  for (const [key, value] of Object.entries(overrides)) merged[key] = isSection(value) && isSection(base[key]) ? { ...base[key], ...value } : value;
+  for (const [key, value] of Object.entries(overrides)) {
+    const sameKind = isSection(value) && isSection(base[key]) && (value.kind === undefined || value.kind === base[key].kind);
+    merged[key] = sameKind ? { ...(base[key] as Record<string, unknown>), ...value } : value;
+  }
   return merged;
 }
