@@ -376,3 +376,27 @@ test('a config/set too large or cut short is refused under its own id when it st
   for (const text of [`{"id":"${'x'.repeat(65)}","set":{`, '{"id":7,"set":{', '{"set":{},"id":"late"', '{"id":"bad\\q"', '["id","x"]'])
     t.is((parseConfigSet(Buffer.from(text)) as { id?: string }).id, undefined, text);
 });
+
+test('every field config/set accepts reaches the config: maxFrameRate, telemetry, offload, and sections merge field by field', (t) => {
+  const config = parseAgentConfig({});
+  const applied = applyConfigPatch(config, { maxFrameRate: 5, telemetryIntervalMs: 2000, offload: { minConfidence: 0.3 } });
+  t.true(applied.ok);
+  if (!applied.ok) return;
+  t.is(applied.config.maxFrameRate, 5);
+  t.is(applied.config.telemetryIntervalMs, 2000);
+  t.is(applied.config.offload.minConfidence, 0.3);
+  t.is(applied.config.offload.mode, config.offload.mode, 'a field left out keeps its value');
+  t.is(config.maxFrameRate, 40, 'the input is left alone');
+});
+
+test('the motion gate is set over MQTT like any section; its width, fixed at start-up, is refused by name', (t) => {
+  const accepted = parseConfigSet(json({ id: 'g1', set: { gate: { mode: 'on', threshold: 20, maxReuseS: 30 } } }));
+  t.true(accepted.ok);
+  if (accepted.ok) {
+    const applied = applyConfigPatch(parseAgentConfig({}), accepted.request.set);
+    t.like(applied.ok ? applied.config.gate : {}, { mode: 'on', threshold: 20, maxReuseS: 30, minArea: 0.005 });
+  }
+  const refused = parseConfigSet(json({ id: 'g2', set: { gate: { width: 32 } } }));
+  t.false(refused.ok);
+  if (!refused.ok) t.regex(refused.reason, /set\.gate: unknown key "width"/);
+});

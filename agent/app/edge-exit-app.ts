@@ -15,7 +15,8 @@ import { Outbox } from '../mqtt/outbox.js';
 import type { ConfigPatch } from '../mqtt/payloads.js';
 import { RemoteConfig } from '../mqtt/remote-config.js';
 import { Offloader } from '../offload/offloader.js';
-import { EdgeAgent, type AgentStatus } from '../pipeline/edge-agent.js';
+import { MotionGate } from '../gate/motion-gate.js';
+import { EdgeAgent, type AgentStatus, type PipelineGate } from '../pipeline/edge-agent.js';
 import { formatStatusLine, statusFilePath } from '../pipeline/status-file.js';
 import { createFrameSource } from '../sources/create-source.js';
 import type { FrameSource } from '../sources/frame-source.js';
@@ -69,6 +70,7 @@ export class EdgeExitApp {
   private offloader!: Offloader;
   private pipeline!: EdgeAgent;
   private source: FrameSource | undefined;
+  private motionGate: MotionGate | undefined;
   private telemetry!: TelemetryPublisher;
   private link: AgentLink | undefined;
   private status!: StatusReporter;
@@ -155,6 +157,7 @@ export class EdgeExitApp {
       maxFrameRate: config.maxFrameRate,
       statusIntervalMs: config.statusIntervalMs,
       offloader: this.offloader,
+      gate: this.gateFor(config, target),
       onStatus: (status) => this.status.report(this.withLink(status)),
     });
     this.telemetry = await this.units.start(
@@ -236,8 +239,22 @@ export class EdgeExitApp {
       note = offReason === undefined ? undefined : `applied; the controller is ${offReason}`;
     }
     if (changed('offload')) this.offloader.update(next.offload);
+    if (changed('gate')) this.pipeline.setGate(this.gateFor(next, this.options.pkg.manifest.input));
     if (changed('telemetryIntervalMs')) this.telemetry.start(next.telemetryIntervalMs);
     return note;
+  }
+
+  /**
+   * The motion gate the config asks for. `auto` gates cameras and streams, not replays or
+   * folders: there every image is a scene of its own, and a whole-frame change reads as light.
+   */
+  private gateFor(config: AgentConfig, target: { width: number; height: number }): PipelineGate | undefined {
+    const on = config.gate.mode === 'on' || (config.gate.mode === 'auto' && (config.source.kind === 'camera' || config.source.kind === 'stream'));
+    if (!on) return undefined;
+    // The background is kept across setting changes: a new threshold should not make every frame motion.
+    this.motionGate ??= new MotionGate(config.gate, target.width, target.height);
+    this.motionGate.update(config.gate);
+    return { detector: this.motionGate, maxReuseMs: config.gate.maxReuseS * 1000 };
   }
 
   /** The pipeline's status with the MQTT link's problem, if it has one. */

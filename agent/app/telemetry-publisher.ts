@@ -7,6 +7,7 @@ export class TelemetryPublisher {
   private timer: NodeJS.Timeout | undefined;
   private previousHistogram: number[] = [];
   private previousOffloaded = 0;
+  private previousGated = 0;
 
   constructor(
     private readonly link: AgentLink,
@@ -31,10 +32,12 @@ export class TelemetryPublisher {
       exitHistogram: sinceLast,
       operatingPoint: status.operatingPoint,
       offloaded: status.offloaded - this.previousOffloaded,
+      gated: status.gated - this.previousGated,
       controller: status.controller.slice(0, 300),
       ...(status.mqtt === undefined ? {} : { mqtt: status.mqtt.slice(0, 500) }),
     });
     this.previousOffloaded = status.offloaded;
+    this.previousGated = status.gated;
     this.link.publishTelemetry(payload);
   }
 

@@ -129,6 +129,31 @@ export const offloadSchema = strictSection({
   queueExpiryMs: z.number().int().min(1000).max(86_400_000).default(60_000),
 });
 
+/**
+ * The motion gate (agent/gate/motion-gate.ts): the model runs only when the scene changed,
+ * and the previous result stands otherwise, up to maxReuseS. Frigate's motion settings
+ * are the anchor: threshold, contour area (here a share of the frame), lightning
+ * threshold, improve contrast.
+ */
+export const gateSchema = strictSection({
+  /** auto: on for cameras and streams; off for replays and folders, where every image is a new scene. */
+  mode: z.enum(['auto', 'on', 'off']).default('auto'),
+  /** Per-pixel change (0-255) that counts as changed. */
+  threshold: z.number().min(1).max(255).default(30),
+  /** Smallest share of the frame that must change to be motion. */
+  minArea: z.number().min(0).max(1).default(0.005),
+  /** A change over this share of the frame at once is light, not motion. */
+  lightningThreshold: z.number().min(0).max(1).default(0.8),
+  /** How fast the background follows the scene, per frame. */
+  backgroundAlpha: z.number().min(0.001).max(1).default(0.05),
+  improveContrast: z.boolean().default(false),
+  /** Width of the grayscale copy the detector compares (fixed at start-up). */
+  width: z.number().int().min(8).max(640).default(64),
+  /** Longest time a result stands without inference while nothing moves. */
+  maxReuseS: z.number().min(0).max(86_400).default(10),
+});
+export type GateConfig = z.infer<typeof gateSchema>;
+
 export const agentConfigSchema = strictSection({
   deviceId: deviceIdSchema.default('edge-exit-1'),
   model: strictSection({
@@ -142,6 +167,7 @@ export const agentConfigSchema = strictSection({
     edgetpuDevice: z.string().regex(/^(usb|pci)(:\d+)?$/, 'usb, usb:N, pci or pci:N').optional(),
   }).prefault({}),
   source: sourceSchema.prefault({ kind: 'replay' }),
+  gate: gateSchema.prefault({}),
   /** Highest frame rate; the controller may lower it. */
   maxFrameRate: z.number().positive().max(120).default(40),
   policy: policySchema.prefault({}),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type AgentConfig, agentConfigSchema, controllerSchema, describeIssues, offloadModeSchema, offloadSchema, policySchema } from '../config/agent-config.js';
+import { type AgentConfig, agentConfigSchema, controllerSchema, describeIssues, gateSchema, offloadModeSchema, offloadSchema, policySchema } from '../config/agent-config.js';
 import { strictSection } from '../config/issues.js';
 
 /** A config/set is a handful of fields; anything bigger is a mistake or an attack. */
@@ -51,6 +51,8 @@ export const telemetrySchema = z.strictObject({
   operatingPoint: z.string().min(1).max(128),
   /** Frames offloaded since the previous telemetry message. */
   offloaded: z.number().int().nonnegative().optional(),
+  /** Frames since the previous telemetry message that the motion gate passed without inference. */
+  gated: z.number().int().nonnegative().optional(),
   /** "on", or why the controller is not moving the operating point (off, or suspended by hand-set thresholds). */
   controller: z.string().min(1).max(300).optional(),
   /** What the broker refuses this agent (a topic its ACL denies), with the fix; absent while the link works. */
@@ -90,10 +92,11 @@ export const configPatchSchema = strictSection({
     deadlineMs: offloadSchema.shape.deadlineMs.unwrap().optional(),
     minConfidence: offloadSchema.shape.minConfidence.unwrap().optional(),
   }).optional(),
+  gate: patchSection(gateSchema.omit({ width: true })).optional(),
   maxFrameRate: agentConfigSchema.shape.maxFrameRate.unwrap().optional(),
   telemetryIntervalMs: agentConfigSchema.shape.telemetryIntervalMs.unwrap().optional(),
 }).refine((set) => Object.values(set).some((v) => v !== undefined), {
-  message: 'nothing to change: set at least one of policy, controller, offload, maxFrameRate, telemetryIntervalMs',
+  message: 'nothing to change: set at least one of policy, controller, offload, gate, maxFrameRate, telemetryIntervalMs',
 });
 export type ConfigPatch = z.infer<typeof configPatchSchema>;
 
@@ -171,8 +174,8 @@ export type ApplyPatchResult = { ok: true; config: AgentConfig } | { ok: false; 
 /**
  * The agent config with a patch's policy and controller parts applied and those sections
  * re-validated; the input is never modified. Only the patched sections are re-checked:
- * re-parsing the whole config would also re-judge untouched fields. Offload and telemetry
- * settings are not part of the file config and are left to the caller.
+ * re-parsing the whole config would also re-judge untouched fields. The other sections and
+ * fields are merged as they are, for the caller to validate the whole.
  */
 export function applyConfigPatch(config: AgentConfig, patch: ConfigPatch): ApplyPatchResult {
   try {
@@ -193,9 +196,13 @@ export function applyConfigPatch(config: AgentConfig, patch: ConfigPatch): Apply
       if (!parsed.success) return { ok: false, reason: describeIssuesReason('config/set controller', parsed.error, merged) };
       next.controller = parsed.data;
     }
-    // The whole config is validated again after the patch; these two need no section-level check first.
-    if (patch.offload) next.offload = { ...next.offload, ...definedOnly(patch.offload) };
-    if (patch.telemetryIntervalMs !== undefined) next.telemetryIntervalMs = patch.telemetryIntervalMs;
+    // Every other section and field needs no rule of its own: the whole config is validated again after the patch.
+    const target = next as unknown as Record<string, unknown>;
+    for (const [key, value] of Object.entries(patch)) {
+      if (key === 'policy' || key === 'controller' || value === undefined) continue;
+      const isSection = typeof value === 'object' && value !== null && !Array.isArray(value);
+      target[key] = isSection ? { ...(target[key] as object), ...definedOnly(value) } : value;
+    }
     return { ok: true, config: next };
   } catch (error) {
     return { ok: false, reason: shortenReason(`config/set: ${String(error)}`) };

@@ -5,6 +5,7 @@ import { createExitPolicy, type ExitPolicy } from '../exit-policy/policy.js';
 import type { MultiExitEngine } from '../inference/multi-exit-engine.js';
 import { logger } from '../log/logger.js';
 import type { OperatingPoint } from '../model-package/manifest.js';
+import type { MotionGate } from '../gate/motion-gate.js';
 import { encodedImageToRgb, ImageDecodeError, type RgbTarget } from '../preprocess/image-to-rgb.js';
 import type { BridgeReading, Clock, EnergySink, FirmwareBridge } from '../../firmware-bridge/types.js';
 import type { FrameSource } from '../sources/frame-source.js';
@@ -40,6 +41,13 @@ export interface AgentParts {
   /** Sends frames the deepest allowed exit was unsure of to the offload server. */
   offloader?: Offloader;
   statusIntervalMs?: number;
+  /** The motion gate, when on: frames where nothing moved keep the previous result, up to maxReuseMs. */
+  gate?: PipelineGate;
+}
+
+export interface PipelineGate {
+  detector: MotionGate;
+  maxReuseMs: number;
 }
 
 export interface AgentStatus {
@@ -57,6 +65,8 @@ export interface AgentStatus {
   mqtt?: string;
   frameRate: number;
   skipped: number;
+  /** Frames the motion gate let pass without inference: nothing moved, the previous result stood. */
+  gated: number;
   offloaded: number;
   /** Offload servers that say they are up; undefined when offload is not configured. */
   offloadServers?: number;
@@ -94,6 +104,8 @@ export class EdgeAgent {
   private lastStatusMs = -Infinity;
   private stopping = false;
   private warnedMissing = new Set<string>();
+  /** Agent-clock time of the last frame the model ran on: a gated frame reuses its result only so long. */
+  private lastInferenceMs: number | undefined;
 
   constructor(private readonly parts: AgentParts) {
     this.clock = parts.clock;
@@ -115,6 +127,11 @@ export class EdgeAgent {
   /** A new static operating point (hand-set thresholds, a pinned point or a depth cap), from the next frame. */
   setStaticPoint(point: OperatingPoint): void {
     this.parts.staticPoint = point;
+  }
+
+  /** Turns the motion gate on, off, or to new settings, from the next frame. */
+  setGate(gate: PipelineGate | undefined): void {
+    this.parts.gate = gate;
   }
 
   setMaxFrameRate(frameRate: number): void {
@@ -211,13 +228,25 @@ export class EdgeAgent {
     await this.clock.wait(this.pacer.delayFor(frameRate));
     const frame = await this.parts.source.next();
     if (!frame) return false;
+    let rgb: Uint8Array;
     try {
-      this.parts.engine.input.data.set(frame.pixels ?? (await encodedImageToRgb(frame.bytes, this.parts.target, frame.origin)));
+      rgb = frame.pixels ?? (await encodedImageToRgb(frame.bytes, this.parts.target, frame.origin));
+      this.parts.engine.input.data.set(rgb);
     } catch (error) {
       if (!(error instanceof ImageDecodeError)) throw error;
       this.stats.skipped++;
       logger.warn(`${error.message} Skipped; the agent goes on with the next frame.`);
       return true;
+    }
+    if (this.parts.gate) {
+      // Every frame is looked at, so the background keeps up with the scene.
+      const moved = this.parts.gate.detector.observe(rgb).motion;
+      const now = this.clock.nowMs();
+      if (!moved && this.lastInferenceMs !== undefined && now - this.lastInferenceMs < this.parts.gate.maxReuseMs) {
+        this.stats.gated++;
+        this.reportStatus(now);
+        return true;
+      }
     }
     const { point, policy } = this.policyFor(this.decision?.operatingPoint ?? this.parts.staticPoint.name);
     const maxExit = Math.min(this.decision?.maxExit ?? point.maxExit, point.maxExit);
@@ -236,6 +265,7 @@ export class EdgeAgent {
     // A simulated battery draws idle power by itself; it is told only what the work added.
     this.parts.energy.consume(energy.aboveIdleJ);
     const at = this.clock.nowMs();
+    this.lastInferenceMs = at;
     // One representation in the log, names: the offload server answers with names too.
     const label = this.parts.engine.labels[result.label] ?? String(result.label);
     const correct = frame.trueLabel === undefined ? undefined : label === frame.trueLabel;
@@ -258,11 +288,15 @@ export class EdgeAgent {
       offloaded: sent !== undefined,
       requestId: sent?.requestId,
     });
+    this.reportStatus(at);
+    return true;
+  }
+
+  private reportStatus(at: number): void {
     if (this.parts.onStatus && at - this.lastStatusMs >= (this.parts.statusIntervalMs ?? 1000)) {
       this.lastStatusMs = at;
       this.parts.onStatus(this.status(at));
     }
-    return true;
   }
 
   status(atMs = this.clock.nowMs()): AgentStatus {
@@ -278,6 +312,7 @@ export class EdgeAgent {
       controller: this.parts.controller ? 'on' : (this.parts.controllerOffReason ?? 'off'),
       frameRate: this.decision?.frameRate ?? this.parts.maxFrameRate,
       skipped: this.stats.skipped,
+      gated: this.stats.gated,
       offloaded: this.stats.offloaded,
       offloadServers: this.parts.offloader?.serversUp,
       missingReadings: this.reading?.missing.map((m) => m.reading) ?? [],

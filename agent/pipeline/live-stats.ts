@@ -4,6 +4,7 @@ export class LiveStats {
   labelled = 0;
   correct = 0;
   skipped = 0;
+  gated = 0;
   offloaded = 0;
   readonly exitHistogram: number[];
   private readonly recent: number[] = [];

@@ -1,0 +1,116 @@
+/**
+ * The motion gate: a cheap change detector on a small grayscale copy of each frame,
+ * so that the model runs only when something in the scene changed. Its settings
+ * follow Frigate's motion detector: a per-pixel threshold, a smallest changed area,
+ * a lightning threshold (a change over most of the frame at once is light, not
+ * motion) and optional contrast stretching. A running background absorbs slow change;
+ * the mean brightness is compared apart from the pixels, so a lighting ramp (clouds,
+ * dusk, auto exposure) moves no pixel past the threshold.
+ */
+export interface MotionGateSettings {
+  /** Per-pixel change (0-255, after brightness compensation) that counts as changed. */
+  threshold: number;
+  /** Smallest share of the frame that must change to be motion. */
+  minArea: number;
+  /** A change over this share of the frame at once is a lighting change: the background is reset, and it is not motion. */
+  lightningThreshold: number;
+  /** How fast the background follows the scene, per frame (0-1). */
+  backgroundAlpha: number;
+  /** Stretch each small frame to the full 0-255 range first (dim scenes, night). */
+  improveContrast: boolean;
+  /** Width of the grayscale copy the detector works on. */
+  width: number;
+}
+
+export interface MotionReading {
+  motion: boolean;
+  /** Share of the frame that changed (after brightness compensation). */
+  changedShare: number;
+  /** The change was taken for lighting, and the background reset. */
+  lighting: boolean;
+}
+
+export class MotionGate {
+  private readonly factor: number;
+  private readonly grayWidth: number;
+  private readonly grayHeight: number;
+  private readonly gray: Float32Array;
+  private background: Float32Array | undefined;
+
+  constructor(
+    private settings: MotionGateSettings,
+    private readonly frameWidth: number,
+    private readonly frameHeight: number,
+  ) {
+    this.factor = Math.max(1, Math.floor(frameWidth / settings.width));
+    this.grayWidth = Math.floor(frameWidth / this.factor);
+    this.grayHeight = Math.floor(frameHeight / this.factor);
+    this.gray = new Float32Array(this.grayWidth * this.grayHeight);
+  }
+
+  /** New thresholds from the next frame on; the background is kept. */
+  update(settings: MotionGateSettings): void {
+    if (settings.width !== this.settings.width) throw new RangeError('the gate width is fixed at start-up');
+    this.settings = settings;
+  }
+
+  /** Forgets the background: the next frame counts as motion (the scene may have changed while nothing looked). */
+  reset(): void {
+    this.background = undefined;
+  }
+
+  /** Looks at one RGB frame (frameWidth x frameHeight x 3) and learns it into the background. */
+  observe(rgb: Uint8Array): MotionReading {
+    this.toGray(rgb);
+    const gray = this.gray;
+    if (!this.background) {
+      this.background = Float32Array.from(gray);
+      return { motion: true, changedShare: 1, lighting: false };
+    }
+    const background = this.background;
+    const n = gray.length;
+    let grayMean = 0;
+    let backgroundMean = 0;
+    for (let i = 0; i < n; i++) {
+      grayMean += gray[i]!;
+      backgroundMean += background[i]!;
+    }
+    const offset = (grayMean - backgroundMean) / n;
+    const { threshold, minArea, lightningThreshold, backgroundAlpha } = this.settings;
+    let changed = 0;
+    for (let i = 0; i < n; i++) if (Math.abs(gray[i]! - background[i]! - offset) > threshold) changed++;
+    const changedShare = changed / n;
+    if (changedShare > lightningThreshold) {
+      background.set(gray);
+      return { motion: false, changedShare, lighting: true };
+    }
+    for (let i = 0; i < n; i++) background[i]! += backgroundAlpha * (gray[i]! - background[i]!);
+    return { motion: changedShare >= minArea, changedShare, lighting: false };
+  }
+
+  /** Block-averaged luma (BT.601 weights); averaging also evens out sensor noise. */
+  private toGray(rgb: Uint8Array): void {
+    const { factor, grayWidth, grayHeight, frameWidth } = this;
+    if (rgb.length !== frameWidth * this.frameHeight * 3) throw new RangeError(`motion gate: expected ${frameWidth}x${this.frameHeight} RGB, got ${rgb.length} bytes`);
+    const area = factor * factor;
+    let min = 255;
+    let max = 0;
+    for (let gy = 0; gy < grayHeight; gy++) {
+      for (let gx = 0; gx < grayWidth; gx++) {
+        let sum = 0;
+        for (let dy = 0; dy < factor; dy++) {
+          let p = ((gy * factor + dy) * frameWidth + gx * factor) * 3;
+          for (let dx = 0; dx < factor; dx++, p += 3) sum += 0.299 * rgb[p]! + 0.587 * rgb[p + 1]! + 0.114 * rgb[p + 2]!;
+        }
+        const value = sum / area;
+        this.gray[gy * grayWidth + gx] = value;
+        if (value < min) min = value;
+        if (value > max) max = value;
+      }
+    }
+    if (this.settings.improveContrast && max - min > 1) {
+      const scale = 255 / (max - min);
+      for (let i = 0; i < this.gray.length; i++) this.gray[i] = (this.gray[i]! - min) * scale;
+    }
+  }
+}

@@ -1,0 +1,91 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import test from 'ava';
+import { parseAgentConfig } from '../agent/config/agent-config.js';
+import { MotionGate } from '../agent/gate/motion-gate.js';
+import { encodedImageToRgb } from '../agent/preprocess/image-to-rgb.js';
+import { AgentProcess } from './helpers/agent-process.js';
+import { seededRandom } from './helpers/resilience.js';
+import { CAT_PHOTO, CIFAR_TEST, temporaryDir } from './helpers/shared.js';
+import { buildTinyAgentPackage } from './helpers/tiny-package.js';
+
+/* The motion gate on a real photo, with the noise and light a camera adds, and an object that walks in. */
+
+const SIZE = 96;
+const defaults = parseAgentConfig({}).gate;
+
+async function scene(): Promise<Uint8Array> {
+  return encodedImageToRgb(fs.readFileSync(CAT_PHOTO), { width: SIZE, height: SIZE, resize: 'center-crop' });
+}
+
+/** The scene as a camera sees it: sensor noise of ±`noise`, brightness times `gain` plus `lift`. */
+function camera(base: Uint8Array, random: () => number, noise: number, gain = 1, lift = 0): Uint8Array {
+  return base.map((v) => Math.max(0, Math.min(255, Math.round(v * gain + lift + (random() * 2 - 1) * noise))));
+}
+
+/** A 32x32 CIFAR-10 object pasted into the scene at (x, y). */
+async function withObject(base: Uint8Array, x: number, y: number): Promise<Uint8Array> {
+  const object = await encodedImageToRgb(fs.readFileSync(path.join(CIFAR_TEST, 'horse', '0000.jpg')), { width: 32, height: 32, resize: 'stretch' });
+  const frame = Uint8Array.from(base);
+  for (let row = 0; row < 32; row++) frame.set(object.subarray(row * 32 * 3, (row + 1) * 32 * 3), ((y + row) * SIZE + x) * 3);
+  return frame;
+}
+
+test('a still scene with sensor noise and a slow lighting ramp triggers nothing; an object walking in does; once it stands still it fades into the background', async (t) => {
+  const random = seededRandom(11);
+  const base = await scene();
+  const gate = new MotionGate(defaults, SIZE, SIZE);
+  t.true(gate.observe(camera(base, random, 8)).motion, 'the first frame is motion: nothing is known yet');
+  // Dusk over 120 frames: the whole scene 30% darker, with noise on every frame.
+  const quiet = Array.from({ length: 120 }, (_, i) => gate.observe(camera(base, random, 8, 1 - (0.3 * i) / 120)));
+  t.deepEqual(quiet.filter((r) => r.motion).length, 0, `largest change ${Math.max(...quiet.map((r) => r.changedShare)).toFixed(4)} of the frame`);
+
+  const dim = camera(base, random, 0, 0.7);
+  const entered = gate.observe(camera(await withObject(dim, 40, 30), random, 8));
+  t.true(entered.motion, `an object entering changes ${entered.changedShare.toFixed(3)} of the frame`);
+  t.false(entered.lighting);
+  // It stays: the running background takes it in, and the frames go quiet again.
+  const standing = await withObject(dim, 40, 30);
+  const after = Array.from({ length: 120 }, () => gate.observe(camera(standing, random, 8)).motion);
+  t.false(after.slice(-20).some(Boolean), 'quiet again after it stood still');
+});
+
+test('a sudden change over most of the frame is light, not motion: the background is reset to it', async (t) => {
+  const random = seededRandom(12);
+  const base = await scene();
+  const gate = new MotionGate({ ...defaults, lightningThreshold: 0.3 }, SIZE, SIZE);
+  gate.observe(base);
+  // A light switched on unevenly: brighter, and a gradient across the frame, beyond what one offset explains.
+  const lit = base.map((v, i) => Math.min(255, Math.round(v * 1.2 + ((i / 3) % SIZE) * 1.2)));
+  const flash = gate.observe(lit);
+  t.true(flash.lighting, `${flash.changedShare.toFixed(2)} of the frame changed at once`);
+  t.false(flash.motion);
+  t.false(gate.observe(camera(lit, random, 4)).motion, 'the lit scene is the background now');
+  // improveContrast makes a dim scene's structure count: same result on a dark copy.
+  const dark = new MotionGate({ ...defaults, improveContrast: true }, SIZE, SIZE);
+  const darkScene = camera(base, random, 0, 0.15);
+  dark.observe(darkScene);
+  t.false(dark.observe(camera(darkScene, random, 1)).motion);
+  t.true(dark.observe(camera(await withObject(darkScene, 10, 10), random, 1)).motion, 'an object in the dark is still seen');
+});
+
+const FFMPEG = fs.existsSync('/usr/bin/ffmpeg');
+(FFMPEG ? test : test.skip)('`edge-exit run` on a still camera: the gate skips inference until the reuse age runs out, and says so in status', async (t) => {
+  const { modelsDir, buildConfig } = await buildTinyAgentPackage();
+  const video = path.join(temporaryDir('edge-exit-still-'), 'still.mkv');
+  execFileSync('/usr/bin/ffmpeg', ['-hide_banner', '-loglevel', 'error', '-loop', '1', '-i', CAT_PHOTO, '-t', '4', '-r', '10', '-vf', 'scale=160:120', '-c:v', 'ffv1', video]);
+  const agent = AgentProcess.start(
+    { modelsDir, buildConfig },
+    { source: { kind: 'stream', url: video, loop: true }, gate: { maxReuseS: 1 }, maxFrameRate: 10, statusIntervalMs: 200 },
+    { frames: 3 },
+  );
+  t.teardown(() => agent.kill());
+  t.is(await agent.exited, 0, agent.output);
+  const rows = agent.inferences();
+  t.is(rows.length, 3);
+  // Nothing moves: after the first frame, the model runs only when the 1 s reuse age has run out.
+  const gaps = rows.slice(1).map((row, i) => row.ts - rows[i]!.ts);
+  t.true(gaps.every((gap) => gap >= 900), `gaps between inferences: ${gaps.join(', ')} ms`);
+  t.regex(agent.output, /still \d+/, 'the status line counts the frames the gate let stand');
+});
