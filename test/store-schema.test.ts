@@ -20,7 +20,7 @@ test('a new file is created with every table, the indexes, WAL and incremental a
   const store = LogStore.open(file);
   const db = store.database;
   t.is(userVersion(db), SCHEMA_VERSION);
-  t.deepEqual(tables(db), ['config_changes', 'controller_decisions', 'inferences', 'telemetry']);
+  t.deepEqual(tables(db), ['config_changes', 'controller_decisions', 'events', 'inferences', 'telemetry']);
   const indexes = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'inferences' ORDER BY name").pluck().all();
   t.deepEqual(indexes, ['inferences_exit_ts', 'inferences_label_ts', 'inferences_request', 'inferences_ts']);
   t.is(db.pragma('journal_mode', { simple: true }), 'wal');

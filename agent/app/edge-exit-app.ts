@@ -15,6 +15,7 @@ import { Outbox } from '../mqtt/outbox.js';
 import type { ConfigPatch } from '../mqtt/payloads.js';
 import { RemoteConfig } from '../mqtt/remote-config.js';
 import { Offloader } from '../offload/offloader.js';
+import { ResultPublisher } from '../events/result-publisher.js';
 import { MotionGate } from '../gate/motion-gate.js';
 import { EdgeAgent, type AgentStatus, type PipelineGate } from '../pipeline/edge-agent.js';
 import { formatStatusLine, statusFilePath } from '../pipeline/status-file.js';
@@ -71,6 +72,7 @@ export class EdgeExitApp {
   private pipeline!: EdgeAgent;
   private source: FrameSource | undefined;
   private motionGate: MotionGate | undefined;
+  private results!: ResultPublisher;
   private telemetry!: TelemetryPublisher;
   private link: AgentLink | undefined;
   private status!: StatusReporter;
@@ -140,6 +142,11 @@ export class EdgeExitApp {
     this.link = link;
     const profile = deviceProfile(config.deviceProfile);
     this.offloader = new Offloader(link, pkg, config.offload, profile);
+    this.results = await this.units.start(
+      'results',
+      () => new ResultPublisher({ link, log: this.store, events: this.eventsFor(config), exitCount: this.engine.exitCount, frameSize: target }),
+      (results) => results.finish(),
+    );
     this.pipeline = new EdgeAgent({
       engine: this.engine,
       source,
@@ -158,12 +165,13 @@ export class EdgeExitApp {
       statusIntervalMs: config.statusIntervalMs,
       offloader: this.offloader,
       gate: this.gateFor(config, target),
-      onStatus: (status) => this.status.report(this.withLink(status)),
+      results: this.results,
+      onStatus: (status) => this.status.report(this.withLinkAndResults(status)),
     });
     this.telemetry = await this.units.start(
       'telemetry',
       () => {
-        const telemetry = new TelemetryPublisher(link, () => this.withLink(this.pipeline.status()));
+        const telemetry = new TelemetryPublisher(link, () => this.withLinkAndResults(this.pipeline.status()));
         telemetry.start(config.telemetryIntervalMs);
         return telemetry;
       },
@@ -192,8 +200,10 @@ export class EdgeExitApp {
           config,
           protocolVersion: config.mqtt.protocolVersion ?? (config.mqtt.url ? 5 : 4),
           handlers: {
-            onAnswer: (requestId, answer, late) =>
-              this.store.recordServerAnswer(requestId, { label: answer.label, confidence: answer.confidence, serverMs: answer.serverMs, decidedLocally: late }),
+            onAnswer: (requestId, answer, late) => {
+              this.store.recordServerAnswer(requestId, { label: answer.label, confidence: answer.confidence, serverMs: answer.serverMs, decidedLocally: late });
+              if (!late) this.results?.serverAnswer(requestId, answer.label, answer.confidence, this.engine.exitCount - 1);
+            },
             onConfigSet: (bytes) => this.remote.handleSet(bytes),
             configState: () => this.remote.stateMessage(),
           },
@@ -240,6 +250,7 @@ export class EdgeExitApp {
     }
     if (changed('offload')) this.offloader.update(next.offload);
     if (changed('gate')) this.pipeline.setGate(this.gateFor(next, this.options.pkg.manifest.input));
+    if (changed('gate') || changed('events')) this.results.setEvents(this.eventsFor(next));
     if (changed('telemetryIntervalMs')) this.telemetry.start(next.telemetryIntervalMs);
     return note;
   }
@@ -257,10 +268,20 @@ export class EdgeExitApp {
     return { detector: this.motionGate, maxReuseMs: config.gate.maxReuseS * 1000 };
   }
 
-  /** The pipeline's status with the MQTT link's problem, if it has one. */
-  private withLink(status: AgentStatus): AgentStatus {
+  /** Events follow the motion gate: without it, every frame would be motion, and one event would never end. */
+  private eventsFor(config: AgentConfig): AgentConfig['events'] | undefined {
+    return this.gateFor(config, this.options.pkg.manifest.input) ? config.events : undefined;
+  }
+
+  /** The pipeline's status with the MQTT link's problem, if it has one, and the event going on. */
+  private withLinkAndResults(status: AgentStatus): AgentStatus {
     const problem = this.link?.problem;
-    return problem === undefined ? status : { ...status, mqtt: problem };
+    const event = this.results?.activeEvent;
+    return {
+      ...status,
+      ...(problem === undefined ? {} : { mqtt: problem }),
+      ...(event === undefined ? {} : { event: `${event.label} ${Math.round(event.confidence * 100)}%` }),
+    };
   }
 
   /** Runs the pipeline until the source ends, `stop()` is called, `frames` have been classified, or the platform is exhausted. */

@@ -154,6 +154,20 @@ export const gateSchema = strictSection({
 });
 export type GateConfig = z.infer<typeof gateSchema>;
 
+/** Events (agent/events/event-tracker.ts): they follow the motion gate, and start with motion and a confident label. */
+export const eventsSchema = strictSection({
+  minConfidence: z.number().min(0).max(1).default(0.6),
+  /** An event ends after this long without motion. */
+  endAfterS: z.number().min(0.1).max(3600).default(5),
+  /** Shorter blips never become events. */
+  minDurationS: z.number().min(0).max(600).default(1),
+  /** Another label takes over an event only when its accumulated confidence is this much larger. */
+  switchMargin: z.number().min(0).max(10).default(0.25),
+  /** Publish the best frame of each event on the snapshot topic, and keep it in the log. */
+  snapshots: z.boolean().default(true),
+});
+export type EventsConfig = z.infer<typeof eventsSchema>;
+
 export const agentConfigSchema = strictSection({
   deviceId: deviceIdSchema.default('edge-exit-1'),
   model: strictSection({
@@ -168,6 +182,7 @@ export const agentConfigSchema = strictSection({
   }).prefault({}),
   source: sourceSchema.prefault({ kind: 'replay' }),
   gate: gateSchema.prefault({}),
+  events: eventsSchema.prefault({}),
   /** Highest frame rate; the controller may lower it. */
   maxFrameRate: z.number().positive().max(120).default(40),
   policy: policySchema.prefault({}),

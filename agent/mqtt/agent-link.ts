@@ -28,6 +28,10 @@ export interface AgentLinkHandlers {
   configState?(): Buffer;
 }
 
+/** Results the link keeps retained: what it last published there is said again on every (re)connect. */
+const RETAINED_RESULTS = ['state', 'snapshot'] as const;
+export type RetainedResult = (typeof RETAINED_RESULTS)[number];
+
 interface Pending {
   requestId: string;
   frame: Buffer;
@@ -162,6 +166,10 @@ export class AgentLink {
       const state = this.options.handlers.configState?.();
       step = `publish on ${this.topics.configState}`;
       if (state) await this.client.publishAsync(this.topics.configState, state, { qos: 1, retain: true });
+      for (const [topic, payload] of this.retainedResults) {
+        step = `publish on ${topic}`;
+        await this.client.publishAsync(topic, payload, { qos: 1, retain: true });
+      }
     } catch (error) {
       this.linkProblem = `mqtt: could not ${step} (${(error as Error).message}): ${fix}`;
     }
@@ -312,6 +320,20 @@ export class AgentLink {
         resolve();
       });
     });
+  }
+
+  private readonly retainedResults = new Map<string, Buffer>();
+
+  /** The state or snapshot, retained; kept while the broker is away and published when it is back. */
+  publishRetained(which: RetainedResult, payload: Buffer): void {
+    const topic = this.topics[which];
+    this.retainedResults.set(topic, payload);
+    if (this.client.connected) this.client.publish(topic, payload, { qos: 1, retain: true });
+  }
+
+  /** An event message; while the broker is away it is not kept (the log has every event). */
+  publishEvent(payload: Buffer): void {
+    if (this.client.connected) this.client.publish(this.topics.events, payload, { qos: 1 });
   }
 
   publishTelemetry(payload: Buffer): void {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type AgentConfig, agentConfigSchema, controllerSchema, describeIssues, gateSchema, offloadModeSchema, offloadSchema, policySchema } from '../config/agent-config.js';
+import { type AgentConfig, agentConfigSchema, controllerSchema, describeIssues, eventsSchema, gateSchema, offloadModeSchema, offloadSchema, policySchema } from '../config/agent-config.js';
 import { strictSection } from '../config/issues.js';
 
 /** A config/set is a handful of fields; anything bigger is a mistake or an attack. */
@@ -60,6 +60,40 @@ export const telemetrySchema = z.strictObject({
 });
 export type Telemetry = z.infer<typeof telemetrySchema>;
 
+// ---------------------------------------------------------------- state and events
+
+/** The retained state: what the device concluded last, and since when. */
+export const stateSchema = z.strictObject({
+  label: z.string().min(1).max(128),
+  confidence: z.number().min(0).max(1),
+  /** The exit the frame left at (the server's answer counts as the last). */
+  exit: z.number().int().nonnegative().max(31),
+  /** When this label began to be the state (ms since the epoch). */
+  since: z.number().int().nonnegative(),
+  /** When the state was last confirmed. */
+  at: z.number().int().nonnegative(),
+  decidedBy: z.enum(['device', 'server']),
+});
+export type DeviceState = z.infer<typeof stateSchema>;
+
+const eventSummarySchema = z.strictObject({
+  id: z.string().min(1).max(64),
+  start: z.number().int().nonnegative(),
+  end: z.number().int().nonnegative().nullable(),
+  label: z.string().min(1).max(128),
+  confidence: z.number().min(0).max(1),
+  frames: z.number().int().positive(),
+  exits: z.array(z.number().int().nonnegative()).max(32),
+});
+
+/** One message on the events topic; `before` is the event at its previous message, as Frigate sends it. */
+export const eventMessageSchema = z.strictObject({
+  type: z.enum(['new', 'update', 'end']),
+  before: eventSummarySchema.nullable(),
+  after: eventSummarySchema,
+});
+export type EventMessagePayload = z.infer<typeof eventMessageSchema>;
+
 // ---------------------------------------------------------------- config/set
 
 export { offloadModeSchema };
@@ -93,10 +127,11 @@ export const configPatchSchema = strictSection({
     minConfidence: offloadSchema.shape.minConfidence.unwrap().optional(),
   }).optional(),
   gate: patchSection(gateSchema.omit({ width: true })).optional(),
+  events: patchSection(eventsSchema).optional(),
   maxFrameRate: agentConfigSchema.shape.maxFrameRate.unwrap().optional(),
   telemetryIntervalMs: agentConfigSchema.shape.telemetryIntervalMs.unwrap().optional(),
 }).refine((set) => Object.values(set).some((v) => v !== undefined), {
-  message: 'nothing to change: set at least one of policy, controller, offload, gate, maxFrameRate, telemetryIntervalMs',
+  message: 'nothing to change: set at least one of policy, controller, offload, gate, events, maxFrameRate, telemetryIntervalMs',
 });
 export type ConfigPatch = z.infer<typeof configPatchSchema>;
 

@@ -99,6 +99,12 @@ export interface DeviceTopics {
   configResponse: string;
   /** Retained: the config in force and its version. */
   configState: string;
+  /** Retained: what the device sees now (label, confidence, exit, since when, decided by whom). */
+  state: string;
+  /** Events: new, update and end messages, as Frigate's `events` topic has them. */
+  events: string;
+  /** Retained: the best frame of the latest event, a JPEG. */
+  snapshot: string;
   /** Agent → server. */
   offloadRequest: string;
   /** Agent's subscription for answers on the 3.1.1 fallback. */
@@ -120,6 +126,9 @@ export function deviceTopics(deviceId: string, prefix: string = DEFAULT_TOPIC_PR
     configSet: assertPublishTopic(`${base}/config/set`),
     configResponse: assertPublishTopic(`${base}/config/response`),
     configState: assertPublishTopic(`${base}/config/state`),
+    state: assertPublishTopic(`${base}/state`),
+    events: assertPublishTopic(`${base}/events`),
+    snapshot: assertPublishTopic(`${base}/snapshot`),
     offloadRequest: assertPublishTopic(`${base}/offload/request`),
     offloadResponseFilter: `${base}/offload/response/+`,
     offloadResponse(requestId: string): string {

@@ -5,6 +5,7 @@ import { createExitPolicy, type ExitPolicy } from '../exit-policy/policy.js';
 import type { MultiExitEngine } from '../inference/multi-exit-engine.js';
 import { logger } from '../log/logger.js';
 import type { OperatingPoint } from '../model-package/manifest.js';
+import type { ResultPublisher } from '../events/result-publisher.js';
 import type { MotionGate } from '../gate/motion-gate.js';
 import { encodedImageToRgb, ImageDecodeError, type RgbTarget } from '../preprocess/image-to-rgb.js';
 import type { BridgeReading, Clock, EnergySink, FirmwareBridge } from '../../firmware-bridge/types.js';
@@ -43,6 +44,8 @@ export interface AgentParts {
   statusIntervalMs?: number;
   /** The motion gate, when on: frames where nothing moved keep the previous result, up to maxReuseMs. */
   gate?: PipelineGate;
+  /** Where each frame's conclusion goes: the state, events and snapshots. */
+  results?: Pick<ResultPublisher, 'classified' | 'still'>;
 }
 
 export interface PipelineGate {
@@ -61,6 +64,8 @@ export interface AgentStatus {
   operatingPoint: string;
   /** "on", or why the controller is not moving the operating point. */
   controller: string;
+  /** The event going on, as "label confidence%"; absent between events. */
+  event?: string;
   /** What the MQTT link lacks (a refused login, a topic the broker's ACL denies), with the fix; absent while it works. */
   mqtt?: string;
   frameRate: number;
@@ -238,12 +243,14 @@ export class EdgeAgent {
       logger.warn(`${error.message} Skipped; the agent goes on with the next frame.`);
       return true;
     }
+    let moved = true;
     if (this.parts.gate) {
       // Every frame is looked at, so the background keeps up with the scene.
-      const moved = this.parts.gate.detector.observe(rgb).motion;
+      moved = this.parts.gate.detector.observe(rgb).motion;
       const now = this.clock.nowMs();
       if (!moved && this.lastInferenceMs !== undefined && now - this.lastInferenceMs < this.parts.gate.maxReuseMs) {
         this.stats.gated++;
+        this.parts.results?.still(Date.now());
         this.reportStatus(now);
         return true;
       }
@@ -288,6 +295,7 @@ export class EdgeAgent {
       offloaded: sent !== undefined,
       requestId: sent?.requestId,
     });
+    this.parts.results?.classified({ at: Date.now(), label, confidence: result.confidence, exit: result.exit, motion: moved, rgb, requestId: sent?.requestId });
     this.reportStatus(at);
     return true;
   }

@@ -22,6 +22,8 @@ import type {
   ServerAnswer,
   StoreHealth,
   StoreStats,
+  EventRecord,
+  EventRow,
   TelemetryRecord,
   TelemetryRow,
   TimeRange,
@@ -93,6 +95,11 @@ export class LogReader {
     return queries.configChanges(this.db, range, limit);
   }
 
+  /** Events, oldest first, each with its best frame as a JPEG. */
+  events(range: TimeRange = {}, limit?: number): EventRecord[] {
+    return queries.events(this.db, range, limit);
+  }
+
   /** `PRAGMA integrity_check`: "ok", or SQLite's list of problems. */
   integrityCheck(): string {
     const rows = this.db.pragma('integrity_check') as Array<{ integrity_check: string }>;
@@ -128,7 +135,7 @@ export interface LogStoreOptions extends RetentionLimits {
   busyTimeoutMs?: number;
 }
 
-type Statement = 'inference' | 'answer' | 'decision' | 'telemetry' | 'config';
+type Statement = 'inference' | 'answer' | 'decision' | 'telemetry' | 'config' | 'event';
 
 /**
  * One queued write: the caller's row, converted to parameters only at flush
@@ -139,7 +146,8 @@ type QueuedWrite =
   | { statement: 'answer'; row: { requestId: string; answer: ServerAnswer; receivedAt: number } }
   | { statement: 'decision'; row: ControllerDecisionRow }
   | { statement: 'telemetry'; row: TelemetryRow }
-  | { statement: 'config'; row: ConfigChangeRow };
+  | { statement: 'config'; row: ConfigChangeRow }
+  | { statement: 'event'; row: EventRow };
 
 const DEFAULTS = {
   flushRows: 256,
@@ -163,6 +171,10 @@ const SQL: Record<Statement, string> = {
   telemetry: `INSERT INTO telemetry (ts, battery_soc, voltage_v, current_a, power_w, charging, temperature_c, frames_per_s, json, sim_ts)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   config: `INSERT INTO config_changes (ts, source, version, diff, accepted, reason) VALUES (?, ?, ?, ?, ?, ?)`,
+  // Announced, then ended: the second write completes the first row (a snapshot already there is kept if none comes).
+  event: `INSERT INTO events (event_id, ts, end_ts, label, confidence, frames, exits, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (event_id) DO UPDATE SET end_ts = excluded.end_ts, label = excluded.label, confidence = excluded.confidence,
+      frames = excluded.frames, exits = excluded.exits, snapshot = coalesce(excluded.snapshot, snapshot)`,
 };
 
 const simTime = (value: number | null | undefined): number | null => (value === undefined || value === null ? null : Math.trunc(value));
@@ -242,6 +254,10 @@ function parameters(item: QueuedWrite): unknown[] {
     case 'config': {
       const row = item.row;
       return [Math.trunc(row.ts), row.source, String(row.version), JSON.stringify(row.diff ?? null), row.accepted ? 1 : 0, row.reason ?? null];
+    }
+    case 'event': {
+      const row = item.row;
+      return [row.eventId, Math.trunc(row.start), row.end === null ? null : Math.trunc(row.end), row.label, row.confidence, row.frames, JSON.stringify(row.exits), row.snapshot ?? null];
     }
   }
 }
@@ -341,6 +357,7 @@ export class LogStore extends LogReader {
       decision: db.prepare(SQL.decision),
       telemetry: db.prepare(SQL.telemetry),
       config: db.prepare(SQL.config),
+      event: db.prepare(SQL.event),
     };
   }
 
@@ -405,6 +422,10 @@ export class LogStore extends LogReader {
 
   logConfigChange(row: ConfigChangeRow): void {
     this.enqueue({ statement: 'config', row });
+  }
+
+  logEvent(row: EventRow): void {
+    this.enqueue({ statement: 'event', row });
   }
 
   private enqueue(item: QueuedWrite): void {

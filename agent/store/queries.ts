@@ -10,6 +10,7 @@ import type {
   InferenceFilter,
   InferenceQuery,
   InferenceRecord,
+  EventRecord,
   TelemetryRecord,
   TimeRange,
 } from './types.js';
@@ -287,5 +288,31 @@ export function configChanges(db: Database.Database, range: TimeRange = {}, limi
     diff: parseJson(row.diff),
     accepted: bool(row.accepted),
     reason: row.reason,
+  }));
+}
+
+export function events(db: Database.Database, range: TimeRange = {}, limit?: number): EventRecord[] {
+  const { sql, params } = tail('SELECT * FROM events', rangeWhere(range), limit);
+  const rows = db.prepare(sql).all(params) as Array<{
+    id: number;
+    event_id: string;
+    ts: number;
+    end_ts: number | null;
+    label: string;
+    confidence: number;
+    frames: number;
+    exits: string;
+    snapshot: Buffer | null;
+  }>;
+  return rows.map((row) => ({
+    id: row.id,
+    eventId: row.event_id,
+    start: row.ts,
+    end: row.end_ts,
+    label: row.label,
+    confidence: row.confidence,
+    frames: row.frames,
+    exits: parseJson(row.exits) as number[],
+    snapshot: row.snapshot,
   }));
 }

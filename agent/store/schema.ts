@@ -99,10 +99,30 @@ export const MIGRATIONS: readonly Migration[] = [
         ALTER TABLE telemetry ADD COLUMN sim_ts INTEGER;
       `),
   },
+  {
+    version: 3,
+    description: 'events, with the best frame of each',
+    // One row per event, written when it is announced and again when it ends; ts is its start.
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE events (
+          id INTEGER PRIMARY KEY,
+          event_id TEXT NOT NULL UNIQUE,
+          ts INTEGER NOT NULL,
+          end_ts INTEGER,
+          label TEXT NOT NULL,
+          confidence REAL NOT NULL,
+          frames INTEGER NOT NULL,
+          exits TEXT NOT NULL,
+          snapshot BLOB
+        );
+        CREATE INDEX events_ts ON events (ts);
+      `),
+  },
 ];
 
 /** Tables that hold timed rows; retention walks these. */
-export const TIMED_TABLES = ['inferences', 'controller_decisions', 'telemetry', 'config_changes'] as const;
+export const TIMED_TABLES = ['inferences', 'controller_decisions', 'telemetry', 'config_changes', 'events'] as const;
 export type TimedTable = (typeof TIMED_TABLES)[number];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

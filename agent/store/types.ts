@@ -236,3 +236,20 @@ export interface RetentionResult {
   /** Live bytes (pages in use times page size) after the run. */
   usedBytes: number;
 }
+
+/** An event as logged: announced (end null) or ended, with its best frame as a JPEG. */
+export interface EventRow {
+  eventId: string;
+  start: number;
+  end: number | null;
+  label: string;
+  confidence: number;
+  frames: number;
+  exits: number[];
+  snapshot?: Buffer;
+}
+
+export interface EventRecord extends Omit<EventRow, 'snapshot'> {
+  id: number;
+  snapshot: Buffer | null;
+}

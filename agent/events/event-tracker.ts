@@ -1,0 +1,146 @@
+/**
+ * Turns classified frames into events, as Frigate's `events` topic has them: an event
+ * starts with motion and a confident label, gets updates while its best label or
+ * confidence changes, and ends after `endAfterS` without motion. A minimum duration
+ * and a switching margin keep a flickering label from making an event storm: a blip
+ * shorter than `minDurationS` never becomes an event, and the best label changes only
+ * when another one's accumulated confidence beats it by the margin.
+ */
+export interface EventSettings {
+  /** A frame must be at least this confident to start an event. */
+  minConfidence: number;
+  /** An event ends after this long without motion. */
+  endAfterS: number;
+  /** An event is announced only once it has lasted this long. */
+  minDurationS: number;
+  /** Another label takes over only when its accumulated confidence is this much larger (0.25 = 25%). */
+  switchMargin: number;
+}
+
+export interface Observation {
+  at: number;
+  label: string;
+  confidence: number;
+  exit: number;
+  motion: boolean;
+}
+
+export interface EventSummary {
+  id: string;
+  start: number;
+  /** null while the event goes on. */
+  end: number | null;
+  label: string;
+  /** The best confidence seen for the label. */
+  confidence: number;
+  frames: number;
+  /** Frames per exit taken. */
+  exits: number[];
+}
+
+export interface EventMessage {
+  type: 'new' | 'update' | 'end';
+  event: EventSummary;
+}
+
+interface Tracked {
+  summary: EventSummary;
+  announced: boolean;
+  lastMotionAt: number;
+  scores: Map<string, number>;
+  bestConfidence: Map<string, number>;
+  lastUpdateAt: number;
+  /** What the last new or update message said. */
+  sent: { label: string; confidence: number };
+}
+
+/** Updates are sent at most this often, and only for a gain this large in confidence. */
+const UPDATE_EVERY_MS = 1000;
+const CONFIDENCE_STEP = 0.05;
+
+export class EventTracker {
+  private current: Tracked | undefined;
+  private sequence = 0;
+
+  constructor(
+    private settings: EventSettings,
+    private readonly exitCount: number,
+  ) {}
+
+  update(settings: EventSettings): void {
+    this.settings = settings;
+  }
+
+  /** The event going on (announced or not yet), for status. */
+  get active(): EventSummary | undefined {
+    return this.current?.announced ? { ...this.current.summary } : undefined;
+  }
+
+  /**
+   * A classified frame. Returns the messages it causes, and whether this frame is now
+   * the event's best (the one its snapshot should show).
+   */
+  observe(frame: Observation): { messages: EventMessage[]; best: boolean } {
+    const messages = this.expire(frame.at);
+    if (!this.current) {
+      if (!frame.motion || frame.confidence < this.settings.minConfidence) return { messages, best: false };
+      this.current = {
+        summary: { id: `${frame.at.toString(36)}-${(++this.sequence).toString(36)}`, start: frame.at, end: null, label: frame.label, confidence: 0, frames: 0, exits: new Array<number>(this.exitCount).fill(0) },
+        announced: false,
+        lastMotionAt: frame.at,
+        scores: new Map(),
+        bestConfidence: new Map(),
+        lastUpdateAt: frame.at,
+        sent: { label: frame.label, confidence: 0 },
+      };
+    }
+    const tracked = this.current;
+    const event = tracked.summary;
+    if (frame.motion) tracked.lastMotionAt = frame.at;
+    event.frames++;
+    event.exits[frame.exit] = (event.exits[frame.exit] ?? 0) + 1;
+    tracked.scores.set(frame.label, (tracked.scores.get(frame.label) ?? 0) + frame.confidence);
+    const previousBest = tracked.bestConfidence.get(frame.label) ?? 0;
+    if (frame.confidence > previousBest) tracked.bestConfidence.set(frame.label, frame.confidence);
+
+    const leader = [...tracked.scores].reduce((a, b) => (b[1] > a[1] ? b : a));
+    if (leader[0] !== event.label && leader[1] > (tracked.scores.get(event.label) ?? 0) * (1 + this.settings.switchMargin)) event.label = leader[0];
+    event.confidence = tracked.bestConfidence.get(event.label) ?? 0;
+    const best = frame.label === event.label && frame.confidence >= event.confidence;
+
+    const send = (type: 'new' | 'update') => {
+      tracked.lastUpdateAt = frame.at;
+      tracked.sent = { label: event.label, confidence: event.confidence };
+      messages.push({ type, event: { ...event, exits: [...event.exits] } });
+    };
+    if (!tracked.announced) {
+      if (frame.at - event.start >= this.settings.minDurationS * 1000 && event.frames >= 2) {
+        tracked.announced = true;
+        send('new');
+      }
+    } else if (frame.at - tracked.lastUpdateAt >= UPDATE_EVERY_MS && (event.label !== tracked.sent.label || event.confidence - tracked.sent.confidence >= CONFIDENCE_STEP)) {
+      send('update');
+    }
+    return { messages, best };
+  }
+
+  /** A frame the gate passed (nothing moved): it may end the event. */
+  still(at: number): EventMessage[] {
+    return this.expire(at);
+  }
+
+  /** Ends what is going on (the agent stops). */
+  finish(at: number): EventMessage[] {
+    if (!this.current) return [];
+    const tracked = this.current;
+    this.current = undefined;
+    return tracked.announced ? [{ type: 'end', event: { ...tracked.summary, end: Math.min(at, tracked.lastMotionAt + this.settings.endAfterS * 1000), exits: [...tracked.summary.exits] } }] : [];
+  }
+
+  private expire(at: number): EventMessage[] {
+    if (!this.current || at - this.current.lastMotionAt < this.settings.endAfterS * 1000) return [];
+    const tracked = this.current;
+    this.current = undefined;
+    return tracked.announced ? [{ type: 'end', event: { ...tracked.summary, end: tracked.lastMotionAt, exits: [...tracked.summary.exits] } }] : [];
+  }
+}

@@ -1,0 +1,132 @@
+import sharp from 'sharp';
+import type { EventsConfig } from '../config/agent-config.js';
+import { logger } from '../log/logger.js';
+import type { AgentLink } from '../mqtt/agent-link.js';
+import { encodeJsonPayload, eventMessageSchema, stateSchema, type DeviceState } from '../mqtt/payloads.js';
+import type { LogStore } from '../store/log-store.js';
+import { EventTracker, type EventMessage, type EventSummary } from './event-tracker.js';
+
+/**
+ * Where results leave the device: the retained state, events with their snapshot,
+ * and the events table of the log. The pipeline tells it what each frame concluded;
+ * an offload answer may then overrule the device.
+ */
+export interface ClassifiedFrame {
+  at: number;
+  label: string;
+  confidence: number;
+  exit: number;
+  /** Whether the motion gate saw change (always true without a gate). */
+  motion: boolean;
+  /** The frame as the model saw it, for the snapshot. */
+  rgb: Uint8Array;
+  requestId?: string;
+}
+
+export interface ResultPublisherOptions {
+  link: AgentLink | undefined;
+  log: Pick<LogStore, 'logEvent'>;
+  /** Events follow the motion gate: without one, only the state is published. */
+  events: EventsConfig | undefined;
+  exitCount: number;
+  /** The frame size the snapshots have (the model input). */
+  frameSize: { width: number; height: number };
+}
+
+/** The state is republished at most this often while only its confidence moves. */
+const STATE_REFRESH_MS = 5000;
+
+export class ResultPublisher {
+  private tracker: EventTracker | undefined;
+  private state: DeviceState | undefined;
+  private lastStatePublishedAt = -Infinity;
+  /** The request id of the frame the state came from, so that its server answer can overrule it. */
+  private stateRequestId: string | undefined;
+  private bestFrame: Uint8Array | undefined;
+  private readonly previous = new Map<string, EventSummary>();
+  /** Snapshots encode off the frame path, one after another. */
+  private snapshotChain: Promise<void> = Promise.resolve();
+  private settings: EventsConfig | undefined;
+
+  constructor(private readonly options: ResultPublisherOptions) {
+    this.setEvents(options.events);
+  }
+
+  /** Events on (with these settings) or off; an event going on is ended when they are turned off. */
+  setEvents(settings: EventsConfig | undefined): void {
+    this.settings = settings;
+    if (!settings) {
+      if (this.tracker) this.send(this.tracker.finish(Date.now()));
+      this.tracker = undefined;
+      return;
+    }
+    if (this.tracker) this.tracker.update(settings);
+    else this.tracker = new EventTracker(settings, this.options.exitCount);
+  }
+
+  /** Events going on, for status. */
+  get activeEvent(): EventSummary | undefined {
+    return this.tracker?.active;
+  }
+
+  classified(frame: ClassifiedFrame): void {
+    this.updateState({ label: frame.label, confidence: frame.confidence, exit: frame.exit, decidedBy: 'device' }, frame.at);
+    this.stateRequestId = frame.requestId;
+    if (!this.tracker) return;
+    const { messages, best } = this.tracker.observe(frame);
+    if (best && this.settings?.snapshots) this.bestFrame = Uint8Array.from(frame.rgb);
+    this.send(messages);
+  }
+
+  /** A frame the gate let stand: the state holds, and an event may end. */
+  still(at: number): void {
+    if (this.tracker) this.send(this.tracker.still(at));
+  }
+
+  /** The offload server answered: when it is about the frame the state came from, it overrules the device. */
+  serverAnswer(requestId: string, label: string, confidence: number, exit: number): void {
+    if (requestId !== this.stateRequestId || !this.state) return;
+    this.updateState({ label, confidence, exit, decidedBy: 'server' }, Date.now());
+  }
+
+  /** Ends the event going on and waits for its snapshot (the agent stops). */
+  async finish(at = Date.now()): Promise<void> {
+    if (this.tracker) this.send(this.tracker.finish(at));
+    await this.snapshotChain;
+  }
+
+  private updateState(next: Pick<DeviceState, 'label' | 'confidence' | 'exit' | 'decidedBy'>, at: number): void {
+    const changed = !this.state || this.state.label !== next.label || this.state.decidedBy !== next.decidedBy;
+    this.state = { ...next, confidence: Math.min(1, Math.max(0, next.confidence)), since: changed ? Math.trunc(at) : this.state!.since, at: Math.trunc(at) };
+    // A new label is said at once; the same label again only now and then, so the retained state stays fresh without a message per frame.
+    if (!changed && at - this.lastStatePublishedAt < STATE_REFRESH_MS) return;
+    this.lastStatePublishedAt = at;
+    this.options.link?.publishRetained('state', encodeJsonPayload(stateSchema, this.state));
+  }
+
+  private send(messages: EventMessage[]): void {
+    for (const message of messages) {
+      const before = this.previous.get(message.event.id) ?? null;
+      if (message.type === 'end') this.previous.delete(message.event.id);
+      else this.previous.set(message.event.id, message.event);
+      this.options.link?.publishEvent(encodeJsonPayload(eventMessageSchema, { type: message.type, before, after: message.event }));
+      const row = { eventId: message.event.id, start: message.event.start, end: message.event.end, label: message.event.label, confidence: message.event.confidence, frames: message.event.frames, exits: message.event.exits };
+      // The snapshot goes with the announcement and the end: the best frame so far, then the best of all.
+      const frame = message.type === 'update' || !this.settings?.snapshots ? undefined : this.bestFrame;
+      if (message.type === 'end') this.bestFrame = undefined;
+      // Rows go through one chain, so that an event's rows are written in the order of its messages.
+      this.snapshotChain = this.snapshotChain.then(async () => {
+        let snapshot: Buffer | undefined;
+        if (frame) {
+          try {
+            snapshot = await sharp(frame, { raw: { ...this.options.frameSize, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+            this.options.link?.publishRetained('snapshot', snapshot);
+          } catch (error) {
+            logger.warn(`event ${row.eventId}: the snapshot could not be made (${(error as Error).message}); the event is logged without it`);
+          }
+        }
+        this.options.log.logEvent(snapshot ? { ...row, snapshot } : row);
+      });
+    }
+  }
+}
