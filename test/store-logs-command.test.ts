@@ -201,7 +201,7 @@ test('csv: RFC 4180 quoting of commas, quotes, newlines and edge spaces; reads b
 });
 
 test('every view renders in every format; filters reach the store', (t) => {
-  const views = ['inferences', 'exits', 'energy', 'accuracy', 'controller', 'telemetry', 'config'];
+  const views = ['inferences', 'exits', 'energy', 'accuracy', 'controller', 'telemetry', 'config', 'events'];
   for (const view of views) {
     for (const format of ['table', 'json', 'csv']) t.notThrows(() => run(view, { format }), `${view} ${format}`);
   }

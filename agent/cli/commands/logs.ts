@@ -1,8 +1,9 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { Argument, Option, type Command } from 'commander';
 import { LogReader, type InferenceFilter, type TimeRange } from '../../store/log-store.js';
 
-export const LOG_VIEWS = ['inferences', 'exits', 'energy', 'accuracy', 'controller', 'telemetry', 'config'] as const;
+export const LOG_VIEWS = ['inferences', 'exits', 'energy', 'accuracy', 'controller', 'telemetry', 'config', 'events'] as const;
 export type LogView = (typeof LOG_VIEWS)[number];
 export const OUTPUT_FORMATS = ['table', 'json', 'csv'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -17,6 +18,8 @@ export interface LogsCommandOptions {
   limit?: string;
   db?: string;
   format?: string;
+  /** events: write each event's snapshot here as <event id>.jpg. */
+  snapshots?: string;
 }
 
 export interface LogsQuery extends InferenceFilter {
@@ -27,7 +30,7 @@ export interface LogsQuery extends InferenceFilter {
 /** Views over inferences, where the exit, label and offloaded filters mean something. */
 const INFERENCE_VIEWS: ReadonlySet<LogView> = new Set(['inferences', 'exits', 'energy', 'accuracy']);
 /** Views that list rows, where --limit applies. */
-const LIST_VIEWS: ReadonlySet<LogView> = new Set(['inferences', 'controller', 'telemetry', 'config']);
+const LIST_VIEWS: ReadonlySet<LogView> = new Set(['inferences', 'controller', 'telemetry', 'config', 'events']);
 export const DEFAULT_LIMIT = 100;
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
@@ -255,6 +258,23 @@ export function buildView(reader: LogReader, view: LogView, query: LogsQuery): R
         withTime(rows),
       );
     }
+    case 'events': {
+      const rows = reader.events(range, query.limit);
+      return build(
+        rows,
+        [
+          { header: 'start', kind: 'time', value: (r) => r.start },
+          { header: 'end', kind: 'time', value: (r) => r.end },
+          { header: 'event', kind: 'text', value: (r) => r.eventId, wide: true },
+          { header: 'label', kind: 'text', value: (r) => r.label },
+          { header: 'confidence', kind: 'fixed3', value: (r) => r.confidence },
+          { header: 'frames', kind: 'int', value: (r) => r.frames },
+          { header: 'exits', kind: 'json', value: (r) => r.exits },
+          { header: 'snapshot_bytes', kind: 'int', value: (r) => r.snapshot?.length },
+        ],
+        rows.map(({ snapshot, ...row }) => ({ time: new Date(row.start).toISOString(), ...row, snapshotBytes: snapshot?.length ?? null })),
+      );
+    }
   }
 }
 
@@ -340,9 +360,15 @@ export function logsCommand(view: string, options: LogsCommandOptions, defaultDb
   const query = parseLogsOptions(view as LogView, options, now);
   const file = options.db ?? defaultDbPath();
   if (!fs.existsSync(file)) throw new Error(`no log database at ${file}: the agent has not run yet, or give --db`);
+  if (options.snapshots !== undefined && view !== 'events') throw new Error(`--snapshots writes the snapshots of events: use it with the events view, not ${view}`);
   const reader = LogReader.open(file);
   try {
-    return renderLogs(reader, view as LogView, query, format);
+    const printed = renderLogs(reader, view as LogView, query, format);
+    if (options.snapshots === undefined) return printed;
+    fs.mkdirSync(options.snapshots, { recursive: true });
+    const written = reader.events({ from: query.from, to: query.to }, query.limit).filter((event) => event.snapshot !== null);
+    for (const event of written) fs.writeFileSync(path.join(options.snapshots, `${event.eventId}.jpg`), event.snapshot!);
+    return `${printed}${format === 'table' ? `${written.length} snapshot(s) written to ${options.snapshots}\n` : ''}`;
   } finally {
     reader.close();
   }
@@ -351,7 +377,7 @@ export function logsCommand(view: string, options: LogsCommandOptions, defaultDb
 export function registerLogsCommand(program: Command, defaultDbPath: () => string): Command {
   return program
     .command('logs')
-    .description("show the agent's local logs: inferences, exit histogram, energy per hour, accuracy, controller timeline, telemetry, config changes")
+    .description("show the agent's local logs: inferences, exit histogram, energy per hour, accuracy, controller timeline, telemetry, config changes, events")
     .addArgument(new Argument('[view]', 'what to show').choices(LOG_VIEWS).default('inferences'))
     .option('--from <time>', 'from this time: ISO (2026-05-01T08:00Z) or relative (-2h, -30m, -7d)')
     .option('--to <time>', 'up to this time (excluded), same forms as --from')
@@ -360,6 +386,7 @@ export function registerLogsCommand(program: Command, defaultDbPath: () => strin
     .addOption(new Option('--offloaded <yes|no>', 'only offloaded frames, or only local ones (inference views)').choices(['yes', 'no']))
     .option('--limit <n>', `newest rows to list, 0 for all (list views; default ${DEFAULT_LIMIT})`)
     .option('--db <file>', "log database (default: the agent's)")
+    .option('--snapshots <dir>', 'events: write the best frame of each event there, as <event id>.jpg')
     .addOption(new Option('--format <format>', 'output format').choices(OUTPUT_FORMATS).default('table'))
     .action((view: string, options: LogsCommandOptions) => {
       process.stdout.write(logsCommand(view, options, defaultDbPath));
