@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { logger } from '../agent/log/logger.js';
-import { StreamSource, StreamSourceError, ffmpegArguments } from '../agent/sources/stream-source.js';
+import { SourceError } from '../agent/sources/child-stream.js';
+import { StreamSource, ffmpegArguments } from '../agent/sources/stream-source.js';
 import type { RgbTarget } from '../agent/preprocess/image-to-rgb.js';
 import { AgentProcess } from './helpers/agent-process.js';
 import { temporaryDir } from './helpers/shared.js';
@@ -127,15 +128,15 @@ test.serial('a stream that stalls (no frame for stallTimeoutMs) is killed and st
 test('without ffmpeg, or without the camera device, the source says what is missing and how to fix it', (t) => {
   const noFfmpeg = { ...process.env, PATH: temporaryDir('edge-exit-empty-path-') };
   t.throws(() => new StreamSource({ url: 'rtsp://127.0.0.1/x', target: TARGET, loop: true, realtime: true, stallTimeoutMs: 1000, env: noFfmpeg }), {
-    instanceOf: StreamSourceError,
+    instanceOf: SourceError,
     message: /ffmpeg is not installed.*apt-get install ffmpeg/,
   });
   t.throws(() => new StreamSource({ url: '/dev/video97', target: TARGET, loop: true, realtime: true, stallTimeoutMs: 1000 }), {
-    instanceOf: StreamSourceError,
+    instanceOf: SourceError,
     message: /no camera at \/dev\/video97: is it plugged in\? \(ls \/dev\/video\*/,
   });
   t.throws(() => new StreamSource({ url: '/nowhere/clip.mp4', target: TARGET, loop: true, realtime: true, stallTimeoutMs: 1000 }), {
-    instanceOf: StreamSourceError,
+    instanceOf: SourceError,
     message: /video file \/nowhere\/clip\.mp4 does not exist/,
   });
 });

@@ -33,6 +33,7 @@ export class TelemetryPublisher {
       operatingPoint: status.operatingPoint,
       offloaded: status.offloaded - this.previousOffloaded,
       gated: status.gated - this.previousGated,
+      ...(status.latencyMs === undefined ? {} : { latencyMs: status.latencyMs }),
       controller: status.controller.slice(0, 300),
       ...(status.mqtt === undefined ? {} : { mqtt: status.mqtt.slice(0, 500) }),
     });

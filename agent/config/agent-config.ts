@@ -30,11 +30,19 @@ export const sourceSchema = z.discriminatedUnion('kind', [
   }),
   strictSection({
     kind: z.literal('camera'),
-    /** auto tries rpicam-still, then libcamera-still, then raspistill (legacy stack). */
-    command: z.enum(['auto', 'rpicam-still', 'libcamera-still', 'raspistill']).default('auto'),
+    /**
+     * auto streams with rpicam-vid, else libcamera-vid (MJPEG, the camera kept open); without
+     * either it takes stills with rpicam-still, libcamera-still or raspistill (legacy stack).
+     */
+    command: z.enum(['auto', 'rpicam-vid', 'libcamera-vid', 'rpicam-still', 'libcamera-still', 'raspistill']).default('auto'),
     width: z.number().int().min(64).max(4056).default(640),
     height: z.number().int().min(64).max(3040).default(480),
+    /** The video tools' frame rate. */
+    frameRate: z.number().min(0.1).max(120).default(10),
+    /** Stills: a capture taking longer is killed. */
     timeoutMs: z.number().int().min(500).max(60_000).default(5000),
+    /** Video: no frame for this long, and the camera tool is restarted. */
+    stallTimeoutS: z.number().min(1).max(600).default(10),
   }),
   strictSection({
     kind: z.literal('stream'),

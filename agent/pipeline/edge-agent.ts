@@ -72,6 +72,8 @@ export interface AgentStatus {
   skipped: number;
   /** Frames the motion gate let pass without inference: nothing moved, the previous result stood. */
   gated: number;
+  /** Capture to result (ms) over the latest frames classified. */
+  latencyMs?: { p50: number; p95: number };
   offloaded: number;
   /** Offload servers that say they are up; undefined when offload is not configured. */
   offloadServers?: number;
@@ -295,6 +297,7 @@ export class EdgeAgent {
       offloaded: sent !== undefined,
       requestId: sent?.requestId,
     });
+    this.stats.recordLatency(Date.now() - frame.capturedAt);
     this.parts.results?.classified({ at: Date.now(), label, confidence: result.confidence, exit: result.exit, motion: moved, rgb, requestId: sent?.requestId });
     this.reportStatus(at);
     return true;
@@ -321,6 +324,7 @@ export class EdgeAgent {
       frameRate: this.decision?.frameRate ?? this.parts.maxFrameRate,
       skipped: this.stats.skipped,
       gated: this.stats.gated,
+      latencyMs: this.stats.latency(),
       offloaded: this.stats.offloaded,
       offloadServers: this.parts.offloader?.serversUp,
       missingReadings: this.reading?.missing.map((m) => m.reading) ?? [],

@@ -1,3 +1,5 @@
+const LATENCY_WINDOW = 200;
+
 /** Rolling figures for the status line and telemetry: frames/s, exit histogram, live accuracy. */
 export class LiveStats {
   frames = 0;
@@ -8,6 +10,9 @@ export class LiveStats {
   offloaded = 0;
   readonly exitHistogram: number[];
   private readonly recent: number[] = [];
+  /** Capture-to-result times of the latest frames, for p50 and p95. */
+  private readonly latencies: number[] = [];
+  private latencyNext = 0;
 
   constructor(exitCount: number, private readonly windowMs = 5000) {
     this.exitHistogram = new Array<number>(exitCount).fill(0);
@@ -28,6 +33,21 @@ export class LiveStats {
     const inWindow = this.recent.filter((t) => t >= nowMs - this.windowMs);
     if (inWindow.length < 2) return 0;
     return ((inWindow.length - 1) * 1000) / Math.max(1, inWindow.at(-1)! - inWindow[0]!);
+  }
+
+  /** From the frame's capture to its result, in ms. */
+  recordLatency(ms: number): void {
+    if (this.latencies.length < LATENCY_WINDOW) this.latencies.push(ms);
+    else this.latencies[this.latencyNext] = ms;
+    this.latencyNext = (this.latencyNext + 1) % LATENCY_WINDOW;
+  }
+
+  /** p50 and p95 of capture-to-result over the latest frames; undefined before the first. */
+  latency(): { p50: number; p95: number } | undefined {
+    if (this.latencies.length === 0) return undefined;
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+    return { p50: at(0.5), p95: at(0.95) };
   }
 
   accuracy(): number | undefined {

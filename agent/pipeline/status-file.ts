@@ -43,6 +43,7 @@ export function formatStatusLine(status: AgentStatus): string {
     (status.controller === 'on' || status.controller === undefined ? '' : `  controller ${status.controller}`) +
     (status.skipped > 0 ? `  skipped ${status.skipped}` : '') +
     (status.gated > 0 ? `  still ${status.gated}` : '') +
+    (status.latencyMs === undefined ? '' : `  latency ${status.latencyMs.p50.toFixed(0)}/${status.latencyMs.p95.toFixed(0)} ms`) +
     (status.event === undefined ? '' : `  EVENT ${status.event}`) +
     (status.offloaded > 0 ? `  offloaded ${status.offloaded}` : '') +
     (status.offloadServers === undefined ? '' : `  servers ${status.offloadServers}`) +

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { SourceConfig } from '../config/agent-config.js';
 import { expandPath, PROJECT_ROOT } from '../config/paths.js';
-import { CameraSource } from './camera-source.js';
+import { CameraSource, type CameraCommand } from './camera-source.js';
+import { findPiVideoCommand, PiCameraStream } from './pi-camera-stream.js';
 import { FolderSource } from './folder-source.js';
 import type { FrameSource } from './frame-source.js';
 import { ReplaySource } from './replay-source.js';
@@ -18,8 +19,11 @@ export function createFrameSource(config: SourceConfig, target: RgbTarget, baseD
         pollMs: config.pollMs,
         doneDir: config.doneDir ? path.resolve(baseDir, config.doneDir) : undefined,
       });
-    case 'camera':
-      return new CameraSource(config);
+    case 'camera': {
+      const video = config.command === 'rpicam-vid' || config.command === 'libcamera-vid' ? config.command : config.command === 'auto' ? findPiVideoCommand() : undefined;
+      if (video) return new PiCameraStream({ ...config, command: video, stallTimeoutMs: config.stallTimeoutS * 1000 });
+      return new CameraSource({ ...config, command: config.command === 'auto' ? 'auto' : (config.command as CameraCommand) });
+    }
     case 'stream':
       return new StreamSource({
         url: /^[a-z][a-z0-9+.-]*:\/\//i.test(config.url) || config.url.startsWith('/dev/') ? config.url : expandPath(config.url, baseDir),
