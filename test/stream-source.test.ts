@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
@@ -8,6 +8,7 @@ import { StreamSource, ffmpegArguments } from '../agent/sources/stream-source.js
 import type { RgbTarget } from '../agent/preprocess/image-to-rgb.js';
 import { AgentProcess } from './helpers/agent-process.js';
 import { temporaryDir } from './helpers/shared.js';
+import { waitFor } from './helpers/wait.js';
 import { buildTinyAgentPackage } from './helpers/tiny-package.js';
 
 /*
@@ -18,6 +19,8 @@ import { buildTinyAgentPackage } from './helpers/tiny-package.js';
 
 const FFMPEG = ['/usr/bin/ffmpeg', '/usr/local/bin/ffmpeg'].find((file) => fs.existsSync(file));
 const withFfmpeg = FFMPEG ? test : test.skip;
+/** Agents in this file run one at a time: each starts the embedded broker on its port. */
+const agentWithFfmpeg = FFMPEG ? test.serial : test.skip;
 const TARGET: RgbTarget = { width: 32, height: 24, resize: 'stretch' };
 
 /** A short lossless video from one of ffmpeg's test sources, e.g. `color=c=red`. */
@@ -90,7 +93,7 @@ withFfmpeg('paced at the file\'s rate, a slow consumer gets the latest frame and
 test('ffmpeg arguments: a device, an RTSP stream (over TCP), a looping file paced at its rate; center-crop crops after scaling', (t) => {
   const target: RgbTarget = { width: 96, height: 96, resize: 'center-crop' };
   t.deepEqual(ffmpegArguments({ url: '/dev/video0', target, loop: true, realtime: true }).slice(3, 8), ['-nostdin', '-f', 'v4l2', '-i', '/dev/video0']);
-  t.deepEqual(ffmpegArguments({ url: 'rtsp://cam/stream', target, loop: true, realtime: true }).slice(4, 8), ['-rtsp_transport', 'tcp', '-i', 'rtsp://cam/stream']);
+  t.deepEqual(ffmpegArguments({ url: 'rtsp://cam/stream', target, loop: true, realtime: true }).slice(4, 12), ['-rtsp_transport', 'tcp', '-fflags', 'nobuffer+discardcorrupt', '-analyzeduration', '1000000', '-i', 'rtsp://cam/stream']);
   const file = ffmpegArguments({ url: 'clip.mp4', target, loop: true, realtime: true });
   t.deepEqual(file.slice(4, 9), ['-re', '-stream_loop', '-1', '-i', 'clip.mp4']);
   t.true(file.includes('scale=96:96:force_original_aspect_ratio=increase:flags=area,crop=96:96'));
@@ -141,7 +144,7 @@ test('without ffmpeg, or without the camera device, the source says what is miss
   });
 });
 
-withFfmpeg('`edge-exit run` classifies a video file through ffmpeg end to end and logs every frame it took', async (t) => {
+agentWithFfmpeg('`edge-exit run` classifies a video file through ffmpeg end to end and logs every frame it took', async (t) => {
   const { modelsDir, buildConfig } = await buildTinyAgentPackage();
   const file = makeVideo('testsrc2', 2, 15);
   const agent = AgentProcess.start({ modelsDir, buildConfig }, { source: { kind: 'stream', url: file, loop: true, realtime: true }, maxFrameRate: 10 }, { frames: 12 });
@@ -150,4 +153,48 @@ withFfmpeg('`edge-exit run` classifies a video file through ffmpeg end to end an
   const rows = agent.inferences();
   t.is(rows.length, 12);
   t.true(rows.every((row) => row.source.startsWith('stream ') && row.label.length > 0));
+});
+
+/** Processes whose parent is `pid` and whose command is `name`, from /proc. */
+function childrenNamed(pid: number, name: string): number[] {
+  return fs.readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).flatMap((entry) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces, so read around its parentheses.
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      return ppid === pid && comm === name ? [Number(entry)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+agentWithFfmpeg('a network stream served by a second ffmpeg: the agent classifies it, and when its ffmpeg is killed mid-run it restarts it, says so once, and never shows the password', async (t) => {
+  const { modelsDir, buildConfig } = await buildTinyAgentPackage();
+  const clip = makeVideo('testsrc2', 4, 10);
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  // The camera side: an HTTP MPEG-TS server (ffmpeg -listen 1 serves one client, so a loop serves the next).
+  const camera = spawn('sh', ['-c', `while true; do ${FFMPEG} -hide_banner -loglevel error -re -stream_loop -1 -i ${clip} -c:v mpeg4 -q:v 5 -f mpegts -listen 1 http://127.0.0.1:${port}/live.ts; done`], { stdio: 'ignore', detached: true });
+  t.teardown(() => process.kill(-camera.pid!, 'SIGKILL'));
+  const agent = AgentProcess.start(
+    { modelsDir, buildConfig },
+    { source: { kind: 'stream', url: `http://cam:XYZZY-cam-pass@127.0.0.1:${port}/live.ts`, stallTimeoutS: 10 }, gate: { mode: 'off' }, maxFrameRate: 5 },
+  );
+  t.teardown(() => agent.kill());
+  await waitFor('frames from the network stream', () => agent.inferences().length >= 5, 60_000);
+  const [child] = childrenNamed(agent.pid, 'ffmpeg');
+  t.truthy(child, 'the agent runs one ffmpeg');
+  process.kill(child!, 'SIGKILL');
+  const before = agent.inferences().length;
+  await waitFor('frames after the restart', () => agent.inferences().length >= before + 10, 60_000);
+  t.true(agent.running);
+  t.is(childrenNamed(agent.pid, 'ffmpeg').length, 1, 'one ffmpeg again');
+  t.is(await agent.stop(), 0, agent.output);
+  const restarts = agent.output.match(/was killed \(SIGKILL\); starting ffmpeg again/g) ?? [];
+  t.is(restarts.length, 1, agent.output);
+  t.regex(agent.output, /stream http:\/\/\[credentials\]@127\.0\.0\.1/);
+  t.false(agent.output.includes('XYZZY'), 'no password in the output');
+  for (const file of fs.readdirSync(agent.dir)) t.false(fs.readFileSync(path.join(agent.dir, file)).includes('XYZZY') && file !== 'agent.json', `no password in ${file}`);
+  t.true(agent.inferences().every((row) => row.source === `stream http://[credentials]@127.0.0.1:${port}/live.ts`));
 });

@@ -171,7 +171,8 @@ export class ChildStreamSource implements FrameSource {
         this.resolveWaiter(undefined);
         return;
       }
-      this.problem ??= stderr.trim() === '' && signal ? `${this.options.program} for ${this.name} was killed (${signal})` : this.options.explainFailure(stderr);
+      // Killed from outside (an OOM kill, an operator): its last words are about something else.
+      this.problem ??= signal ? `${this.options.program} for ${this.name} was killed (${signal})` : this.options.explainFailure(stderr);
       this.scheduleRestart();
     });
     this.armStallTimer();

@@ -39,7 +39,8 @@ export function ffmpegArguments(options: Pick<StreamSourceOptions, 'url' | 'targ
     kind === 'device'
       ? ['-f', 'v4l2', '-i', options.url]
       : kind === 'network'
-        ? [...(options.url.startsWith('rtsp') ? ['-rtsp_transport', 'tcp'] : []), '-i', options.url]
+        ? // A live stream: probe a second, not ffmpeg's default five, and drop corrupt packets rather than stall on them.
+          [...(options.url.startsWith('rtsp') ? ['-rtsp_transport', 'tcp'] : []), '-fflags', 'nobuffer+discardcorrupt', '-analyzeduration', '1000000', '-i', options.url]
         : [...(options.realtime ? ['-re'] : []), ...(options.loop ? ['-stream_loop', '-1'] : []), '-i', options.url];
   const scale =
     resize === 'center-crop'

@@ -48,6 +48,8 @@ export class AgentProcess {
       // The wall clock paces frames, and the battery outlasts any test.
       bridge: { kind: 'simulated', clock: 'real', capacityWh: 1000 },
       logs: { path: this.logFile },
+      // Test agents run side by side: each embedded broker (used when no mqtt.url is given) on a port of its own.
+      mqtt: { embeddedPort: 20_000 + Math.floor(Math.random() * 20_000) },
     };
     fs.writeFileSync(this.configFile, JSON.stringify(mergeSections(defaults, config), null, 2));
     const args = ['run', '-c', this.configFile, ...(options.frames === undefined ? [] : ['--frames', String(options.frames)])];
