@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { logger } from '../agent/log/logger.js';
 import { JpegSplitter, SourceError } from '../agent/sources/child-stream.js';
 import { findPiVideoCommand, PiCameraStream } from '../agent/sources/pi-camera-stream.js';
 import { CIFAR_TEST, temporaryDir } from './helpers/shared.js';
+import { captureWarnings } from './helpers/warnings.js';
 
 /*
  * The Pi camera as a stream, against fake rpicam-vid programs first on PATH that write
@@ -19,15 +19,6 @@ function fakeCamera(name: string, body: string): { env: NodeJS.ProcessEnv; argsF
   const argsFile = path.join(bin, 'args');
   fs.writeFileSync(path.join(bin, name), `#!/bin/sh\necho "$@" > "${argsFile}"\nJPEGS="${JPEGS.join(' ')}"\n${body}\n`, { mode: 0o755 });
   return { env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` }, argsFile };
-}
-
-/** Collects logger.warn messages for the length of one test. */
-function captureWarnings(t: { teardown(fn: () => void): void }): string[] {
-  const messages: string[] = [];
-  const original = logger.warn;
-  logger.warn = ((...args: unknown[]) => void messages.push(args.find((a): a is string => typeof a === 'string') ?? '')) as typeof logger.warn;
-  t.teardown(() => (logger.warn = original));
-  return messages;
 }
 
 const options = { command: 'auto' as const, width: 640, height: 480, frameRate: 10, stallTimeoutMs: 5000 };

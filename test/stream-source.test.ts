@@ -2,12 +2,12 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { logger } from '../agent/log/logger.js';
 import { SourceError } from '../agent/sources/child-stream.js';
 import { StreamSource, ffmpegArguments } from '../agent/sources/stream-source.js';
 import type { RgbTarget } from '../agent/preprocess/image-to-rgb.js';
 import { AgentProcess } from './helpers/agent-process.js';
 import { temporaryDir } from './helpers/shared.js';
+import { captureWarnings } from './helpers/warnings.js';
 import { waitFor } from './helpers/wait.js';
 import { buildTinyAgentPackage } from './helpers/tiny-package.js';
 
@@ -39,15 +39,6 @@ function fakeFfmpeg(script: string): NodeJS.ProcessEnv {
 
 /** One frame of raw RGB for TARGET on stdout, as the real ffmpeg writes it. */
 const ONE_FRAME = `head -c ${TARGET.width * TARGET.height * 3} /dev/zero`;
-
-/** Collects logger.warn messages for the length of one test. */
-function captureWarnings(t: { teardown(fn: () => void): void }): string[] {
-  const messages: string[] = [];
-  const original = logger.warn;
-  logger.warn = ((...args: unknown[]) => void messages.push(args.find((a): a is string => typeof a === 'string') ?? '')) as typeof logger.warn;
-  t.teardown(() => (logger.warn = original));
-  return messages;
-}
 
 withFfmpeg('a video file is decoded and scaled by ffmpeg to the model input as raw RGB, every frame, then the source ends', async (t) => {
   const file = makeVideo('color=c=red', 2, 10);

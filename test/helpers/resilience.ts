@@ -4,7 +4,9 @@ import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import mqtt from 'mqtt';
 import { startMosquitto, type MosquittoBroker } from '../../tools/mqtt/mosquitto.js';
+import test from 'ava';
 import type { AgentPackage } from './agent-process.js';
+import { buildTinyAgentPackage } from './tiny-package.js';
 import { CliProcess } from './cli-process.js';
 import { makePasswordFile } from './pki.js';
 import { temporaryDir } from './shared.js';
@@ -128,17 +130,8 @@ export function readProcess(pid: number): Omit<ProcessReading, 't'> {
   return { rssMiB: field('VmRSS') / 1024, threads: field('Threads'), fds: fs.readdirSync(`/proc/${pid}/fd`).length };
 }
 
-/** A small seeded PRNG (mulberry32), so a failing run can be replayed from the seed it printed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded, so a failing run can be replayed from the seed it printed. */
+export { seededRandom } from '../../agent/datasets/split.js';
 
 /** The seed of a run: EDGE_EXIT_RESILIENCE_SEED replays one, else the clock picks. */
 export function runSeed(): number {
@@ -174,4 +167,14 @@ export async function startServerProcess(t: ExecutionContext, broker: SecuredBro
   t.teardown(() => server.stop());
   await server.waitForOutput(/subscribed to/);
   return server;
+}
+
+/** Builds the small real package once for a test file (in its before hook); the getter hands it to the tests. */
+export function tinyAgentPackageForFile(): () => AgentPackage {
+  let built: AgentPackage | undefined;
+  test.before(async () => {
+    const { modelsDir, buildConfig } = await buildTinyAgentPackage();
+    built = { modelsDir, buildConfig };
+  });
+  return () => built!;
 }

@@ -1,9 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
-import { AgentProcess, type AgentPackage } from '../helpers/agent-process.js';
+import { AgentProcess } from '../helpers/agent-process.js';
 import { mosquittoTest } from '../helpers/brokers.js';
-import { assertNoSecrets, GATEWAY_USER, OFFLOAD_EVERY_FRAME, recordFigures, securedBroker, startServerProcess } from '../helpers/resilience.js';
-import { buildTinyAgentPackage } from '../helpers/tiny-package.js';
+import { assertNoSecrets, GATEWAY_USER, OFFLOAD_EVERY_FRAME, recordFigures, securedBroker, startServerProcess, tinyAgentPackageForFile } from '../helpers/resilience.js';
 
 /*
  * The broker crashes (kill -9, no persistence: every session and in-flight message
@@ -13,20 +12,16 @@ import { buildTinyAgentPackage } from '../helpers/tiny-package.js';
 
 const BROKER_KILLS = 5;
 const FRAME_RATE = 10;
-let agentPackage: AgentPackage;
 const withMosquitto = mosquittoTest('mosquitto_passwd');
-test.before(async () => {
-  const built = await buildTinyAgentPackage();
-  agentPackage = { modelsDir: built.modelsDir, buildConfig: built.buildConfig };
-});
+const tinyPackage = tinyAgentPackageForFile();
 
 withMosquitto(`${BROKER_KILLS} broker kills during offload: no offload lost or answered twice, the frame rate holds`, async (t) => {
   const broker = await securedBroker(t);
-  const server = await startServerProcess(t, broker, agentPackage);
+  const server = await startServerProcess(t, broker, tinyPackage());
   // Enough frames to run through every outage, and 10 s of calm after the last.
   const frames = FRAME_RATE * (BROKER_KILLS * 5 + 15);
   const agent = AgentProcess.start(
-    agentPackage,
+    tinyPackage(),
     { deviceId: GATEWAY_USER, mqtt: { url: broker.gatewayUrl }, maxFrameRate: FRAME_RATE, ...OFFLOAD_EVERY_FRAME },
     { frames },
   );

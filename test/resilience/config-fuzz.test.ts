@@ -4,10 +4,9 @@ import test from 'ava';
 import mqtt from 'mqtt';
 import { configResponseSchema, MAX_CONFIG_SET_BYTES } from '../../agent/mqtt/payloads.js';
 import { deviceTopics } from '../../agent/mqtt/topics.js';
-import { AgentProcess, type AgentPackage } from '../helpers/agent-process.js';
+import { AgentProcess } from '../helpers/agent-process.js';
 import { mosquittoTest } from '../helpers/brokers.js';
-import { assertNoSecrets, GATEWAY_USER, readProcess, recordFigures, runSeed, securedBroker, seededRandom } from '../helpers/resilience.js';
-import { buildTinyAgentPackage } from '../helpers/tiny-package.js';
+import { assertNoSecrets, GATEWAY_USER, readProcess, recordFigures, runSeed, securedBroker, seededRandom, tinyAgentPackageForFile } from '../helpers/resilience.js';
 import { waitFor } from '../helpers/wait.js';
 
 /*
@@ -26,12 +25,8 @@ const VALID_CHANGES = 20;
  */
 const UNANSWERED_AT_MOST = 200;
 const BATCH = 50;
-let agentPackage: AgentPackage;
 const withMosquitto = mosquittoTest('mosquitto_passwd');
-test.before(async () => {
-  const built = await buildTinyAgentPackage();
-  agentPackage = { modelsDir: built.modelsDir, buildConfig: built.buildConfig };
-});
+const tinyPackage = tinyAgentPackageForFile();
 
 interface Fuzzed {
   kind: string;
@@ -84,7 +79,7 @@ withMosquitto(`${PAYLOADS.toLocaleString('en')} fuzzed config/set payloads: ever
   const random = seededRandom(seed);
   const broker = await securedBroker(t);
   const topics = deviceTopics(GATEWAY_USER);
-  const agent = AgentProcess.start(agentPackage, { deviceId: GATEWAY_USER, mqtt: { url: broker.gatewayUrl }, maxFrameRate: 30, controller: { enabled: false } });
+  const agent = AgentProcess.start(tinyPackage(), { deviceId: GATEWAY_USER, mqtt: { url: broker.gatewayUrl }, maxFrameRate: 30, controller: { enabled: false } });
   t.teardown(() => agent.kill());
   await agent.waitForOutput(/frames\s+[\d.]+ fps/);
   // A calm stretch before the burst, to compare the frame rate against.

@@ -5,11 +5,10 @@ import test from 'ava';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { deviceTopics } from '../../agent/mqtt/topics.js';
-import { AgentProcess, type AgentPackage } from '../helpers/agent-process.js';
+import { AgentProcess } from '../helpers/agent-process.js';
 import { mosquittoTest } from '../helpers/brokers.js';
-import { assertNoSecrets, GATEWAY_USER, recordFigures, securedBroker } from '../helpers/resilience.js';
+import { assertNoSecrets, GATEWAY_USER, recordFigures, securedBroker, tinyAgentPackageForFile } from '../helpers/resilience.js';
 import { fillUp, mountTmpfs } from '../helpers/tmpfs.js';
-import { buildTinyAgentPackage } from '../helpers/tiny-package.js';
 import { waitFor } from '../helpers/wait.js';
 
 /*
@@ -18,11 +17,7 @@ import { waitFor } from '../helpers/wait.js';
  * it already wrote, and resume logging by itself once space returns.
  */
 
-let agentPackage: AgentPackage;
-test.before(async () => {
-  const built = await buildTinyAgentPackage();
-  agentPackage = { modelsDir: built.modelsDir, buildConfig: built.buildConfig };
-});
+const tinyPackage = tinyAgentPackageForFile();
 const tmpfs = mountTmpfs('8m', 'edge-exit-resilience-disk-');
 test.after.always(() => tmpfs?.unmount());
 // Mounting needs root in a container that allows it (CI is); elsewhere the scenario says why it skips.
@@ -47,7 +42,7 @@ withDisk('a disk that fills up under a running agent (tmpfs): classification and
   const disk = tmpfs!.dir;
   const broker = await securedBroker(t);
   const logFile = path.join(disk, 'edge-exit.db');
-  const agent = AgentProcess.start(agentPackage, {
+  const agent = AgentProcess.start(tinyPackage(), {
     deviceId: GATEWAY_USER,
     mqtt: { url: broker.gatewayUrl },
     maxFrameRate: 30,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { AgentProcess, type AgentPackage } from '../helpers/agent-process.js';
+import { AgentProcess } from '../helpers/agent-process.js';
 import { mosquittoTest } from '../helpers/brokers.js';
 import {
   assertNoSecrets,
@@ -14,8 +14,8 @@ import {
   seededRandom,
   startServerProcess,
   GATEWAY_USER,
+  tinyAgentPackageForFile,
 } from '../helpers/resilience.js';
-import { buildTinyAgentPackage } from '../helpers/tiny-package.js';
 import { waitFor } from '../helpers/wait.js';
 
 /*
@@ -25,12 +25,8 @@ import { waitFor } from '../helpers/wait.js';
  */
 
 const KILLS = 12;
-let agentPackage: AgentPackage;
 const withMosquitto = mosquittoTest('mosquitto_passwd');
-test.before(async () => {
-  const built = await buildTinyAgentPackage();
-  agentPackage = { modelsDir: built.modelsDir, buildConfig: built.buildConfig };
-});
+const tinyPackage = tinyAgentPackageForFile();
 
 /** Rows as (id, source, frame, ts): a committed row keeps all four, whatever happens after. */
 function committedRows(file: string): Set<string> {
@@ -63,9 +59,9 @@ withMosquitto(`${KILLS} SIGKILLs at random moments: no committed row lost, the l
   t.log(`seed ${seed} (EDGE_EXIT_RESILIENCE_SEED=${seed} replays it)`);
   const random = seededRandom(seed);
   const broker = await securedBroker(t);
-  const server = await startServerProcess(t, broker, agentPackage);
+  const server = await startServerProcess(t, broker, tinyPackage());
 
-  let agent = AgentProcess.start(agentPackage, { deviceId: GATEWAY_USER, mqtt: { url: broker.gatewayUrl }, maxFrameRate: 30, ...OFFLOAD_EVERY_FRAME });
+  let agent = AgentProcess.start(tinyPackage(), { deviceId: GATEWAY_USER, mqtt: { url: broker.gatewayUrl }, maxFrameRate: 30, ...OFFLOAD_EVERY_FRAME });
   t.teardown(() => agent.kill());
   const logFile = agent.logFile;
   const outboxFile = path.join(agent.dir, 'outbox.db');

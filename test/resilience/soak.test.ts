@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import mqtt from 'mqtt';
 import { deviceTopics } from '../../agent/mqtt/topics.js';
-import { AgentProcess, type AgentPackage } from '../helpers/agent-process.js';
+import { AgentProcess } from '../helpers/agent-process.js';
 import { mosquittoTest } from '../helpers/brokers.js';
 import {
   assertNoSecrets,
@@ -13,8 +13,8 @@ import {
   securedBroker,
   startServerProcess,
   type ProcessReading,
+  tinyAgentPackageForFile,
 } from '../helpers/resilience.js';
-import { buildTinyAgentPackage } from '../helpers/tiny-package.js';
 
 /*
  * A short soak: the agent classifies, offloads every frame and takes a config change
@@ -24,12 +24,8 @@ import { buildTinyAgentPackage } from '../helpers/tiny-package.js';
 
 const SOAK_SECONDS = Number(process.env.EDGE_EXIT_SOAK_SECONDS ?? 120);
 const SAMPLE_EVERY_MS = 2000;
-let agentPackage: AgentPackage;
 const withMosquitto = mosquittoTest('mosquitto_passwd');
-test.before(async () => {
-  const built = await buildTinyAgentPackage();
-  agentPackage = { modelsDir: built.modelsDir, buildConfig: built.buildConfig };
-});
+const tinyPackage = tinyAgentPackageForFile();
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
@@ -44,8 +40,8 @@ function growth(readings: ProcessReading[], field: 'rssMiB' | 'threads' | 'fds')
 withMosquitto(`a ${SOAK_SECONDS} s soak with offload and config changes: RSS, threads and descriptors level after warm-up`, async (t) => {
   t.timeout((SOAK_SECONDS + 120) * 1000);
   const broker = await securedBroker(t);
-  const server = await startServerProcess(t, broker, agentPackage);
-  const agent = AgentProcess.start(agentPackage, { deviceId: GATEWAY_USER, mqtt: { url: broker.gatewayUrl }, maxFrameRate: 30, telemetryIntervalMs: 1000, ...OFFLOAD_EVERY_FRAME });
+  const server = await startServerProcess(t, broker, tinyPackage());
+  const agent = AgentProcess.start(tinyPackage(), { deviceId: GATEWAY_USER, mqtt: { url: broker.gatewayUrl }, maxFrameRate: 30, telemetryIntervalMs: 1000, ...OFFLOAD_EVERY_FRAME });
   t.teardown(() => agent.kill());
   await agent.waitForOutput(/offload server resilience-rack is up/);
   const operator = await mqtt.connectAsync(broker.url, { ...broker.adminLogin, protocolVersion: 5 });
