@@ -36,7 +36,7 @@ test('a still scene with sensor noise and a slow lighting ramp triggers nothing;
   const random = seededRandom(11);
   const base = await scene();
   const gate = new MotionGate(defaults, SIZE, SIZE);
-  t.true(gate.observe(camera(base, random, 8)).motion, 'the first frame is motion: nothing is known yet');
+  t.false(gate.observe(camera(base, random, 8)).motion, 'the first frame becomes the background');
   // Dusk over 120 frames: the whole scene 30% darker, with noise on every frame.
   const quiet = Array.from({ length: 120 }, (_, i) => gate.observe(camera(base, random, 8, 1 - (0.3 * i) / 120)));
   t.deepEqual(quiet.filter((r) => r.motion).length, 0, `largest change ${Math.max(...quiet.map((r) => r.changedShare)).toFixed(4)} of the frame`);

@@ -152,8 +152,12 @@ export const gateSchema = strictSection({
   minArea: z.number().min(0).max(1).default(0.005),
   /** A change over this share of the frame at once is light, not motion. */
   lightningThreshold: z.number().min(0).max(1).default(0.8),
-  /** How fast the background follows the scene, per frame. */
-  backgroundAlpha: z.number().min(0.001).max(1).default(0.05),
+  /**
+   * How fast the background follows the scene, per frame. Quick, because a result stands while
+   * nothing moves: an object that came in and stands still stops costing inferences within a
+   * second or so (at 10 frames/s), and so does the trace it leaves when it goes.
+   */
+  backgroundAlpha: z.number().min(0.001).max(1).default(0.2),
   improveContrast: z.boolean().default(false),
   /** Width of the grayscale copy the detector compares (fixed at start-up). */
   width: z.number().int().min(8).max(640).default(64),

@@ -114,7 +114,7 @@ export class EventTracker {
       messages.push({ type, event: { ...event, exits: [...event.exits] } });
     };
     if (!tracked.announced) {
-      if (frame.at - event.start >= this.settings.minDurationS * 1000 && event.frames >= 2) {
+      if (this.lastedLongEnough(tracked, frame.at)) {
         tracked.announced = true;
         send('new');
       }
@@ -124,9 +124,25 @@ export class EventTracker {
     return { messages, best };
   }
 
-  /** A frame the gate passed (nothing moved): it may end the event. */
+  /**
+   * A frame the gate passed (nothing moved): it may end the event, or announce one whose
+   * object came in and stood still (the background learns it within a second or so).
+   */
   still(at: number): EventMessage[] {
-    return this.expire(at);
+    const messages = this.expire(at);
+    const tracked = this.current;
+    if (tracked && !tracked.announced && this.lastedLongEnough(tracked, at)) {
+      tracked.announced = true;
+      tracked.lastUpdateAt = at;
+      tracked.sent = { label: tracked.summary.label, confidence: tracked.summary.confidence };
+      messages.push({ type: 'new', event: { ...tracked.summary, exits: [...tracked.summary.exits] } });
+    }
+    return messages;
+  }
+
+  /** Long enough to be an event, and seen on more than one frame: a one-frame blip never is. */
+  private lastedLongEnough(tracked: Tracked, at: number): boolean {
+    return at - tracked.summary.start >= this.settings.minDurationS * 1000 && tracked.summary.frames >= 2;
   }
 
   /** Ends what is going on (the agent stops). */

@@ -54,18 +54,14 @@ export class MotionGate {
     this.settings = settings;
   }
 
-  /** Forgets the background: the next frame counts as motion (the scene may have changed while nothing looked). */
-  reset(): void {
-    this.background = undefined;
-  }
-
   /** Looks at one RGB frame (frameWidth x frameHeight x 3) and learns it into the background. */
   observe(rgb: Uint8Array): MotionReading {
     this.toGray(rgb);
     const gray = this.gray;
     if (!this.background) {
+      // The first frame is the background: nothing is known to have moved (the agent classifies it anyway, having no result yet).
       this.background = Float32Array.from(gray);
-      return { motion: true, changedShare: 1, lighting: false };
+      return { motion: false, changedShare: 0, lighting: false };
     }
     const background = this.background;
     const n = gray.length;

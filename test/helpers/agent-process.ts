@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Outbox } from '../../agent/mqtt/outbox.js';
 import { LogReader } from '../../agent/store/log-store.js';
+import { SchemaVersionError } from '../../agent/store/schema.js';
 import type { ConfigChangeRecord, InferenceRecord } from '../../agent/store/types.js';
 import { CliProcess } from './cli-process.js';
 import { CIFAR_TEST, temporaryDir } from './shared.js';
@@ -110,7 +111,14 @@ export class AgentProcess {
   /** Reads the agent's SQLite log (another process writes it; WAL lets both work at once). */
   private read<T>(query: (reader: LogReader) => T, empty: T): T {
     if (!fs.existsSync(this.logFile)) return empty;
-    const reader = LogReader.open(this.logFile);
+    let reader: LogReader;
+    try {
+      reader = LogReader.open(this.logFile);
+    } catch (error) {
+      // Created a moment ago, its tables not made yet: nothing logged so far.
+      if (error instanceof SchemaVersionError && error.found === 0) return empty;
+      throw error;
+    }
     try {
       return query(reader);
     } finally {
