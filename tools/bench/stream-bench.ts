@@ -23,6 +23,8 @@ import type { Scene } from './stream-scenes.js';
 export interface StreamBenchResult {
   scene: Scene['kind'];
   frames: number;
+  /** Objects in the ground truth. */
+  objects: number;
   decodeMsPerFrame: number;
   everyFrame: { cpuMsPerFrame: number; msPerFrame: number };
   gated: {
@@ -152,6 +154,7 @@ export async function runStreamBench(options: {
   return {
     scene: scene.kind,
     frames: n,
+    objects: scene.truth.length,
     decodeMsPerFrame,
     everyFrame: { cpuMsPerFrame: everyCpu / n, msPerFrame: everyWall / n },
     gated: {
