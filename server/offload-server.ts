@@ -57,7 +57,12 @@ export interface OffloadServerStats {
   rejected: number;
   /** Requests whose MQTT 5 response topic was not the requesting device's own: refused, never answered there. */
   foreignResponseTopics: number;
+  /** Refusals by reason; they add up to `rejected`. */
+  rejectedBy: Record<RefusalReason, number>;
 }
+
+/** Why a request was refused: what the throttled warnings say in full, counted one by one here. */
+export type RefusalReason = 'unreadable' | 'no valid device in the topic' | 'another model' | 'foreign response topic' | 'could not be computed';
 
 /**
  * One worker of the offload server: it finishes the full model for frames the
@@ -67,7 +72,19 @@ export interface OffloadServerStats {
 export class OffloadServer {
   /** Bad requests come from the network, one per frame: their warnings are throttled. */
   private readonly warnBadRequest = throttledWarning();
-  readonly stats: OffloadServerStats = { answered: 0, duplicates: 0, rejected: 0, foreignResponseTopics: 0 };
+  readonly stats: OffloadServerStats = {
+    answered: 0,
+    duplicates: 0,
+    rejected: 0,
+    foreignResponseTopics: 0,
+    rejectedBy: { unreadable: 0, 'no valid device in the topic': 0, 'another model': 0, 'foreign response topic': 0, 'could not be computed': 0 },
+  };
+
+  private refuse(reason: RefusalReason, message: string): void {
+    this.stats.rejected++;
+    this.stats.rejectedBy[reason]++;
+    this.warnBadRequest(message);
+  }
   private readonly engine: MultiExitEngine;
   private readonly fullPolicy: ExitPolicy;
   /** Answers by device and request id; a promise while computing, so a repeat arriving meanwhile waits for it. */
@@ -200,8 +217,7 @@ export class OffloadServer {
         modelHash: this.options.pkg.manifest.buildKey,
       });
     } catch (error) {
-      this.stats.rejected++;
-      this.warnBadRequest(`offload server: request ${request.requestId} from ${deviceId} failed: ${(error as Error).message}`);
+      this.refuse('could not be computed', `offload server: request ${request.requestId} from ${deviceId} failed: ${(error as Error).message}`);
       return undefined;
     }
   }
@@ -210,14 +226,12 @@ export class OffloadServer {
     const deviceId = deviceIdFromOffloadRequest(topic, this.prefix);
     const decoded = decodeOffload(bytes);
     if (!deviceId || !decoded.ok) {
-      this.stats.rejected++;
-      this.warnBadRequest(`offload server: request on ${topic} refused: ${decoded.ok ? 'the topic names no valid device' : decoded.reason}`);
+      this.refuse(decoded.ok ? 'no valid device in the topic' : 'unreadable', `offload server: request on ${topic} refused: ${decoded.ok ? 'the topic names no valid device' : decoded.reason}`);
       return;
     }
     const request = decoded.payload;
     if (!this.matchesModel(request)) {
-      this.stats.rejected++;
-      this.warnBadRequest(`offload server: request ${request.requestId} from ${deviceId} is for ${request.packageName}@${request.modelHashPrefix}, this server runs ${this.options.pkg.manifest.name}@${this.options.pkg.manifest.buildKey.slice(0, 16)}`);
+      this.refuse('another model', `offload server: request ${request.requestId} from ${deviceId} is for ${request.packageName}@${request.modelHashPrefix}, this server runs ${this.options.pkg.manifest.name}@${this.options.pkg.manifest.buildKey.slice(0, 16)}`);
       return;
     }
     // Answers go only to the requesting device's own response topic, derived from the topic the request came on:
@@ -226,8 +240,7 @@ export class OffloadServer {
     const namedTopic = packet.properties?.responseTopic;
     if (namedTopic !== undefined && namedTopic !== ownTopic) {
       this.stats.foreignResponseTopics++;
-      this.stats.rejected++;
-      this.warnBadRequest(`offload server: refused a request from ${deviceId} naming the response topic ${JSON.stringify(namedTopic.slice(0, 200))}, not its own ${ownTopic} (${this.stats.foreignResponseTopics} so far)`);
+      this.refuse('foreign response topic', `offload server: refused a request from ${deviceId} naming the response topic ${JSON.stringify(namedTopic.slice(0, 200))}, not its own ${ownTopic} (${this.stats.foreignResponseTopics} so far)`);
       return;
     }
     const key = `${deviceId}/${request.requestId}`;

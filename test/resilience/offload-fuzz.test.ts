@@ -4,6 +4,7 @@ import { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
 import type { ModelPackage } from '../../agent/model-package/load.js';
 import { encodeOffload, parseOffloadAnswer } from '../../agent/mqtt/offload-codec.js';
 import { deviceTopics } from '../../agent/mqtt/topics.js';
+import type { OffloadServerStats } from '../../server/offload-server.js';
 import type { AgentPackage } from '../helpers/agent-process.js';
 import { mosquittoTest } from '../helpers/brokers.js';
 import { assertNoSecrets, recordFigures, runSeed, securedBroker, seededRandom, startServerProcess } from '../helpers/resilience.js';
@@ -158,10 +159,19 @@ withMosquitto(`${FRAMES.toLocaleString('en')} fuzzed offload frames with MQTT 5 
       return line;
     }
   });
-  const stats = JSON.parse(messages.map((m) => m.match(/offload server stopped: (\{.*\})/)?.[1]).find(Boolean)!) as { answered: number; duplicates: number; rejected: number; foreignResponseTopics: number };
+  const stats = JSON.parse(messages.map((m) => m.match(/offload server stopped: (\{.*\})/)?.[1]).find(Boolean)!) as OffloadServerStats;
   const total = sent.length + 1;
   t.is(stats.answered + stats.duplicates + stats.rejected, total, `every frame answered or refused: ${JSON.stringify(stats)} for ${total}`);
   t.is(stats.foreignResponseTopics, sent.filter((s) => s.kind === 'foreign response topic').length);
+  // Each refusal has its reason, and each kind of bad frame the reason it should.
+  const count = (...kinds: string[]) => sent.filter((s) => kinds.includes(s.kind)).length;
+  t.deepEqual(stats.rejectedBy, {
+    unreadable: count('random bytes', 'truncated', 'empty payload'),
+    'no valid device in the topic': count('bad device in topic'),
+    'another model': count('another model'),
+    'foreign response topic': count('foreign response topic'),
+    'could not be computed': count('past the last segment', 'wrong tensor size', 'garbage image'),
+  });
   const warningLines = messages.filter((line) => /refused|failed/.test(line)).length;
   t.true(warningLines < 100, `${warningLines} warning lines for ${stats.rejected} refusals: throttled`);
 
@@ -175,7 +185,8 @@ withMosquitto(`${FRAMES.toLocaleString('en')} fuzzed offload frames with MQTT 5 
     answeredOnOwnTopic: answers.length,
     publishedElsewhere: strays.length,
     serverStats: stats,
-    refusedWithReason: stats.rejected,
+    refusedWithReason: Object.values(stats.rejectedBy).reduce((a, b) => a + b, 0),
+    refusedBy: stats.rejectedBy,
     serverWarningLines: warningLines,
     crashes: 0,
     seconds: Number(seconds.toFixed(1)),

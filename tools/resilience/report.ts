@@ -25,6 +25,7 @@ const n = (value: number) => value.toLocaleString('en');
 /** One row per scenario: what was done, what had to hold, what was measured. */
 function summaryRows(f: Record<string, Figures | undefined>): string[][] {
   const rows: string[][] = [];
+  const { 'config-fuzz-embedded': embeddedFuzz } = f;
   const { sigkill, 'broker-kills': brokerKills, 'config-fuzz': configFuzz, 'offload-fuzz': offloadFuzz, 'disk-full': diskFull, soak, 'soak-long': soakLong } = f;
   if (sigkill)
     rows.push([
@@ -44,11 +45,17 @@ function summaryRows(f: Record<string, Figures | undefined>): string[][] {
       `${n(configFuzz.payloads)} payloads (${configFuzz.megabytes} MB, ${Object.keys(configFuzz.kinds).length} kinds)`,
       `${n(configFuzz.answers)} answered: ${configFuzz.accepted} accepted, ${n(configFuzz.refusedWithReason)} refused with a reason; ${configFuzz.crashes} crashes; retained state and overrides = the last valid change; ${configFuzz.framesPerSecond.beforeBurst} → ${configFuzz.framesPerSecond.duringBurst} frames/s during the burst`,
     ]);
+  if (embeddedFuzz)
+    rows.push([
+      'config/set burst on the embedded broker',
+      `${n(embeddedFuzz.payloads)} fuzzed payloads to aedes inside the agent's process`,
+      `${n(embeddedFuzz.answers)} answered; ${embeddedFuzz.framesPerSecond.beforeBurst} → ${embeddedFuzz.framesPerSecond.duringBurst} frames/s during the ${embeddedFuzz.burstSeconds.toFixed(1)} s burst`,
+    ]);
   if (offloadFuzz)
     rows.push([
       'Fuzzed offload frames (MQTT 5)',
       `${n(offloadFuzz.frames)} frames (${Object.keys(offloadFuzz.kinds).length} kinds)`,
-      `${offloadFuzz.answeredOnOwnTopic} answered on the device's own topic, ${n(offloadFuzz.refusedWithReason)} refused and counted (${offloadFuzz.serverStats.foreignResponseTopics} foreign response topics), ${offloadFuzz.publishedElsewhere} published elsewhere; ${offloadFuzz.crashes} crashes; ${offloadFuzz.serverWarningLines} warning lines`,
+      `${offloadFuzz.answeredOnOwnTopic} answered on the device's own topic, ${n(offloadFuzz.refusedWithReason)} refused and counted by reason (${Object.entries(offloadFuzz.refusedBy ?? {}).map(([reason, count]) => `${reason} ${count}`).join(', ')}), ${offloadFuzz.publishedElsewhere} published elsewhere; ${offloadFuzz.crashes} crashes; ${offloadFuzz.serverWarningLines} warning lines`,
     ]);
   if (diskFull)
     rows.push([
@@ -82,7 +89,7 @@ async function soakPlot(soak: Figures): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const scenarios = ['sigkill', 'broker-kills', 'config-fuzz', 'offload-fuzz', 'disk-full', 'soak', 'soak-long'];
+  const scenarios = ['sigkill', 'broker-kills', 'config-fuzz', 'config-fuzz-embedded', 'offload-fuzz', 'disk-full', 'soak', 'soak-long'];
   const figures = Object.fromEntries(scenarios.map((s) => [s, load(s)]));
   // The longer soak is run by hand only, so it is never reported missing.
   const missing = scenarios.filter((s) => !figures[s] && s !== 'soak-long');
