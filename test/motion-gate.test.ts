@@ -4,6 +4,7 @@ import path from 'node:path';
 import test from 'ava';
 import { parseAgentConfig } from '../agent/config/agent-config.js';
 import { MotionGate } from '../agent/gate/motion-gate.js';
+import { cropToRegion } from '../agent/preprocess/crop.js';
 import { encodedImageToRgb } from '../agent/preprocess/image-to-rgb.js';
 import { AgentProcess } from './helpers/agent-process.js';
 import { seededRandom } from './helpers/resilience.js';
@@ -88,4 +89,24 @@ const FFMPEG = fs.existsSync('/usr/bin/ffmpeg');
   const gaps = rows.slice(1).map((row, i) => row.ts - rows[i]!.ts);
   t.true(gaps.every((gap) => gap >= 900), `gaps between inferences: ${gaps.join(', ')} ms`);
   t.regex(agent.output, /still \d+/, 'the status line counts the frames the gate let stand');
+});
+
+test('motion has a region where the change is, and the square around it, scaled to the frame, shows the object large', async (t) => {
+  const random = seededRandom(13);
+  const base = await scene();
+  const gate = new MotionGate(defaults, SIZE, SIZE);
+  gate.observe(camera(base, random, 4));
+  const frame = camera(await withObject(base, 40, 30), random, 4);
+  const { motion, region } = gate.observe(frame);
+  t.true(motion);
+  // The grey copy is 64 wide, so the region is in steps of 96/64 (1 pixel here), a cell or so around the object.
+  t.true(region!.x >= 36 && region!.x <= 42 && region!.y >= 26 && region!.y <= 32, JSON.stringify(region));
+  t.true(region!.width >= 30 && region!.width <= 40 && region!.height >= 30 && region!.height <= 40, JSON.stringify(region));
+  const crop = cropToRegion(frame, SIZE, SIZE, region!);
+  t.is(crop.length, frame.length);
+  // The object's own pixels now fill the middle of the frame: its centre pixel sits at the crop's centre.
+  const centre = (image: Uint8Array, x: number, y: number) => Array.from(image.subarray((y * SIZE + x) * 3, (y * SIZE + x) * 3 + 3));
+  const expected = centre(frame, 56, 46);
+  const got = centre(crop, 48, 48);
+  t.true(got.every((v, k) => Math.abs(v - expected[k]!) < 40), `${got} against ${expected}`);
 });

@@ -265,7 +265,7 @@ export class EdgeExitApp {
     // The background is kept across setting changes: a new threshold should not make every frame motion.
     this.motionGate ??= new MotionGate(config.gate, target.width, target.height);
     this.motionGate.update(config.gate);
-    return { detector: this.motionGate, maxReuseMs: config.gate.maxReuseS * 1000 };
+    return { detector: this.motionGate, maxReuseMs: config.gate.maxReuseS * 1000, cropToMotion: config.gate.cropToMotion };
   }
 
   /** Events follow the motion gate: without it, every frame would be motion, and one event would never end. */

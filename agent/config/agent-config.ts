@@ -163,6 +163,8 @@ export const gateSchema = strictSection({
   width: z.number().int().min(8).max(640).default(64),
   /** Longest time a result stands without inference while nothing moves. */
   maxReuseS: z.number().min(0).max(86_400).default(10),
+  /** Classify the square around what moved rather than the whole frame: in a wide view a small object is then seen large. */
+  cropToMotion: z.boolean().default(false),
 });
 export type GateConfig = z.infer<typeof gateSchema>;
 

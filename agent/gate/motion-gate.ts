@@ -1,3 +1,5 @@
+import type { Region } from '../preprocess/crop.js';
+
 /**
  * The motion gate: a cheap change detector on a small grayscale copy of each frame,
  * so that the model runs only when something in the scene changed. Its settings
@@ -28,6 +30,8 @@ export interface MotionReading {
   changedShare: number;
   /** The change was taken for lighting, and the background reset. */
   lighting: boolean;
+  /** Where the change is, in frame pixels, when there is motion. */
+  region?: Region;
 }
 
 export class MotionGate {
@@ -74,14 +78,26 @@ export class MotionGate {
     const offset = (grayMean - backgroundMean) / n;
     const { threshold, minArea, lightningThreshold, backgroundAlpha } = this.settings;
     let changed = 0;
-    for (let i = 0; i < n; i++) if (Math.abs(gray[i]! - background[i]! - offset) > threshold) changed++;
+    let [left, top, right, bottom] = [Infinity, Infinity, -1, -1];
+    for (let i = 0; i < n; i++) {
+      if (Math.abs(gray[i]! - background[i]! - offset) <= threshold) continue;
+      changed++;
+      const gx = i % this.grayWidth;
+      const gy = (i - gx) / this.grayWidth;
+      if (gx < left) left = gx;
+      if (gx > right) right = gx;
+      if (gy < top) top = gy;
+      if (gy > bottom) bottom = gy;
+    }
     const changedShare = changed / n;
     if (changedShare > lightningThreshold) {
       background.set(gray);
       return { motion: false, changedShare, lighting: true };
     }
     for (let i = 0; i < n; i++) background[i]! += backgroundAlpha * (gray[i]! - background[i]!);
-    return { motion: changedShare >= minArea, changedShare, lighting: false };
+    if (changedShare < minArea) return { motion: false, changedShare, lighting: false };
+    const f = this.factor;
+    return { motion: true, changedShare, lighting: false, region: { x: left * f, y: top * f, width: (right - left + 1) * f, height: (bottom - top + 1) * f } };
   }
 
   /** Block-averaged luma (BT.601 weights); averaging also evens out sensor noise. */

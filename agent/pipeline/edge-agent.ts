@@ -7,6 +7,7 @@ import { logger } from '../log/logger.js';
 import type { OperatingPoint } from '../model-package/manifest.js';
 import type { ResultPublisher } from '../events/result-publisher.js';
 import type { MotionGate } from '../gate/motion-gate.js';
+import { cropToRegion } from '../preprocess/crop.js';
 import { encodedImageToRgb, ImageDecodeError, type RgbTarget } from '../preprocess/image-to-rgb.js';
 import type { BridgeReading, Clock, EnergySink, FirmwareBridge } from '../../firmware-bridge/types.js';
 import type { FrameSource } from '../sources/frame-source.js';
@@ -51,6 +52,8 @@ export interface AgentParts {
 export interface PipelineGate {
   detector: MotionGate;
   maxReuseMs: number;
+  /** Classify the square around what moved, not the whole frame. */
+  cropToMotion: boolean;
 }
 
 export interface AgentStatus {
@@ -248,7 +251,12 @@ export class EdgeAgent {
     let moved = true;
     if (this.parts.gate) {
       // Every frame is looked at, so the background keeps up with the scene.
-      moved = this.parts.gate.detector.observe(rgb).motion;
+      const reading = this.parts.gate.detector.observe(rgb);
+      moved = reading.motion;
+      if (reading.region && this.parts.gate.cropToMotion) {
+        rgb = cropToRegion(rgb, this.parts.target.width, this.parts.target.height, reading.region);
+        this.parts.engine.input.data.set(rgb);
+      }
       const now = this.clock.nowMs();
       if (!moved && this.lastInferenceMs !== undefined && now - this.lastInferenceMs < this.parts.gate.maxReuseMs) {
         this.stats.gated++;

@@ -13,6 +13,7 @@ import { parseAgentConfig, type AgentConfig } from '../../agent/config/agent-con
 import { ResultPublisher } from '../../agent/events/result-publisher.js';
 import type { ExitPolicy } from '../../agent/exit-policy/policy.js';
 import { MotionGate } from '../../agent/gate/motion-gate.js';
+import { cropToRegion } from '../../agent/preprocess/crop.js';
 import type { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
 import { AgentLink } from '../../agent/mqtt/agent-link.js';
 import type { RgbTarget } from '../../agent/preprocess/image-to-rgb.js';
@@ -37,6 +38,8 @@ export interface StreamBenchResult {
     events: number;
     eventRecall: number;
     eventPrecision: number;
+    /** Of the events that match an object, the share labelled with its class. */
+    eventLabelAccuracy: number;
   };
   /** Frames/s from decode to the published result: the model alone, and the whole gated pipeline. */
   framesPerSecond: { modelOnly: number; pipeline: number };
@@ -113,10 +116,11 @@ export async function runStreamBench(options: {
     cpu = process.cpuUsage();
     wall = performance.now();
     const at = Math.round((i * 1000) / scene.fps);
-    const motion = gate.observe(frame).motion;
+    const reading = gate.observe(frame);
+    const motion = reading.motion;
     const run = motion || i - lastInferred >= maxReuseFrames;
     if (run) {
-      engine.input.data.set(frame);
+      engine.input.data.set(reading.region && config.gate.cropToMotion ? cropToRegion(frame, target.width, target.height, reading.region) : frame);
       const result = engine.classify(policy, maxExit);
       gatedLabel = labelOf(result.label);
       lastInferred = i;
@@ -149,7 +153,9 @@ export async function runStreamBench(options: {
   const frameOf = (ms: number) => Math.round((ms * scene.fps) / 1000);
   const overlaps = (event: (typeof events)[number], truth: Scene['truth'][number]) => frameOf(event.start) <= truth.end && frameOf(event.end ?? event.start) >= truth.start;
   const recalled = scene.truth.filter((truth) => events.some((event) => overlaps(event, truth))).length;
-  const matched = events.filter((event) => scene.truth.some((truth) => overlaps(event, truth))).length;
+  const matchedEvents = events.filter((event) => scene.truth.some((truth) => overlaps(event, truth)));
+  const matched = matchedEvents.length;
+  const labelled = matchedEvents.filter((event) => scene.truth.some((truth) => overlaps(event, truth) && truth.label === event.label)).length;
   const n = frames.length;
   return {
     scene: scene.kind,
@@ -167,6 +173,7 @@ export async function runStreamBench(options: {
       events: events.length,
       eventRecall: scene.truth.length === 0 ? 1 : recalled / scene.truth.length,
       eventPrecision: events.length === 0 ? 1 : matched / events.length,
+      eventLabelAccuracy: matched === 0 ? 0 : labelled / matched,
     },
     framesPerSecond: { modelOnly: 1000 / (everyWall / n), pipeline: 1000 / (decodeMsPerFrame + gatedWall / n) },
     timeline,
