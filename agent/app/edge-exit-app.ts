@@ -260,7 +260,7 @@ export class EdgeExitApp {
    * folders: there every image is a scene of its own, and a whole-frame change reads as light.
    */
   private gateFor(config: AgentConfig, target: { width: number; height: number }): PipelineGate | undefined {
-    const on = config.gate.mode === 'on' || (config.gate.mode === 'auto' && (config.source.kind === 'camera' || config.source.kind === 'stream'));
+    const on = config.gate.mode === 'on' || (config.gate.mode === 'auto' && (config.source.kind === 'camera' || config.source.kind === 'stream' || config.source.kind === 'demo'));
     if (!on) return undefined;
     // The background is kept across setting changes: a new threshold should not make every frame motion.
     this.motionGate ??= new MotionGate(config.gate, target.width, target.height);
@@ -273,12 +273,14 @@ export class EdgeExitApp {
     return this.gateFor(config, this.options.pkg.manifest.input) ? config.events : undefined;
   }
 
-  /** The pipeline's status with the MQTT link's problem, if it has one, and the event going on. */
+  /** The pipeline's status with the MQTT link's problem, if it has one, what the device sees, and the event going on. */
   private withLinkAndResults(status: AgentStatus): AgentStatus {
     const problem = this.link?.problem;
     const event = this.results?.activeEvent;
+    const state = this.results?.currentState;
     return {
       ...status,
+      ...(state === undefined ? {} : { state: `${state.label} ${Math.round(state.confidence * 100)}%${state.decidedBy === 'server' ? ' (server)' : ''}` }),
       ...(problem === undefined ? {} : { mqtt: problem }),
       ...(event === undefined ? {} : { event: `${event.label} ${Math.round(event.confidence * 100)}%` }),
     };

@@ -45,6 +45,11 @@ export const sourceSchema = z.discriminatedUnion('kind', [
     stallTimeoutS: z.number().min(1).max(600).default(10),
   }),
   strictSection({
+    kind: z.literal('demo'),
+    /** Where the demo video is made (once, with ffmpeg, from ../shared). */
+    dir: z.string().default('data/demo'),
+  }),
+  strictSection({
     kind: z.literal('stream'),
     /** A V4L2 camera (/dev/video0), an rtsp:// or http(s):// stream, or a video file, read by ffmpeg. */
     url: z.string().min(1),
@@ -194,7 +199,8 @@ export const agentConfigSchema = strictSection({
     threads: z.number().int().min(1).max(16).default(2),
     edgetpuDevice: z.string().regex(/^(usb|pci)(:\d+)?$/, 'usb, usb:N, pci or pci:N').optional(),
   }).prefault({}),
-  source: sourceSchema.prefault({ kind: 'replay' }),
+  /** The default run watches the demo camera; without ffmpeg it replays CIFAR-10 instead, and says so. */
+  source: sourceSchema.prefault({ kind: 'demo' }),
   gate: gateSchema.prefault({}),
   events: eventsSchema.prefault({}),
   /** Highest frame rate; the controller may lower it. */

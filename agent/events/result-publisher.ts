@@ -64,6 +64,11 @@ export class ResultPublisher {
     else this.tracker = new EventTracker(settings, this.options.exitCount);
   }
 
+  /** What the device concluded last, for status. */
+  get currentState(): DeviceState | undefined {
+    return this.state;
+  }
+
   /** Events going on, for status. */
   get activeEvent(): EventSummary | undefined {
     return this.tracker?.active;

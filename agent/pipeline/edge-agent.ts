@@ -67,6 +67,8 @@ export interface AgentStatus {
   operatingPoint: string;
   /** "on", or why the controller is not moving the operating point. */
   controller: string;
+  /** What the device concluded last, as "label confidence%" (and who decided, when the server did). */
+  state?: string;
   /** The event going on, as "label confidence%"; absent between events. */
   event?: string;
   /** What the MQTT link lacks (a refused login, a topic the broker's ACL denies), with the fix; absent while it works. */

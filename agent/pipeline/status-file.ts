@@ -44,6 +44,7 @@ export function formatStatusLine(status: AgentStatus): string {
     (status.skipped > 0 ? `  skipped ${status.skipped}` : '') +
     (status.gated > 0 ? `  still ${status.gated}` : '') +
     (status.latencyMs === undefined ? '' : `  latency ${status.latencyMs.p50.toFixed(0)}/${status.latencyMs.p95.toFixed(0)} ms`) +
+    (status.state === undefined ? '' : `  sees ${status.state}`) +
     (status.event === undefined ? '' : `  EVENT ${status.event}`) +
     (status.offloaded > 0 ? `  offloaded ${status.offloaded}` : '') +
     (status.offloadServers === undefined ? '' : `  servers ${status.offloadServers}`) +

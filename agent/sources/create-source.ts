@@ -1,6 +1,9 @@
 import path from 'node:path';
-import type { SourceConfig } from '../config/agent-config.js';
-import { expandPath, PROJECT_ROOT } from '../config/paths.js';
+import { sourceSchema, type SourceConfig } from '../config/agent-config.js';
+import { logger } from '../log/logger.js';
+import { onPath } from './child-stream.js';
+import { ensureDemoVideo } from './demo-scene.js';
+import { expandPath, PROJECT_ROOT, sharedDir } from '../config/paths.js';
 import { CameraSource, type CameraCommand } from './camera-source.js';
 import { findPiVideoCommand, PiCameraStream } from './pi-camera-stream.js';
 import { FolderSource } from './folder-source.js';
@@ -10,7 +13,7 @@ import { StreamSource } from './stream-source.js';
 import type { RgbTarget } from '../preprocess/image-to-rgb.js';
 
 /** `target` is the model input: a stream source has ffmpeg scale to it. */
-export function createFrameSource(config: SourceConfig, target: RgbTarget, baseDir = PROJECT_ROOT): FrameSource {
+export async function createFrameSource(config: SourceConfig, target: RgbTarget, baseDir = PROJECT_ROOT): Promise<FrameSource> {
   switch (config.kind) {
     case 'replay':
       return new ReplaySource(expandPath(config.dataset, baseDir), { loop: config.loop, seed: config.seed });
@@ -23,6 +26,14 @@ export function createFrameSource(config: SourceConfig, target: RgbTarget, baseD
       const video = config.command === 'rpicam-vid' || config.command === 'libcamera-vid' ? config.command : config.command === 'auto' ? findPiVideoCommand() : undefined;
       if (video) return new PiCameraStream({ ...config, command: video, stallTimeoutMs: config.stallTimeoutS * 1000 });
       return new CameraSource({ ...config, command: config.command === 'auto' ? 'auto' : (config.command as CameraCommand) });
+    }
+    case 'demo': {
+      if (!onPath('ffmpeg')) {
+        logger.warn('the demo camera needs ffmpeg (apt-get install ffmpeg); replaying the CIFAR-10 test split instead');
+        return createFrameSource(sourceSchema.parse({ kind: 'replay' }), target, baseDir);
+      }
+      const url = await ensureDemoVideo(path.resolve(baseDir, config.dir), sharedDir());
+      return new StreamSource({ url, target, loop: true, realtime: true, stallTimeoutMs: 10_000 });
     }
     case 'stream':
       return new StreamSource({
