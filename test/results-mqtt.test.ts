@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
@@ -11,6 +11,7 @@ import { CliProcess } from './helpers/cli-process.js';
 import { MqttWatch } from './helpers/mqtt-watch.js';
 import { CAT_PHOTO, CIFAR_TEST, temporaryDir } from './helpers/shared.js';
 import { buildTinyAgentPackage } from './helpers/tiny-package.js';
+import { freePort } from '../tools/mqtt/mosquitto.js';
 
 /*
  * Results leaving the device, end to end: `edge-exit run` on a video of a still scene
@@ -92,4 +93,40 @@ withTools('a horse walks through a still scene: state retained, one event new â†
   t.regex(logs.output, new RegExp(`${last.after.label}\\s+\\d\\.\\d+\\s+${last.after.frames}\\s`));
   t.regex(logs.output, /1 snapshot\(s\) written/);
   t.deepEqual(fs.readFileSync(path.join(out, `${last.after.id}.jpg`)), snapshot);
+});
+
+withTools('`edge-exit run` on an RTSP camera on loopback (it pushes to the gateway, which listens): events and state on MQTT, read back with mosquitto_sub', async (t) => {
+  const { modelsDir, buildConfig } = await buildTinyAgentPackage();
+  const broker = await startMosquitto();
+  t.teardown(() => broker.stop());
+  const topics = deviceTopics('rtsp-gw');
+  const watch = await MqttWatch.connect(broker.url, [topics.events]);
+  t.teardown(() => watch.close());
+  const port = await freePort();
+  const url = `rtsp://127.0.0.1:${port}/live`;
+  const agent = AgentProcess.start(
+    { modelsDir, buildConfig },
+    {
+      deviceId: 'rtsp-gw',
+      mqtt: { url: broker.url },
+      source: { kind: 'stream', url, listen: true },
+      events: { minConfidence: 0, endAfterS: 2, minDurationS: 0.5 },
+      gate: { maxReuseS: 30 },
+      maxFrameRate: 10,
+      controller: { enabled: false },
+    },
+  );
+  t.teardown(() => agent.kill());
+  await agent.waitForOutput(/mqtt: connected/);
+  // The camera: a second ffmpeg pushing the scene over RTSP (TCP) at its own rate, again and again.
+  const camera = spawn('sh', ['-c', `while true; do ffmpeg -hide_banner -loglevel error -re -i ${sceneVideo()} -c:v mpeg4 -q:v 4 -f rtsp -rtsp_transport tcp ${url}; sleep 0.2; done`], { stdio: 'ignore', detached: true });
+  t.teardown(() => process.kill(-camera.pid!, 'SIGKILL'));
+  const end = await watch.waitFor('an event that ends', (m) => JSON.parse(m.payload.toString()).type === 'end', { timeoutMs: 60_000 });
+  const ended = eventMessageSchema.parse(JSON.parse(end.payload.toString()));
+  t.is(watch.on(topics.events).map((m) => eventMessageSchema.parse(JSON.parse(m.payload.toString()))).find((e) => e.type === 'new')?.after.id, ended.after.id);
+  const host = new URL(broker.url);
+  const state = stateSchema.parse(JSON.parse(execFileSync('mosquitto_sub', ['-h', host.hostname, '-p', host.port, '-t', topics.state, '-C', '1', '-W', '5']).toString()));
+  t.is(state.decidedBy, 'device');
+  t.is(await agent.stop(), 0, agent.output);
+  t.true(agent.inferences().every((row) => row.source === `stream ${url}`));
 });

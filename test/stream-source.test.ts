@@ -85,6 +85,8 @@ test('ffmpeg arguments: a device, an RTSP stream (over TCP), a looping file pace
   const target: RgbTarget = { width: 96, height: 96, resize: 'center-crop' };
   t.deepEqual(ffmpegArguments({ url: '/dev/video0', target, loop: true, realtime: true }).slice(3, 8), ['-nostdin', '-f', 'v4l2', '-i', '/dev/video0']);
   t.deepEqual(ffmpegArguments({ url: 'rtsp://cam/stream', target, loop: true, realtime: true }).slice(4, 12), ['-rtsp_transport', 'tcp', '-fflags', 'nobuffer+discardcorrupt', '-analyzeduration', '1000000', '-i', 'rtsp://cam/stream']);
+  t.deepEqual(ffmpegArguments({ url: 'rtsp://0.0.0.0:8554/cam', target, loop: true, realtime: true, listen: true }).slice(4, 8), ['-rtsp_transport', 'tcp', '-rtsp_flags', 'listen']);
+  t.throws(() => new StreamSource({ url: 'http://cam/x', target, loop: true, realtime: true, listen: true, stallTimeoutMs: 1000 }), { message: /source\.listen waits for a camera to push RTSP: give an rtsp:\/\/ address/ });
   const file = ffmpegArguments({ url: 'clip.mp4', target, loop: true, realtime: true });
   t.deepEqual(file.slice(4, 9), ['-re', '-stream_loop', '-1', '-i', 'clip.mp4']);
   t.true(file.includes('scale=96:96:force_original_aspect_ratio=increase:flags=area,crop=96:96'));

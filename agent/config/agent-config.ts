@@ -59,6 +59,8 @@ export const sourceSchema = z.discriminatedUnion('kind', [
     realtime: z.boolean().default(true),
     /** No frame for this long: the stream is stalled, and ffmpeg is restarted (with backoff). */
     stallTimeoutS: z.number().min(1).max(600).default(10),
+    /** rtsp:// only: listen at that address for a camera that pushes its stream, rather than ask the camera for it. */
+    listen: z.boolean().default(false),
   }),
 ]);
 export type SourceConfig = z.infer<typeof sourceSchema>;

@@ -41,6 +41,7 @@ export async function createFrameSource(config: SourceConfig, target: RgbTarget,
         target,
         loop: config.loop,
         realtime: config.realtime,
+        listen: config.listen,
         stallTimeoutMs: config.stallTimeoutS * 1000,
       });
   }

@@ -17,6 +17,8 @@ export interface StreamSourceOptions {
   loop: boolean;
   /** Files: deliver at the file's own frame rate (true) or as fast as they decode (false). */
   realtime: boolean;
+  /** rtsp:// only: wait at that address for the camera to push its stream (RTSP RECORD), rather than ask for it. */
+  listen?: boolean;
   /** No frame for this long: the stream is stalled, and ffmpeg is restarted. */
   stallTimeoutMs: number;
   restartBackoff?: { minMs: number; maxMs: number };
@@ -32,7 +34,7 @@ function inputKind(url: string): InputKind {
 }
 
 /** The ffmpeg arguments: input by kind, then scale (and crop) to the model input as raw RGB on stdout. */
-export function ffmpegArguments(options: Pick<StreamSourceOptions, 'url' | 'target' | 'loop' | 'realtime'>): string[] {
+export function ffmpegArguments(options: Pick<StreamSourceOptions, 'url' | 'target' | 'loop' | 'realtime' | 'listen'>): string[] {
   const { width, height, resize } = options.target;
   const kind = inputKind(options.url);
   const input =
@@ -40,7 +42,7 @@ export function ffmpegArguments(options: Pick<StreamSourceOptions, 'url' | 'targ
       ? ['-f', 'v4l2', '-i', options.url]
       : kind === 'network'
         ? // A live stream: probe a second, not ffmpeg's default five, and drop corrupt packets rather than stall on them.
-          [...(options.url.startsWith('rtsp') ? ['-rtsp_transport', 'tcp'] : []), '-fflags', 'nobuffer+discardcorrupt', '-analyzeduration', '1000000', '-i', options.url]
+          [...(options.url.startsWith('rtsp') ? ['-rtsp_transport', 'tcp', ...(options.listen ? ['-rtsp_flags', 'listen'] : [])] : []), '-fflags', 'nobuffer+discardcorrupt', '-analyzeduration', '1000000', '-i', options.url]
         : [...(options.realtime ? ['-re'] : []), ...(options.loop ? ['-stream_loop', '-1'] : []), '-i', options.url];
   const scale =
     resize === 'center-crop'
@@ -67,6 +69,7 @@ export class StreamSource extends ChildStreamSource {
     if (kind === 'device' && !fs.existsSync(options.url)) {
       throw new SourceError(`no camera at ${options.url}: is it plugged in? (ls /dev/video* lists the ones there are; set source.url to one)`);
     }
+    if (options.listen && !options.url.startsWith('rtsp://')) throw new SourceError(`source.listen waits for a camera to push RTSP: give an rtsp:// address to listen on, not ${redactUrl(options.url)}`);
     if (kind === 'file' && !fs.existsSync(options.url)) throw new SourceError(`video file ${options.url} does not exist: set source.url to a video file, a /dev/video device or a stream URL`);
     const { width, height } = options.target;
     super({
