@@ -110,3 +110,15 @@ test('motion has a region where the change is, and the square around it, scaled 
   const got = centre(crop, 48, 48);
   t.true(got.every((v, k) => Math.abs(v - expected[k]!) < 40), `${got} against ${expected}`);
 });
+
+test('zones: change outside them is ignored; inside, a small zone is as sensitive as the whole frame', async (t) => {
+  const random = seededRandom(17);
+  const base = await scene();
+  // The object walks in at the top left (40..72, 30..62 of 96); the zone is the right half.
+  const zoned = new MotionGate({ ...defaults, zones: [{ x: 0.5, y: 0, width: 0.5, height: 1 }] }, SIZE, SIZE);
+  zoned.observe(camera(base, random, 4));
+  t.false(zoned.observe(camera(await withObject(base, 0, 0), random, 4)).motion, 'outside the zone');
+  const inside = zoned.observe(camera(await withObject(base, 60, 40), random, 4));
+  t.true(inside.motion, 'inside the zone');
+  t.true(inside.region!.x >= 48, `the region is only what moved inside the zone: ${JSON.stringify(inside.region)}`);
+});

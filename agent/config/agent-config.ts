@@ -170,8 +170,13 @@ export const gateSchema = strictSection({
   width: z.number().int().min(8).max(640).default(64),
   /** Longest time a result stands without inference while nothing moves. */
   maxReuseS: z.number().min(0).max(86_400).default(10),
-  /** Classify the square around what moved rather than the whole frame: in a wide view a small object is then seen large. */
+  /** Classify the box around what moved rather than the whole frame: in a wide view a small object is then seen large. */
   cropToMotion: z.boolean().default(false),
+  /** Where motion counts (Frigate's zones), as boxes in shares of the frame; empty: everywhere. */
+  zones: z
+    .array(strictSection({ x: z.number().min(0).max(1), y: z.number().min(0).max(1), width: z.number().gt(0).max(1), height: z.number().gt(0).max(1) }))
+    .max(16)
+    .default([]),
 });
 export type GateConfig = z.infer<typeof gateSchema>;
 

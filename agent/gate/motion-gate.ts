@@ -22,6 +22,11 @@ export interface MotionGateSettings {
   improveContrast: boolean;
   /** Width of the grayscale copy the detector works on. */
   width: number;
+  /**
+   * Where motion counts, as Frigate's zones: boxes in shares of the frame (0-1). Change
+   * elsewhere (a road, a tree in the wind) is ignored. Empty or absent: the whole frame.
+   */
+  zones?: readonly Region[];
 }
 
 export interface MotionReading {
@@ -40,6 +45,9 @@ export class MotionGate {
   private readonly grayHeight: number;
   private readonly gray: Float32Array;
   private background: Float32Array | undefined;
+  /** 1 for grey cells inside a zone; undefined when the whole frame counts. */
+  private zoneMask: Uint8Array | undefined;
+  private zoneCells: number;
 
   constructor(
     private settings: MotionGateSettings,
@@ -50,12 +58,31 @@ export class MotionGate {
     this.grayWidth = Math.floor(frameWidth / this.factor);
     this.grayHeight = Math.floor(frameHeight / this.factor);
     this.gray = new Float32Array(this.grayWidth * this.grayHeight);
+    this.zoneCells = this.gray.length;
+    this.setZones(settings.zones);
+  }
+
+  private setZones(zones: readonly Region[] | undefined): void {
+    if (!zones || zones.length === 0) {
+      this.zoneMask = undefined;
+      this.zoneCells = this.gray.length;
+      return;
+    }
+    const mask = new Uint8Array(this.gray.length);
+    for (const zone of zones) {
+      const [x0, y0] = [Math.floor(zone.x * this.grayWidth), Math.floor(zone.y * this.grayHeight)];
+      const [x1, y1] = [Math.ceil((zone.x + zone.width) * this.grayWidth), Math.ceil((zone.y + zone.height) * this.grayHeight)];
+      for (let gy = Math.max(0, y0); gy < Math.min(this.grayHeight, y1); gy++) mask.fill(1, gy * this.grayWidth + Math.max(0, x0), gy * this.grayWidth + Math.min(this.grayWidth, x1));
+    }
+    this.zoneMask = mask;
+    this.zoneCells = Math.max(1, mask.reduce((sum, cell) => sum + cell, 0));
   }
 
   /** New thresholds from the next frame on; the background is kept. */
   update(settings: MotionGateSettings): void {
     if (settings.width !== this.settings.width) throw new RangeError('the gate width is fixed at start-up');
     this.settings = settings;
+    this.setZones(settings.zones);
   }
 
   /** Looks at one RGB frame (frameWidth x frameHeight x 3) and learns it into the background. */
@@ -79,8 +106,9 @@ export class MotionGate {
     const { threshold, minArea, lightningThreshold, backgroundAlpha } = this.settings;
     let changed = 0;
     let [left, top, right, bottom] = [Infinity, Infinity, -1, -1];
+    const mask = this.zoneMask;
     for (let i = 0; i < n; i++) {
-      if (Math.abs(gray[i]! - background[i]! - offset) <= threshold) continue;
+      if ((mask && mask[i] === 0) || Math.abs(gray[i]! - background[i]! - offset) <= threshold) continue;
       changed++;
       const gx = i % this.grayWidth;
       const gy = (i - gx) / this.grayWidth;
@@ -89,7 +117,8 @@ export class MotionGate {
       if (gy < top) top = gy;
       if (gy > bottom) bottom = gy;
     }
-    const changedShare = changed / n;
+    // A share of the zones' area: a small zone is as sensitive as the whole frame.
+    const changedShare = changed / this.zoneCells;
     if (changedShare > lightningThreshold) {
       background.set(gray);
       return { motion: false, changedShare, lighting: true };

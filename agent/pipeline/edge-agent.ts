@@ -189,7 +189,8 @@ export class EdgeAgent {
       charging: reading.charging,
       temperatureC,
       framesPerS: this.stats.framesPerSecond(nowMs),
-      extra: { exitHistogram: this.stats.exitHistogram, operatingPoint: this.decision?.operatingPoint ?? this.parts.staticPoint.name },
+      // Frames the gate let stand are counted here, not logged one row each.
+      extra: { exitHistogram: this.stats.exitHistogram, operatingPoint: this.decision?.operatingPoint ?? this.parts.staticPoint.name, gatedFrames: this.stats.gated },
     });
     if (!this.parts.controller) return;
     const inputs = {
