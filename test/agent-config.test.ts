@@ -13,7 +13,7 @@ function configFile(content: string): string {
 test('no config file means every default, and the defaults are the offline demo', (t) => {
   const { config, file } = loadAgentConfig(undefined, {});
   t.is(file, undefined);
-  t.is(config.source.kind, 'replay');
+  t.is(config.source.kind, 'demo');
   t.is(config.bridge.kind, 'simulated');
   t.is(config.policy.operatingPoint, 'balanced');
 });
