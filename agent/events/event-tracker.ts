@@ -1,3 +1,5 @@
+import type { EventRow } from '../store/types.js';
+
 /**
  * Turns classified frames into events, as Frigate's `events` topic has them: an event
  * starts with motion and a confident label, gets updates while its best label or
@@ -25,18 +27,8 @@ export interface Observation {
   motion: boolean;
 }
 
-export interface EventSummary {
-  id: string;
-  start: number;
-  /** null while the event goes on. */
-  end: number | null;
-  label: string;
-  /** The best confidence seen for the label. */
-  confidence: number;
-  frames: number;
-  /** Frames per exit taken. */
-  exits: number[];
-}
+/** An event as its messages carry it: the log's row, under the event's own id, without the snapshot. */
+export type EventSummary = Omit<EventRow, 'eventId' | 'snapshot'> & { id: string };
 
 export interface EventMessage {
   type: 'new' | 'update' | 'end';
