@@ -161,8 +161,9 @@ test('the topic table matches the builders and renders as Markdown', (t) => {
     serverOffloadFilter(),
     serverAvailabilityTopic('worker-1'),
   ]);
+  built.add('edge-exit/gw/ha/control/set').add('homeassistant/component/edge-exit_gw/object/config');
   for (const row of TOPIC_TABLE) {
-    const concrete = row.topic.replace('<prefix>', 'edge-exit').replace('<deviceId>', 'gw').replace('<requestId>', 'requestId').replace('<serverId>', 'worker-1');
+    const concrete = row.topic.replace('<prefix>', 'edge-exit').replace('<deviceId>', 'gw').replace('<requestId>', 'requestId').replace('<serverId>', 'worker-1').replace('<control>', 'control').replace('<component>', 'component').replace('<object>', 'object').replace('edge-exit_<deviceId>', 'edge-exit_gw');
     t.true(built.has(concrete), concrete);
   }
   t.true(TOPIC_TABLE.find((r) => r.topic.endsWith('/availability'))!.retained);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AgentConfig } from '../config/agent-config.js';
-import { PROJECT_ROOT } from '../config/paths.js';
+import { agentVersion, PROJECT_ROOT } from '../config/paths.js';
 import { chooseOperatingPoint } from '../controller/choose-operating-point.js';
 import { EnergyController, ladderWithin } from '../controller/energy-controller.js';
 import { deviceProfile } from '../energy/device-profiles.js';
@@ -9,7 +9,8 @@ import { MultiExitEngine } from '../inference/multi-exit-engine.js';
 import { logger } from '../log/logger.js';
 import { endStatusLine } from '../log/terminal.js';
 import type { ModelPackage } from '../model-package/load.js';
-import { AgentLink } from '../mqtt/agent-link.js';
+import { AgentLink, type HomeAssistantLink } from '../mqtt/agent-link.js';
+import { discoveryMessages } from '../mqtt/home-assistant.js';
 import { startEmbeddedBroker } from '../mqtt/embedded-broker.js';
 import { Outbox } from '../mqtt/outbox.js';
 import type { ConfigPatch } from '../mqtt/payloads.js';
@@ -192,8 +193,8 @@ export class EdgeExitApp {
     const brokerUrl = url;
     return this.units.start(
       'mqtt link',
-      () =>
-        new AgentLink({
+      () => {
+        const link = new AgentLink({
           outbox,
           url: brokerUrl,
           deviceId: config.deviceId,
@@ -207,7 +208,11 @@ export class EdgeExitApp {
             onConfigSet: (bytes) => this.remote.handleSet(bytes),
             configState: () => this.remote.stateMessage(),
           },
-        }),
+        });
+        // Before the first connect, so that its subscriptions and configs go with it.
+        link.setHomeAssistant(this.homeAssistantFor(config, link));
+        return link;
+      },
       async (link) => {
         // Answers already on their way are logged; what is still unanswered waits in the outbox for the next start.
         await link.settle(Math.min(this.remote.config.offload.deadlineMs, STOP_SETTLE_MAX_MS));
@@ -251,6 +256,7 @@ export class EdgeExitApp {
     if (changed('offload')) this.offloader.update(next.offload);
     if (changed('gate')) this.pipeline.setGate(this.gateFor(next, this.options.pkg.manifest.input));
     if (changed('gate') || changed('events')) this.results.setEvents(this.eventsFor(next));
+    if (changed('homeassistant')) this.link?.setHomeAssistant(this.homeAssistantFor(next, this.link));
     if (changed('telemetryIntervalMs')) this.telemetry.start(next.telemetryIntervalMs);
     return note;
   }
@@ -266,6 +272,20 @@ export class EdgeExitApp {
     this.motionGate ??= new MotionGate(config.gate, target.width, target.height);
     this.motionGate.update(config.gate);
     return { detector: this.motionGate, maxReuseMs: config.gate.maxReuseS * 1000, cropToMotion: config.gate.cropToMotion };
+  }
+
+  /** Discovery for Home Assistant: on (configs published) or off (configs deleted), under the configured prefix. */
+  private homeAssistantFor(config: AgentConfig, link: AgentLink): HomeAssistantLink {
+    const { manifest } = this.options.pkg;
+    const device = {
+      deviceId: config.deviceId,
+      model: manifest.name,
+      softwareVersion: agentVersion(),
+      operatingPoints: manifest.operatingPoints.map((point) => point.name),
+      topics: link.topics,
+      discoveryPrefix: config.homeassistant.discoveryPrefix,
+    };
+    return { enabled: config.homeassistant.enabled, discoveryPrefix: device.discoveryPrefix, messages: (remove) => discoveryMessages(device, remove) };
   }
 
   /** Events follow the motion gate: without it, every frame would be motion, and one event would never end. */

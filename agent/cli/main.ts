@@ -1,8 +1,6 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { Command } from 'commander';
 import { agentConfigJsonSchema, loadAgentConfig } from '../config/agent-config.js';
-import { PROJECT_ROOT } from '../config/paths.js';
+import { agentVersion } from '../config/paths.js';
 import { logger } from '../log/logger.js';
 import { defaultPackage } from '../model-package/locate.js';
 import { classifyCommand } from './commands/classify.js';
@@ -30,7 +28,7 @@ const workstation = {
 const DEFAULT_RUNTIME_BENCH_PACKAGE = 'mobilenet_v2_imagenet';
 const DEFAULT_TRAIN_CONFIG = 'mobilenet_v2_cifar10_finetuned';
 
-const version = (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const version = agentVersion();
 
 const program = new Command()
   .name('edge-exit')

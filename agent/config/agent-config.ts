@@ -137,6 +137,8 @@ export const offloadSchema = strictSection({
   mode: offloadModeSchema.default('auto'),
   /** Past it the local answer stands; a later server answer is still recorded. */
   deadlineMs: z.number().int().min(10).max(60_000).default(500),
+  /** Off: every frame is decided on the device (Home Assistant's offload switch). */
+  enabled: z.boolean().default(true),
   /** A frame that leaves the deepest allowed exit below this confidence is offloaded (when the controller allows). */
   minConfidence: z.number().min(0).max(1).default(0.6),
   /** Requests kept while the broker is away, and for how long, before they are resolved locally. */
@@ -233,6 +235,11 @@ export const agentConfigSchema = strictSection({
   telemetryIntervalMs: z.number().int().min(100).max(3_600_000).default(5000),
   offload: offloadSchema.prefault({}),
   mqtt: mqttSchema.prefault({}),
+  /** Home Assistant MQTT discovery: the device and its entities appear by themselves. */
+  homeassistant: strictSection({
+    enabled: z.boolean().default(true),
+    discoveryPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'topic levels of letters, digits, _ and -').default('homeassistant'),
+  }).prefault({}),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 

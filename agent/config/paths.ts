@@ -38,3 +38,8 @@ export function configFileFor(nameOrPath: string, env: NodeJS.ProcessEnv = proce
   const candidates = configDirs(env).map((dir) => path.join(dir, `${nameOrPath}.json`));
   return candidates.find((file) => fs.existsSync(file)) ?? candidates[0]!;
 }
+
+/** The version in package.json: what --version prints and Home Assistant shows. */
+export function agentVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}

@@ -7,6 +7,7 @@ import { disableNagle } from './no-delay.js';
 import { attachReconnectBackoff } from './reconnect-backoff.js';
 import type { Outbox } from './outbox.js';
 import { parseOffloadAnswer, type OffloadAnswer } from './offload-codec.js';
+import { controlCommandFilter, controlCommandToPatch, homeAssistantStatusTopic, type DiscoveryMessage } from './home-assistant.js';
 import { configResponseSchema, encodeJsonPayload, leadingRequestId } from './payloads.js';
 import { SlicedQueue } from './sliced-queue.js';
 import {
@@ -26,6 +27,14 @@ export interface AgentLinkHandlers {
   onConfigSet?(bytes: Buffer): { response: Buffer; state: Buffer | undefined };
   /** The retained config/state to publish on every (re)connect. */
   configState?(): Buffer;
+}
+
+/** Home Assistant discovery as the link runs it: configs published on every connect and on Home Assistant's `online`. */
+export interface HomeAssistantLink {
+  enabled: boolean;
+  discoveryPrefix: string;
+  /** The configs, or (remove) the empty payloads that delete them. */
+  messages(remove: boolean): DiscoveryMessage[];
 }
 
 /** Results the link keeps retained: what it last published there is said again on every (re)connect. */
@@ -158,7 +167,8 @@ export class AgentLink {
     const fix = `the broker's ACL must let ${user} use ${this.topics.prefix}/${this.options.deviceId}/# (deploy/mosquitto/edge-exit.acl grants what an agent needs; is deviceId its user name?)`;
     let step = 'subscribe';
     try {
-      const granted = await this.client.subscribeAsync([this.topics.configSet, this.topics.offloadResponseFilter, this.serverFilter], { qos: 1 });
+      const ha = this.homeAssistant ? [homeAssistantStatusTopic(this.homeAssistant.discoveryPrefix), controlCommandFilter(this.topics)] : [];
+      const granted = await this.client.subscribeAsync([this.topics.configSet, this.topics.offloadResponseFilter, this.serverFilter, ...ha], { qos: 1 });
       const denied = granted.filter((grant) => grant.qos === 128).map((grant) => grant.topic);
       if (denied.length > 0) this.linkProblem = `mqtt: not authorized to subscribe to ${denied.join(', ')}: ${fix}`;
       step = `publish on ${this.topics.availability}`;
@@ -166,6 +176,10 @@ export class AgentLink {
       const state = this.options.handlers.configState?.();
       step = `publish on ${this.topics.configState}`;
       if (state) await this.client.publishAsync(this.topics.configState, state, { qos: 1, retain: true });
+      for (const message of this.discoveryMessages()) {
+        step = `publish on ${message.topic}`;
+        await this.client.publishAsync(message.topic, message.payload, { qos: 1, retain: true });
+      }
       for (const [topic, payload] of this.retainedResults) {
         step = `publish on ${topic}`;
         await this.client.publishAsync(topic, payload, { qos: 1, retain: true });
@@ -192,6 +206,22 @@ export class AgentLink {
   private onMessage(topic: string, payload: Buffer): void {
     if (topic === this.topics.configSet) {
       this.configRequests.push(payload);
+      return;
+    }
+    if (this.homeAssistant && topic === homeAssistantStatusTopic(this.homeAssistant.discoveryPrefix)) {
+      // Home Assistant restarted: without the configs again its entities would be lost until our next connect.
+      if (payload.toString() === AVAILABILITY_ONLINE) this.publishDiscovery();
+      return;
+    }
+    if (this.homeAssistant && topic.startsWith(`${this.topics.prefix}/${this.topics.deviceId}/ha/`)) {
+      const change = controlCommandToPatch(this.topics, topic, payload);
+      const id = `ha-${++this.controlCommands}`;
+      if ('error' in change) {
+        this.publishConfigResponse(encodeJsonPayload(configResponseSchema, { id, status: 'error', reason: `home assistant: ${change.error}` }));
+        return;
+      }
+      // The same path as config/set: the same validation, persistence and answer.
+      this.configRequests.push(Buffer.from(JSON.stringify({ id, set: change.set })));
       return;
     }
     const serverId = serverIdFromAvailability(topic, this.topics.prefix);
@@ -323,6 +353,29 @@ export class AgentLink {
   }
 
   private readonly retainedResults = new Map<string, Buffer>();
+  private homeAssistant: HomeAssistantLink | undefined;
+  private controlCommands = 0;
+
+  /** Turns discovery on (configs published), off (configs deleted) or sets it up; subscriptions follow on the next connect. */
+  setHomeAssistant(homeAssistant: HomeAssistantLink | undefined): void {
+    const subscribedBefore = this.homeAssistant !== undefined;
+    this.homeAssistant = homeAssistant;
+    if (!this.client.connected) return;
+    if (homeAssistant && !subscribedBefore) {
+      void this.client.subscribeAsync([homeAssistantStatusTopic(homeAssistant.discoveryPrefix), controlCommandFilter(this.topics)], { qos: 1 }).catch(() => {});
+    }
+    this.publishDiscovery();
+  }
+
+  /** Enabled: the configs; disabled: the empty payloads that delete any left from before. */
+  private discoveryMessages(): DiscoveryMessage[] {
+    return this.homeAssistant ? this.homeAssistant.messages(!this.homeAssistant.enabled) : [];
+  }
+
+  private publishDiscovery(): void {
+    if (!this.client.connected) return;
+    for (const message of this.discoveryMessages()) this.client.publish(message.topic, message.payload, { qos: 1, retain: true });
+  }
 
   /** The state or snapshot, retained; kept while the broker is away and published when it is back. */
   publishRetained(which: RetainedResult, payload: Buffer): void {

@@ -127,13 +127,16 @@ export const configPatchSchema = strictSection({
     mode: offloadSchema.shape.mode.unwrap().optional(),
     deadlineMs: offloadSchema.shape.deadlineMs.unwrap().optional(),
     minConfidence: offloadSchema.shape.minConfidence.unwrap().optional(),
+    enabled: offloadSchema.shape.enabled.unwrap().optional(),
   }).optional(),
   gate: patchSection(gateSchema.omit({ width: true })).optional(),
+  /** Discovery on or off (off deletes the device's configs from Home Assistant); the prefix is fixed at start-up. */
+  homeassistant: strictSection({ enabled: z.boolean().optional() }).optional(),
   events: patchSection(eventsSchema).optional(),
   maxFrameRate: agentConfigSchema.shape.maxFrameRate.unwrap().optional(),
   telemetryIntervalMs: agentConfigSchema.shape.telemetryIntervalMs.unwrap().optional(),
 }).refine((set) => Object.values(set).some((v) => v !== undefined), {
-  message: 'nothing to change: set at least one of policy, controller, offload, gate, events, maxFrameRate, telemetryIntervalMs',
+  message: 'nothing to change: set at least one of policy, controller, offload, gate, events, homeassistant, maxFrameRate, telemetryIntervalMs',
 });
 export type ConfigPatch = z.infer<typeof configPatchSchema>;
 

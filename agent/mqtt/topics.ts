@@ -214,7 +214,7 @@ export function requestIdFromOffloadResponse(topic: string, topics: DeviceTopics
   return requestIdProblem(requestId) ? undefined : requestId;
 }
 
-export type Direction = 'agent → broker' | 'agent → server' | 'server → agent' | 'operator → agent' | 'agent → operator';
+export type Direction = 'agent → broker' | 'agent → server' | 'server → agent' | 'operator → agent' | 'agent → operator' | 'Home Assistant → agent' | 'agent → Home Assistant';
 
 export interface TopicTableRow {
   topic: string;
@@ -246,6 +246,20 @@ export const TOPIC_TABLE: readonly TopicTableRow[] = [
     payload: "JSON `{ type, before, after }` as Frigate's `events`: `new`, `update`, `end`, each event `{ id, start, end, label, confidence, frames, exits }`",
   },
   { topic: '<prefix>/<deviceId>/snapshot', direction: 'agent → operator', qos: 1, retained: true, payload: "JPEG: the best frame of the latest event (at the model's input size)" },
+  {
+    topic: '<prefix>/<deviceId>/ha/<control>/set',
+    direction: 'Home Assistant → agent',
+    qos: 1,
+    retained: false,
+    payload: 'a control\'s command (`ON`/`OFF`, an operating point, a number), turned into a `config/set` request `ha-N`: answered on `config/response`',
+  },
+  {
+    topic: 'homeassistant/<component>/edge-exit_<deviceId>/<object>/config',
+    direction: 'agent → Home Assistant',
+    qos: 1,
+    retained: true,
+    payload: 'discovery configs (sensors, a select, switches, numbers), on every connect and on `online` at `homeassistant/status`; emptied when discovery is turned off',
+  },
   { topic: '<prefix>/<deviceId>/offload/request', direction: 'agent → server', qos: 1, retained: false, payload: 'binary EXO frame (int8 features at a cut, or an encoded image), at most 2 MiB' },
   { topic: '<prefix>/+/offload/request', direction: 'agent → server', qos: 1, retained: false, payload: 'server subscription; `$share/<group>/<prefix>/+/offload/request` for replicas' },
   { topic: '<prefix>/servers/<serverId>/availability', direction: 'server → agent', qos: 1, retained: true, payload: '`online`; emptied (retained message deleted) when the server stops, and as its last will' },

@@ -56,7 +56,7 @@ export class Offloader {
   consider(frame: Frame, result: ExitResult, seam: TensorView, maxExit: number, allowed: boolean): OffloadSent | undefined {
     const lastExit = this.pkg.manifest.segments.length - 1;
     // At the final exit the server's full model would give the very same answer.
-    if (!allowed || result.exit !== maxExit || maxExit >= lastExit || result.confidence >= this.config.minConfidence) return undefined;
+    if (!allowed || !this.config.enabled || result.exit !== maxExit || maxExit >= lastExit || result.confidence >= this.config.minConfidence) return undefined;
     const requestId = randomUUID();
     const common = { requestId, packageName: this.pkg.manifest.name, modelHash: this.pkg.manifest.buildKey };
     const features = () =>
