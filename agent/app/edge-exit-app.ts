@@ -25,6 +25,7 @@ import type { FrameSource } from '../sources/frame-source.js';
 import { LogStore } from '../store/log-store.js';
 import { createPlatform } from '../../firmware-bridge/index.js';
 import type { Platform } from '../../firmware-bridge/types.js';
+import { MetricsServer } from './metrics-server.js';
 import { StatusReporter } from './status-reporter.js';
 import { TelemetryPublisher } from './telemetry-publisher.js';
 import { UnitStack } from './unit.js';
@@ -111,10 +112,7 @@ export class EdgeExitApp {
       () => LogStore.open(this.dbFile, { maxAgeDays: base.logs.maxAgeDays, maxBytes: base.logs.maxBytes }),
       (store) => store.close(),
     );
-    this.status = new StatusReporter(statusFilePath(this.dbFile), base.deviceId, () => {
-      const health = this.store.health();
-      return health.ok ? 'ok' : (health.reason ?? 'failing');
-    });
+    this.status = new StatusReporter(statusFilePath(this.dbFile), base.deviceId, () => this.logHealth());
     this.engine = await this.units.start(
       'engine',
       () => MultiExitEngine.fromPackage(pkg, { backend: base.model.backend, threads: base.model.threads, edgetpuDevice: base.model.edgetpuDevice }),
@@ -178,6 +176,28 @@ export class EdgeExitApp {
       },
       (telemetry) => telemetry.stop(),
     );
+    if (config.metrics.enabled) {
+      await this.units.start(
+        'metrics',
+        () =>
+          MetricsServer.start(
+            {
+              status: () => this.pipeline.status(),
+              logHealth: () => this.logHealth(),
+              mqttProblem: () => link.problem,
+              mqttConnected: () => link.connected,
+              sinceLastFrameMs: () => Date.now() - this.pipeline.lastFrameAtMs,
+            },
+            config.metrics,
+          ),
+        (metrics) => metrics.close(),
+      ).then((metrics) => logger.info(`metrics on http://${config.metrics.host}:${metrics.port}/metrics, health on /health`));
+    }
+  }
+
+  private logHealth(): string {
+    const health = this.store.health();
+    return health.ok ? 'ok' : (health.reason ?? 'failing');
   }
 
   /** The embedded broker and offload server when no broker is configured, then the link with its outbox. */

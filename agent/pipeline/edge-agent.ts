@@ -116,6 +116,8 @@ export class EdgeAgent {
   private lastStatusMs = -Infinity;
   private stopping = false;
   private warnedMissing = new Set<string>();
+  /** Wall-clock time of the last frame taken from the source, classified or let stand (health: is the loop alive?). */
+  lastFrameAtMs = -Infinity;
   /** Agent-clock time of the last frame the model ran on: a gated frame reuses its result only so long. */
   private lastInferenceMs: number | undefined;
 
@@ -241,6 +243,7 @@ export class EdgeAgent {
     await this.clock.wait(this.pacer.delayFor(frameRate));
     const frame = await this.parts.source.next();
     if (!frame) return false;
+    this.lastFrameAtMs = Date.now();
     let rgb: Uint8Array;
     try {
       rgb = frame.pixels ?? (await encodedImageToRgb(frame.bytes, this.parts.target, frame.origin));
