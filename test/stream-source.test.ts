@@ -137,15 +137,18 @@ test('without ffmpeg, or without the camera device, the source says what is miss
   });
 });
 
-agentWithFfmpeg('`edge-exit run` classifies a video file through ffmpeg end to end and logs every frame it took', async (t) => {
+agentWithFfmpeg('`edge-exit run` classifies a video file through ffmpeg end to end, logs every frame it took, and counts the ones it was too slow for', async (t) => {
   const { modelsDir, buildConfig } = await buildTinyAgentPackage();
   const file = makeVideo('testsrc2', 2, 15);
-  const agent = AgentProcess.start({ modelsDir, buildConfig }, { source: { kind: 'stream', url: file, loop: true, realtime: true }, maxFrameRate: 10 }, { frames: 12 });
+  // 15 frames/s from the file, 5 taken: the rest are replaced by newer ones and counted.
+  const agent = AgentProcess.start({ modelsDir, buildConfig }, { source: { kind: 'stream', url: file, loop: true, realtime: true }, gate: { mode: 'off' }, maxFrameRate: 5 }, { frames: 12 });
   t.teardown(() => agent.kill());
   t.is(await agent.exited, 0, agent.output);
   const rows = agent.inferences();
   t.is(rows.length, 12);
   t.true(rows.every((row) => row.source.startsWith('stream ') && row.label.length > 0));
+  const dropped = Number(agent.output.match(/stopped: .*dropped (\d+)/)?.[1]);
+  t.true(dropped >= 10, `${dropped} frames dropped, in the final status line`);
 });
 
 /** Processes whose parent is `pid` and whose command is `name`, from /proc. */

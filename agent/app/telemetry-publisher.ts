@@ -8,6 +8,7 @@ export class TelemetryPublisher {
   private previousHistogram: number[] = [];
   private previousOffloaded = 0;
   private previousGated = 0;
+  private previousDropped = 0;
 
   constructor(
     private readonly link: AgentLink,
@@ -33,12 +34,14 @@ export class TelemetryPublisher {
       operatingPoint: status.operatingPoint,
       offloaded: status.offloaded - this.previousOffloaded,
       gated: status.gated - this.previousGated,
+      dropped: status.dropped - this.previousDropped,
       ...(status.latencyMs === undefined ? {} : { latencyMs: status.latencyMs }),
       controller: status.controller.slice(0, 300),
       ...(status.mqtt === undefined ? {} : { mqtt: status.mqtt.slice(0, 500) }),
     });
     this.previousOffloaded = status.offloaded;
     this.previousGated = status.gated;
+    this.previousDropped = status.dropped;
     this.link.publishTelemetry(payload);
   }
 

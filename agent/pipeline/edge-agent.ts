@@ -77,6 +77,8 @@ export interface AgentStatus {
   skipped: number;
   /** Frames the motion gate let pass without inference: nothing moved, the previous result stood. */
   gated: number;
+  /** Frames the source replaced with newer ones before the agent took them (a stream faster than the agent). */
+  dropped: number;
   /** Capture to result (ms) over the latest frames classified. */
   latencyMs?: { p50: number; p95: number };
   offloaded: number;
@@ -338,6 +340,7 @@ export class EdgeAgent {
       frameRate: this.decision?.frameRate ?? this.parts.maxFrameRate,
       skipped: this.stats.skipped,
       gated: this.stats.gated,
+      dropped: this.parts.source.droppedFrames ?? 0,
       latencyMs: this.stats.latency(),
       offloaded: this.stats.offloaded,
       offloadServers: this.parts.offloader?.serversUp,

@@ -147,6 +147,10 @@ export class ChildStreamSource implements FrameSource {
     this.start();
   }
 
+  get droppedFrames(): number {
+    return this.stats.dropped;
+  }
+
   /** Why frames are not coming, while they are not; undefined while they are. */
   get failure(): string | undefined {
     return this.problem;

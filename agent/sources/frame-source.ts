@@ -22,6 +22,8 @@ export interface FrameSource {
   readonly name: string;
   next(): Promise<Frame | undefined>;
   close(): Promise<void>;
+  /** Streams: frames a newer one replaced before the agent took them (latest-frame semantics). */
+  readonly droppedFrames?: number;
 }
 
 /** Sleeps until the next frame slot of a frame rate that may change between frames. */
