@@ -38,8 +38,7 @@ export interface HomeAssistantLink {
 }
 
 /** Results the link keeps retained: what it last published there is said again on every (re)connect. */
-const RETAINED_RESULTS = ['state', 'snapshot'] as const;
-export type RetainedResult = (typeof RETAINED_RESULTS)[number];
+export type RetainedResult = 'state' | 'snapshot';
 
 interface Pending {
   requestId: string;

@@ -1,7 +1,6 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import test from 'ava';
 import { startEmbeddedBroker } from '../../agent/mqtt/embedded-broker.js';
+import { onPath } from '../../agent/sources/child-stream.js';
 import { freePort, MOSQUITTO } from '../../tools/mqtt/mosquitto.js';
 
 export { MOSQUITTO, startMosquitto } from '../../tools/mqtt/mosquitto.js';
@@ -11,10 +10,6 @@ export async function startAedes(): Promise<{ url: string; close(): Promise<void
   return startEmbeddedBroker(await freePort());
 }
 
-function onPath(command: string): boolean {
-  return (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir !== '' && fs.existsSync(path.join(dir, command)));
-}
-
 /**
  * `test.serial` when Mosquitto and the given commands (mosquitto_pub, openssl, ...) are
  * installed, else `test.skip`: CI installs them from Debian's packages, and a developer
@@ -22,5 +17,5 @@ function onPath(command: string): boolean {
  * broker and agent or server processes, and waits on them.
  */
 export function mosquittoTest(...commands: string[]): typeof test.serial | typeof test.skip {
-  return MOSQUITTO && commands.every(onPath) ? test.serial : test.skip;
+  return MOSQUITTO && commands.every((command) => onPath(command)) ? test.serial : test.skip;
 }
