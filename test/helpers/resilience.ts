@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import mqtt from 'mqtt';
 import { startMosquitto, type MosquittoBroker } from '../../tools/mqtt/mosquitto.js';
@@ -130,6 +131,23 @@ export function readProcess(pid: number): Omit<ProcessReading, 't'> {
   return { rssMiB: field('VmRSS') / 1024, threads: field('Threads'), fds: fs.readdirSync(`/proc/${pid}/fd`).length };
 }
 
+export interface HeapReading {
+  /** The V8 heap still in use after a full collection. */
+  liveHeapMiB: number;
+  heapTotalMiB: number;
+  /** RSS less the V8 heap: native memory (TFLite, SQLite, buffers) and code. */
+  outsideHeapMiB: number;
+  rssMiB: number;
+}
+
+/** The environment that preloads test/helpers/heap-probe.mjs into a process under test. */
+export const HEAP_PROBE_ENV = { NODE_OPTIONS: `--import ${path.join(path.dirname(fileURLToPath(import.meta.url)), 'heap-probe.mjs')}` };
+
+/** The heap probe's readings in what a process printed, in order. */
+export function heapReadings(output: string): HeapReading[] {
+  return [...output.matchAll(/^heap-probe (\{.*\})$/gm)].map((match) => JSON.parse(match[1]!) as HeapReading);
+}
+
 /** Seeded, so a failing run can be replayed from the seed it printed. */
 export { seededRandom } from '../../agent/datasets/split.js';
 
@@ -159,10 +177,17 @@ export const OFFLOAD_EVERY_FRAME = {
 } as const;
 
 /** `edge-exit server` logged in as the offload server, stopped when the test ends. */
-export async function startServerProcess(t: ExecutionContext, broker: SecuredBroker, agentPackage: AgentPackage, serverId = 'resilience-rack'): Promise<CliProcess> {
+export async function startServerProcess(
+  t: ExecutionContext,
+  broker: SecuredBroker,
+  agentPackage: AgentPackage,
+  serverId = 'resilience-rack',
+  env: Record<string, string> = {},
+): Promise<CliProcess> {
   const server = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--username', SERVER_USER, '--server-id', serverId], {
     EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir,
     ...broker.serverEnv,
+    ...env,
   });
   t.teardown(() => server.stop());
   await server.waitForOutput(/subscribed to/);

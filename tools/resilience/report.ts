@@ -22,6 +22,13 @@ function load(scenario: string): Figures | undefined {
 
 const n = (value: number) => value.toLocaleString('en');
 
+/** Live heap after a full collection and memory outside the V8 heap (what a leak raises), then RSS (which V8's heap sizing swings). */
+function memoryGrowth(process: Figures): string {
+  const span = (g: { start: number; end: number }) => `${g.start.toFixed(1)} → ${g.end.toFixed(1)} MiB`;
+  const judged = process.liveHeapMiB ? `live heap ${span(process.liveHeapMiB)}, outside the heap ${span(process.outsideHeapMiB)}, ` : '';
+  return `${judged}RSS ${span(process.rssMiB)}`;
+}
+
 /** One row per scenario: what was done, what had to hold, what was measured. */
 function summaryRows(f: Record<string, Figures | undefined>): string[][] {
   const rows: string[][] = [];
@@ -68,7 +75,7 @@ function summaryRows(f: Record<string, Figures | undefined>): string[][] {
     rows.push([
       name,
       `${run.seconds} s, ${n(run.frames)} frames, every one offloaded, ${run.configChanges} config changes`,
-      `agent RSS ${run.agent.rssMiB.start.toFixed(0)} → ${run.agent.rssMiB.end.toFixed(0)} MiB (median of the second quarter → of the last), descriptors ${run.agent.fds.start} → ${run.agent.fds.end}, threads ${run.agent.threads.start} → ${run.agent.threads.end}; server RSS ${run.server.rssMiB.start.toFixed(0)} → ${run.server.rssMiB.end.toFixed(0)} MiB, descriptors ${run.server.fds.start} → ${run.server.fds.end}`,
+      `medians of the second quarter → of the last: agent ${memoryGrowth(run.agent)}, descriptors ${run.agent.fds.start} → ${run.agent.fds.end}, threads ${run.agent.threads.start} → ${run.agent.threads.end}; server ${memoryGrowth(run.server)}, descriptors ${run.server.fds.start} → ${run.server.fds.end}`,
     ]);
   }
   const searched = Object.values(f).reduce((sum, figures) => sum + (figures?.secretSearch?.placesSearched ?? 0), 0);
@@ -83,6 +90,8 @@ async function soakPlot(soak: Figures): Promise<void> {
     for (const reading of readings as { t: number; rssMiB: number; fds: number }[]) {
       rows.push({ t: reading.t, value: reading.rssMiB, series: `${who} RSS (MiB)` }, { t: reading.t, value: reading.fds, series: `${who} open descriptors` });
     }
+    const heap = (soak[`${who}HeapReadings`] ?? []) as { t: number; liveHeapMiB: number }[];
+    for (const reading of heap) rows.push({ t: reading.t, value: reading.liveHeapMiB, series: `${who} live heap after GC (MiB)` });
   }
   fs.mkdirSync(path.dirname(PLOT), { recursive: true });
   fs.writeFileSync(PLOT, await timelineSvg(rows, { title: `Soak: ${soak.seconds} s, ${soak.frames} frames offloaded`, xLabel: 'seconds', yLabel: '', separatePanels: true, height: 110 }));
@@ -128,7 +137,7 @@ ${plotted ? `![RSS and open descriptors of the agent and the server during the $
 - **config/set fuzz**: thirteen kinds of payload (truncated or non-JSON, wrong types, unknown or misspelt keys, out of range, deployment-only sections, nesting thousands deep, over 16 KiB, random bytes, prototype pollution, non-finite numbers, bad ids) and 20 valid changes. Every payload gets an answer; every refusal says why; a payload too large to parse is still answered under its id when it starts with one. The client waits for answers to all but 200 of what it sent, as a broker queues only so many messages for a subscriber. The agent handles config/set in 2 ms slices with 8 ms pauses, so the burst cannot take the frame loop's time.
 - **Offload fuzz**: valid frames with and without MQTT 5 properties, large correlation data, response topics naming wildcards or other devices' topics, random bytes, truncation, segments past the last, wrong tensor sizes, other models, garbage images, invalid device ids, empty payloads, and resends. The server must answer valid frames on the requesting device's own topic (echoing correlation data), refuse and count the rest, publish nowhere else, throttle its warnings, and answer an ordinary request afterwards.
 - **Disk full**: the agent's state directory is a real tmpfs, filled to the last byte under it. It must keep classifying and publishing telemetry, say \`LOGGING FAILING\` with the reason, keep every row already written, leave no half-written file, and resume logging by itself once space returns.
-- **Soak**: classification, offload of every frame and a config change every four seconds. After the first quarter (warm-up), the median RSS of the last quarter may not exceed that of the second by 20 MiB, and descriptors and threads may not grow by more than a few. V8 and the allocator grow the RSS in a sawtooth (the drops are collections), so two minutes only catch a gross leak; the longer run by hand is the one to read for a slow one.
+- **Soak**: classification, offload of every frame and a config change every four seconds. A probe preloaded into the agent and the server (test/helpers/heap-probe.mjs) runs a full garbage collection every 5 s and reads the memory left. After the first quarter (warm-up), the median of the last quarter may not exceed that of the second by 2 MiB for the live V8 heap, or by 10 MiB for memory outside it (native: TFLite, SQLite, buffers); descriptors and threads may not grow by more than a few. RSS is recorded, not judged: V8 grows and shrinks its heap by tens of MiB with no leak at all (a CI run failed on that before the probe), while a leak of 1 KiB a frame raises the live heap by 3.5 MiB in two minutes.
 - **Secrets**: after every scenario, the agent's and server's outputs, every file the agent wrote (SQLite log and WAL, outbox, status, remote config), every retained topic and the messages seen are searched for the password marker. The operator's own config file, which holds the login on purpose, is the one exception.
 `,
   );
