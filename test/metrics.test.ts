@@ -20,7 +20,7 @@ function parsePrometheus(text: string): Map<string, number> {
 test('/metrics parses as Prometheus text and its counters move with frames; /health says ok; exposed, a token is required', async (t) => {
   const { modelsDir, buildConfig } = await buildTinyAgentPackage();
   const token = 'a-long-enough-test-token';
-  const agent = AgentProcess.start({ modelsDir, buildConfig }, { maxFrameRate: 20, metrics: { host: '0.0.0.0', port: 0, token } });
+  const agent = AgentProcess.start({ modelsDir, buildConfig }, { maxFrameRate: 20, web: { host: '0.0.0.0', port: 0, token } });
   t.teardown(() => agent.kill());
   const port = (await agent.waitForOutput(/metrics on http:\/\/[^:]+:(\d+)\/metrics/))[1]!;
   const url = (path: string) => `http://127.0.0.1:${port}${path}`;
@@ -42,15 +42,16 @@ test('/metrics parses as Prometheus text and its counters move with frames; /hea
 
   const health = await fetch(url('/health'), auth);
   t.is(health.status, 200);
-  t.like(await health.json(), { status: 'ok', checks: { log: 'ok' } });
+  t.like(await health.json(), { status: 'ok', checks: { store: 'ok', source: 'ok' } });
+  t.is((await fetch(url('/healthz'), auth)).status, 200, '/healthz is /health');
   t.is(await agent.stop(), 0, agent.output);
   t.false(agent.output.includes(token), 'the token is never printed');
 });
 
 test('exposing the metrics needs a token, and the token never shows in the published config', (t) => {
-  const error = t.throws(() => parseAgentConfig({ metrics: { host: '0.0.0.0' } }), { instanceOf: ConfigError });
-  t.regex(error!.message, /metrics\.token is required/);
-  const config = parseAgentConfig({ metrics: { host: '0.0.0.0', token: 'sixteen-chars-long!' } });
-  t.is(publicConfig(config).metrics.token, '[redacted]');
-  t.notThrows(() => parseAgentConfig({ metrics: { host: '127.0.0.1' } }));
+  const error = t.throws(() => parseAgentConfig({ web: { host: '0.0.0.0' } }), { instanceOf: ConfigError });
+  t.regex(error!.message, /web\.token is required/);
+  const config = parseAgentConfig({ web: { host: '0.0.0.0', token: 'sixteen-chars-long!' } });
+  t.is(publicConfig(config).web.token, '[redacted]');
+  t.notThrows(() => parseAgentConfig({ web: { host: '127.0.0.1' } }));
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Before `npm test`: the Debian packages the tests run for real (Mosquitto, PyTorch for the
-// training smoke test, openssl for the TLS tests, ffmpeg for the stream source). As root with apt-get they are installed;
+// training smoke test, openssl for the TLS tests, ffmpeg for the stream source, Chromium for the dashboard's browser tests). As root with apt-get they are installed;
 // otherwise the exact command to run is printed and the tests do not start half-equipped.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,6 +12,8 @@ const needs = [
   { what: "Debian's PyTorch and numpy under /usr/bin/python3", ok: () => spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0, packages: ['python3-torch', 'python3-numpy'] },
   { what: 'openssl', ok: () => has('openssl'), packages: ['openssl'] },
   { what: 'ffmpeg (the stream source decodes video with it)', ok: () => has('ffmpeg'), packages: ['ffmpeg'] },
+  // Debian's, driven by playwright-core: the tests never download a browser.
+  { what: "Chromium at /usr/bin/chromium (the dashboard's browser tests)", ok: () => fs.existsSync('/usr/bin/chromium'), packages: ['chromium'] },
 ];
 const missing = needs.filter((need) => !need.ok());
 if (missing.length === 0) process.exit(0);

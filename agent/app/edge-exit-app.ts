@@ -25,7 +25,12 @@ import type { FrameSource } from '../sources/frame-source.js';
 import { LogStore } from '../store/log-store.js';
 import { createPlatform } from '../../firmware-bridge/index.js';
 import type { Platform } from '../../firmware-bridge/types.js';
-import { MetricsServer } from './metrics-server.js';
+import { DashboardRoutes, type LiveView } from '../dashboard/dashboard-routes.js';
+import { configPatchJsonSchema } from '../mqtt/payloads.js';
+import { AgentMetrics } from './agent-metrics.js';
+import { healthReport, type HealthReport } from './health.js';
+import { SystemdNotifier } from './systemd-notify.js';
+import { sendJson, WebServer, type RouteHandler } from './web-server.js';
 import { StatusReporter } from './status-reporter.js';
 import { TelemetryPublisher } from './telemetry-publisher.js';
 import { UnitStack } from './unit.js';
@@ -56,6 +61,19 @@ export function controllerOffReason(config: AgentConfig, custom: boolean): strin
   return undefined;
 }
 
+/** The answer to a health request: its id when it gave a usable one. */
+function healthAnswer(payload: Buffer, report: HealthReport): Buffer {
+  let id: string | undefined;
+  try {
+    const request: unknown = JSON.parse(payload.toString('utf8'));
+    const given = (request as { id?: unknown } | null)?.id;
+    if (typeof given === 'string' && given.length > 0 && given.length <= 64) id = given;
+  } catch {
+    // A request that is not JSON still gets the report, without an id.
+  }
+  return Buffer.from(JSON.stringify({ ...(id === undefined ? {} : { id }), ...report, at: Date.now() }));
+}
+
 /**
  * The gateway: it owns every part (store, remote config, engine, platform, source,
  * embedded broker and server, MQTT link, offload, pipeline, telemetry, status), starts
@@ -78,6 +96,7 @@ export class EdgeExitApp {
   private telemetry!: TelemetryPublisher;
   private link: AgentLink | undefined;
   private status!: StatusReporter;
+  private dashboard: DashboardRoutes | undefined;
   private stopped = false;
 
   constructor(private readonly options: AppOptions) {
@@ -176,23 +195,99 @@ export class EdgeExitApp {
       },
       (telemetry) => telemetry.stop(),
     );
-    if (config.metrics.enabled) {
-      await this.units.start(
-        'metrics',
-        () =>
-          MetricsServer.start(
-            {
-              status: () => this.pipeline.status(),
-              logHealth: () => this.logHealth(),
-              mqttProblem: () => link.problem,
-              mqttConnected: () => link.connected,
-              sinceLastFrameMs: () => Date.now() - this.pipeline.lastFrameAtMs,
-            },
-            config.metrics,
-          ),
-        (metrics) => metrics.close(),
-      ).then((metrics) => logger.info(`metrics on http://${config.metrics.host}:${metrics.port}/metrics, health on /health`));
-    }
+    if (config.web.enabled) await this.startWeb(config, link);
+    // Under systemd (Type=notify): ready now, and the watchdog fed while frames flow.
+    await this.units.start(
+      'systemd watchdog',
+      () => SystemdNotifier.start(process.env, () => this.health().status !== 'stalled'),
+      (notifier) => notifier.stop(),
+    );
+  }
+
+  /** How each part is: /health, the MQTT health request and the watchdog read it. */
+  health(): HealthReport {
+    const config = this.remote.config;
+    return healthReport(
+      {
+        sinceLastFrameMs: () => Date.now() - this.pipeline.lastFrameAtMs,
+        engineBackend: () => this.engine.backend,
+        missingReadings: () => this.pipeline.status().missingReadings,
+        logHealth: () => this.logHealth(),
+        mqttProblem: () => this.link?.problem,
+        mqttConnected: () => this.link?.connected ?? false,
+        offloadServers: () => (config.offload.enabled ? this.offloader.serversUp : undefined),
+      },
+      config.health.stalledAfterS * 1000,
+    );
+  }
+
+  /** The one HTTP port: /metrics, /health (/healthz), and the dashboard unless it is off. */
+  private async startWeb(config: AgentConfig, link: AgentLink): Promise<void> {
+    const metrics = new AgentMetrics({ status: () => this.pipeline.status(), logHealth: () => this.logHealth(), mqttConnected: () => link.connected });
+    const monitoring: RouteHandler = async (request, response, url) => {
+      if (url.pathname === '/metrics') {
+        response.writeHead(200, { 'content-type': metrics.contentType }).end(await metrics.text());
+        return true;
+      }
+      if (url.pathname === '/health' || url.pathname === '/healthz') {
+        const report = this.health();
+        return sendJson(response, report.status === 'stalled' ? 503 : 200, report);
+      }
+      return false;
+    };
+    const dashboard = config.web.dashboard
+      ? new DashboardRoutes({
+          live: () => this.liveView(),
+          log: this.store,
+          latestSnapshot: () => this.results.latestSnapshot?.jpeg,
+          config: () => ({ ...(JSON.parse(this.remote.stateMessage().toString()) as { version: number; config: unknown }), schema: configPatchJsonSchema() }),
+          applyConfig: (body) => link.configSetFrom(body) ?? Buffer.from(JSON.stringify({ status: 'error', reason: 'config: changes are not taken here' })),
+        })
+      : undefined;
+    const web = await this.units.start(
+      'web',
+      () =>
+        WebServer.start({
+          ...config.web,
+          handlers: dashboard ? [monitoring, dashboard.handler] : [monitoring],
+          paths: [...(dashboard ? ['/ (the dashboard)'] : []), '/metrics', '/health'],
+        }),
+      async (server) => {
+        dashboard?.close();
+        await server.close();
+      },
+    );
+    this.dashboard = dashboard;
+    const where = `http://${config.web.host}:${web.port}`;
+    logger.info(dashboard ? `dashboard on ${where}/, metrics on ${where}/metrics, health on /health` : `metrics on ${where}/metrics, health on /health`);
+  }
+
+  /** What an open dashboard shows, once a second. */
+  private liveView(): LiveView {
+    const status = this.withLinkAndResults(this.pipeline.status());
+    const reading = this.pipeline.lastReading;
+    const config = this.remote.config;
+    const seen = status.frames + status.gated;
+    return {
+      deviceId: config.deviceId,
+      status,
+      power: { watts: reading?.powerW, volts: reading?.voltageV, amps: reading?.currentA, charging: reading?.charging },
+      decisions: this.store.controllerTimeline({}, 8).map((d) => ({ ts: d.ts, operatingPoint: d.operatingPoint, frameRate: d.frameRate, reason: d.reason })),
+      offload: {
+        enabled: config.offload.enabled,
+        serversUp: status.offloadServers,
+        sharePercent: status.frames > 0 ? (100 * status.offloaded) / status.frames : 0,
+        roundTripMs: this.store.offloadRoundTripMs(Date.now() - 300_000),
+      },
+      gate: { skippedPercent: seen > 0 ? (100 * status.gated) / seen : 0 },
+      snapshotAt: this.results.latestSnapshot?.at,
+      health: this.health(),
+    };
+  }
+
+  /** Open dashboard pages (for the overhead benchmark). */
+  get dashboardViewers(): number {
+    return this.dashboard?.openStreams ?? 0;
   }
 
   private logHealth(): string {
@@ -227,6 +322,7 @@ export class EdgeExitApp {
             },
             onConfigSet: (bytes) => this.remote.handleSet(bytes),
             configState: () => this.remote.stateMessage(),
+            onHealthRequest: (payload) => healthAnswer(payload, this.health()),
           },
         });
         // Before the first connect, so that its subscriptions and configs go with it.

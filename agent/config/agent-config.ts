@@ -235,18 +235,27 @@ export const agentConfigSchema = strictSection({
   telemetryIntervalMs: z.number().int().min(100).max(3_600_000).default(5000),
   offload: offloadSchema.prefault({}),
   mqtt: mqttSchema.prefault({}),
-  /** /metrics (Prometheus) and /health over HTTP; on localhost only unless a token guards it. */
-  metrics: strictSection({
+  /** The agent's HTTP side: the dashboard, /metrics (Prometheus) and /health; on localhost only unless a token guards it. */
+  web: strictSection({
     enabled: z.boolean().default(true),
     host: z.string().min(1).default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(9108),
-    /** Required when host is not a loopback address: requests must carry `Authorization: Bearer <token>`. */
+    /**
+     * Required when host is not a loopback address: requests carry `Authorization: Bearer <token>`
+     * (Prometheus), or basic auth with the token as the password (a browser asks for it).
+     */
     token: z.string().min(16, 'at least 16 characters').optional(),
+    /** The live dashboard at `/`; off leaves /metrics and /health alone. */
+    dashboard: z.boolean().default(true),
   })
-    .refine((metrics) => metrics.token !== undefined || ['127.0.0.1', '::1', 'localhost'].includes(metrics.host), {
-      message: 'metrics.host is not a loopback address, so metrics.token is required (give EDGE_EXIT__METRICS__TOKEN a long random string), or keep host 127.0.0.1',
+    .refine((web) => web.token !== undefined || ['127.0.0.1', '::1', 'localhost'].includes(web.host), {
+      message: 'web.host is not a loopback address, so web.token is required (give EDGE_EXIT__WEB__TOKEN a long random string), or keep host 127.0.0.1',
     })
     .prefault({}),
+  /** When the agent calls itself stalled: /health, the MQTT health answer and the systemd watchdog follow it. */
+  health: strictSection({
+    stalledAfterS: z.number().min(1).max(3600).default(60),
+  }).prefault({}),
   /** Home Assistant MQTT discovery: the device and its entities appear by themselves. */
   homeassistant: strictSection({
     enabled: z.boolean().default(true),
@@ -260,7 +269,7 @@ export function publicConfig(config: AgentConfig): AgentConfig {
   const copy = structuredClone(config);
   if (copy.mqtt.password !== undefined) copy.mqtt.password = '[redacted]';
   if (copy.mqtt.url !== undefined) copy.mqtt.url = redactUrl(copy.mqtt.url);
-  if (copy.metrics.token !== undefined) copy.metrics.token = '[redacted]';
+  if (copy.web.token !== undefined) copy.web.token = '[redacted]';
   return copy;
 }
 

@@ -7,7 +7,10 @@ import { z } from 'zod';
  */
 
 /** Fields whose values are secrets: error messages name them but never show what was given. */
-const SECRET_FIELDS = new Set(['password']);
+const SECRET_FIELDS = new Set(['password', 'token']);
+
+/** Keys that were renamed: a config written for an earlier version is told the new name. */
+const RENAMED_KEYS: Record<string, string> = { metrics: 'web' };
 
 /** A broker URL as it may be logged: any user:password@ part removed, up to the LAST @ before the host (passwords may hold @). */
 export function redactUrl(url: string): string {
@@ -41,6 +44,8 @@ export function nearestKey(key: string, known: readonly string[]): string | unde
 export function unknownKeysMessage(keys: readonly string[], known: readonly string[]): string {
   return keys
     .map((key) => {
+      const renamed = RENAMED_KEYS[key];
+      if (renamed !== undefined && known.includes(renamed)) return `unknown key "${key}": it is now "${renamed}" (same fields)`;
       const near = nearestKey(key, known);
       return `unknown key "${key}"${near ? `: did you mean "${near}"?` : ''} (valid: ${known.join(', ')})`;
     })

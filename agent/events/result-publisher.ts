@@ -47,6 +47,8 @@ export class ResultPublisher {
   /** Snapshots encode off the frame path, one after another. */
   private snapshotChain: Promise<void> = Promise.resolve();
   private settings: EventsConfig | undefined;
+  /** The snapshot last taken (what the retained snapshot topic holds), for the dashboard. */
+  latestSnapshot: { jpeg: Buffer; at: number } | undefined;
 
   constructor(private readonly options: ResultPublisherOptions) {
     this.setEvents(options.events);
@@ -126,6 +128,7 @@ export class ResultPublisher {
           try {
             snapshot = await sharp(frame, { raw: { ...this.options.frameSize, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
             this.options.link?.publishRetained('snapshot', snapshot);
+            this.latestSnapshot = { jpeg: snapshot, at: Date.now() };
           } catch (error) {
             logger.warn(`event ${row.eventId}: the snapshot could not be made (${(error as Error).message}); the event is logged without it`);
           }

@@ -68,6 +68,11 @@ export class MultiExitEngine {
     return this.exits.length;
   }
 
+  /** The backend the segments run on (xnnpack, stock, edgetpu). */
+  get backend(): string {
+    return this.chain.segments[0]?.backend ?? 'none';
+  }
+
   /** The model input, to be written in place before classify(). */
   get input() {
     return this.chain.input;

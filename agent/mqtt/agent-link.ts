@@ -27,6 +27,8 @@ export interface AgentLinkHandlers {
   onConfigSet?(bytes: Buffer): { response: Buffer; state: Buffer | undefined };
   /** The retained config/state to publish on every (re)connect. */
   configState?(): Buffer;
+  /** A health request: returns the answer. */
+  onHealthRequest?(payload: Buffer): Buffer;
 }
 
 /** Home Assistant discovery as the link runs it: configs published on every connect and on Home Assistant's `online`. */
@@ -94,7 +96,7 @@ export class AgentLink {
   private readonly sweeper: NodeJS.Timeout;
   private readonly configRequests = new SlicedQueue<Buffer>({
     ...CONFIG_SET_PACING,
-    handle: (payload) => this.handleConfigSet(payload),
+    handle: (payload) => void this.configSetFrom(payload),
     overflow: (payload) => {
       const id = leadingRequestId(payload);
       const reason = `config/set: ${CONFIG_SET_PACING.limit} requests are already waiting; send fewer, and wait for each answer`;
@@ -167,7 +169,8 @@ export class AgentLink {
     let step = 'subscribe';
     try {
       const ha = this.homeAssistant ? [homeAssistantStatusTopic(this.homeAssistant.discoveryPrefix), controlCommandFilter(this.topics)] : [];
-      const granted = await this.client.subscribeAsync([this.topics.configSet, this.topics.offloadResponseFilter, this.serverFilter, ...ha], { qos: 1 });
+      const health = this.options.handlers.onHealthRequest ? [this.topics.healthRequest] : [];
+      const granted = await this.client.subscribeAsync([this.topics.configSet, this.topics.offloadResponseFilter, this.serverFilter, ...health, ...ha], { qos: 1 });
       const denied = granted.filter((grant) => grant.qos === 128).map((grant) => grant.topic);
       if (denied.length > 0) this.linkProblem = `mqtt: not authorized to subscribe to ${denied.join(', ')}: ${fix}`;
       step = `publish on ${this.topics.availability}`;
@@ -191,11 +194,16 @@ export class AgentLink {
     this.sweep();
   }
 
-  private handleConfigSet(payload: Buffer): void {
+  /**
+   * A config/set from another front door (the dashboard): handled at once, published as
+   * one from MQTT would be (response, retained state), and the response returned.
+   */
+  configSetFrom(payload: Buffer): Buffer | undefined {
     const handled = this.options.handlers.onConfigSet?.(payload);
-    if (!handled) return;
+    if (!handled) return undefined;
     this.publishConfigResponse(handled.response);
     if (handled.state) void this.client.publishAsync(this.topics.configState, handled.state, { qos: 1, retain: true }).catch(() => {});
+    return handled.response;
   }
 
   private publishConfigResponse(response: Buffer): void {
@@ -205,6 +213,11 @@ export class AgentLink {
   private onMessage(topic: string, payload: Buffer): void {
     if (topic === this.topics.configSet) {
       this.configRequests.push(payload);
+      return;
+    }
+    if (topic === this.topics.healthRequest) {
+      const answer = this.options.handlers.onHealthRequest?.(payload);
+      if (answer) void this.client.publishAsync(this.topics.healthResponse, answer, { qos: 1 }).catch(() => {});
       return;
     }
     if (this.homeAssistant && topic === homeAssistantStatusTopic(this.homeAssistant.discoveryPrefix)) {

@@ -142,6 +142,11 @@ export const configPatchSchema = strictSection({
 });
 export type ConfigPatch = z.infer<typeof configPatchSchema>;
 
+/** What config/set may change, as JSON Schema: the dashboard's settings form is made from it. */
+export function configPatchJsonSchema(): Record<string, unknown> {
+  return { ...z.toJSONSchema(configPatchSchema, { io: 'input', unrepresentable: 'any' }), title: 'edge-exit config/set' };
+}
+
 export const configRequestIdSchema = z.string().min(1).max(64);
 
 export const configSetRequestSchema = z.strictObject({

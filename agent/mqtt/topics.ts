@@ -105,6 +105,9 @@ export interface DeviceTopics {
   events: string;
   /** Retained: the best frame of the latest event, a JPEG. */
   snapshot: string;
+  /** Operator → agent: `{ id }` asks how each part is. */
+  healthRequest: string;
+  healthResponse: string;
   /** Agent → server. */
   offloadRequest: string;
   /** Agent's subscription for answers on the 3.1.1 fallback. */
@@ -129,6 +132,8 @@ export function deviceTopics(deviceId: string, prefix: string = DEFAULT_TOPIC_PR
     state: assertPublishTopic(`${base}/state`),
     events: assertPublishTopic(`${base}/events`),
     snapshot: assertPublishTopic(`${base}/snapshot`),
+    healthRequest: assertPublishTopic(`${base}/health/request`),
+    healthResponse: assertPublishTopic(`${base}/health/response`),
     offloadRequest: assertPublishTopic(`${base}/offload/request`),
     offloadResponseFilter: `${base}/offload/response/+`,
     offloadResponse(requestId: string): string {
@@ -246,6 +251,14 @@ export const TOPIC_TABLE: readonly TopicTableRow[] = [
     payload: "JSON `{ type, before, after }` as Frigate's `events`: `new`, `update`, `end`, each event `{ id, start, end, label, confidence, frames, exits }`",
   },
   { topic: '<prefix>/<deviceId>/snapshot', direction: 'agent → operator', qos: 1, retained: true, payload: "JPEG: the best frame of the latest event (at the model's input size)" },
+  { topic: '<prefix>/<deviceId>/health/request', direction: 'operator → agent', qos: 1, retained: false, payload: 'JSON `{ id }` (anything else is answered without an id)' },
+  {
+    topic: '<prefix>/<deviceId>/health/response',
+    direction: 'agent → operator',
+    qos: 1,
+    retained: false,
+    payload: 'JSON `{ id, status, checks, at }`: `ok`, `degraded` or `stalled`, and a word on each part (source, engine, bridge, store, mqtt, offload)',
+  },
   {
     topic: '<prefix>/<deviceId>/ha/<control>/set',
     direction: 'Home Assistant → agent',

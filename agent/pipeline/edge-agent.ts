@@ -171,6 +171,11 @@ export class EdgeAgent {
     return this.parts.controller !== undefined;
   }
 
+  /** The firmware bridge's latest reading (battery, power, temperatures). */
+  get lastReading(): BridgeReading | undefined {
+    return this.reading;
+  }
+
   get currentDecision(): ControllerDecision | undefined {
     return this.decision;
   }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { logger } from '../log/logger.js';
 import * as queries from './queries.js';
+import type { TimelinePoint } from './queries.js';
 import { applyRetention, type RetentionLimits } from './retention.js';
 import { SCHEMA_VERSION, SchemaVersionError, checkSchemaVersion, migrate } from './schema.js';
 import type {
@@ -30,6 +31,7 @@ import type {
 } from './types.js';
 
 export * from './types.js';
+export type { TimelinePoint } from './queries.js';
 export { SCHEMA_VERSION, SchemaVersionError } from './schema.js';
 
 /**
@@ -101,6 +103,19 @@ export class LogReader {
   }
 
   /** `PRAGMA integrity_check`: "ok", or SQLite's list of problems. */
+  /** Telemetry averaged into at most `buckets` points, for the dashboard's timelines. */
+  telemetryTimeline(range: Required<TimeRange>, buckets: number): TimelinePoint[] {
+    return queries.telemetryTimeline(this.db, range, buckets);
+  }
+
+  offloadRoundTripMs(since: number): number | undefined {
+    return queries.offloadRoundTripMs(this.db, since);
+  }
+
+  eventSnapshot(eventId: string): Buffer | undefined {
+    return queries.eventSnapshot(this.db, eventId);
+  }
+
   integrityCheck(): string {
     const rows = this.db.pragma('integrity_check') as Array<{ integrity_check: string }>;
     return rows.map((row) => row.integrity_check).join('\n');

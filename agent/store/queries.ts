@@ -316,3 +316,45 @@ export function events(db: Database.Database, range: TimeRange = {}, limit?: num
     snapshot: row.snapshot,
   }));
 }
+
+/** One bucket of the telemetry timeline: means over the bucket, and the operating point last in force in it. */
+export interface TimelinePoint {
+  ts: number;
+  batterySoc: number | null;
+  temperatureC: number | null;
+  powerW: number | null;
+  framesPerS: number | null;
+  operatingPoint: string | null;
+}
+
+/**
+ * Telemetry between `from` and `to` in at most `buckets` points, averaged in SQL: a month
+ * of rows becomes a few hundred points before it leaves the database.
+ */
+export function telemetryTimeline(db: Database.Database, range: Required<TimeRange>, buckets: number): TimelinePoint[] {
+  const bucketMs = Math.max(1, Math.ceil((range.to - range.from) / Math.max(1, buckets)));
+  const rows = db
+    .prepare(
+      `SELECT (ts - @from) / @bucketMs AS bucket, MAX(ts) AS ts,
+              AVG(battery_soc) AS batterySoc, AVG(temperature_c) AS temperatureC, AVG(power_w) AS powerW, AVG(frames_per_s) AS framesPerS,
+              -- A bare column beside MAX() comes from the row that has the maximum (SQLite's documented rule).
+              json_extract(json, '$.operatingPoint') AS operatingPoint
+       FROM telemetry WHERE ts >= @from AND ts < @to GROUP BY bucket ORDER BY bucket`,
+    )
+    .all({ from: Math.trunc(range.from), to: Math.trunc(range.to), bucketMs }) as Array<TimelinePoint & { bucket: number }>;
+  return rows.map(({ bucket: _bucket, ...point }) => point);
+}
+
+/** The snapshot of one event, if it has one. */
+export function eventSnapshot(db: Database.Database, eventId: string): Buffer | undefined {
+  const row = db.prepare('SELECT snapshot FROM events WHERE event_id = ?').get(eventId) as { snapshot: Buffer | null } | undefined;
+  return row?.snapshot ?? undefined;
+}
+
+/** Mean time from a frame to its server answer (ms), over answers since `since`; undefined with none. */
+export function offloadRoundTripMs(db: Database.Database, since: number): number | undefined {
+  const row = db
+    .prepare('SELECT AVG(answered_at - ts) AS ms FROM inferences WHERE ts >= ? AND request_id IS NOT NULL AND answered_at IS NOT NULL AND decided_locally = 0')
+    .get(Math.trunc(since)) as { ms: number | null };
+  return row.ms ?? undefined;
+}

@@ -51,8 +51,8 @@ export class AgentProcess {
       logs: { path: this.logFile },
       // Test agents run side by side: each embedded broker (used when no mqtt.url is given) on a port of its own.
       mqtt: { embeddedPort: 20_000 + Math.floor(Math.random() * 20_000) },
-      // Any free port: the agent says which ("metrics on http://...").
-      metrics: { port: 0 },
+      // Any free port: the agent says which ("dashboard on http://...").
+      web: { port: 0 },
     };
     fs.writeFileSync(this.configFile, JSON.stringify(mergeSections(defaults, config), null, 2));
     const args = ['run', '-c', this.configFile, ...(options.frames === undefined ? [] : ['--frames', String(options.frames)])];

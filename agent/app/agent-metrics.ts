@@ -1,0 +1,84 @@
+/**
+ * The agent's metrics in Prometheus' text format (as Frigate's `/api/metrics`), served on
+ * `/metrics` by the web server. Values are read from the pipeline's own totals at scrape
+ * time: nothing runs per frame.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { AgentStatus } from '../pipeline/edge-agent.js';
+
+export interface MetricsSources {
+  status(): AgentStatus;
+  /** "ok", or why the log fails. */
+  logHealth(): string;
+  mqttConnected(): boolean;
+}
+
+export class AgentMetrics {
+  private readonly registry = new Registry();
+
+  constructor(sources: MetricsSources) {
+    const registry = this.registry;
+    // Memory, CPU, event-loop lag and descriptors of the agent's process.
+    collectDefaultMetrics({ register: registry });
+    const totals = (name: string, help: string, read: (status: AgentStatus) => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(read(sources.status()));
+        },
+      });
+    totals('edge_exit_frames_total', 'Frames the model ran on', (s) => s.frames);
+    totals('edge_exit_gated_frames_total', 'Frames the motion gate let stand without inference', (s) => s.gated);
+    totals('edge_exit_offloaded_frames_total', 'Frames offloaded to the server', (s) => s.offloaded);
+    totals('edge_exit_skipped_frames_total', 'Frames that could not be decoded', (s) => s.skipped);
+    totals('edge_exit_dropped_frames_total', 'Stream frames a newer one replaced before the agent took them', (s) => s.dropped);
+    new Counter({
+      name: 'edge_exit_exit_frames_total',
+      help: 'Frames by the exit they left at',
+      labelNames: ['exit'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        sources.status().exitHistogram.forEach((count, exit) => this.inc({ exit: String(exit) }, count));
+      },
+    });
+    const gauge = (name: string, help: string, read: (status: AgentStatus) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          const value = read(sources.status());
+          if (value === undefined) this.reset();
+          else this.set(value);
+        },
+      });
+    gauge('edge_exit_frames_per_second', 'Frames classified per second, recently', (s) => s.framesPerSecond);
+    gauge('edge_exit_battery_ratio', 'Battery state of charge (0-1)', (s) => s.stateOfCharge);
+    gauge('edge_exit_temperature_celsius', 'Hottest temperature sensor', (s) => s.temperatureC);
+    gauge('edge_exit_latency_p95_seconds', 'Capture to result, 95th percentile over the latest frames', (s) => (s.latencyMs ? s.latencyMs.p95 / 1000 : undefined));
+    gauge('edge_exit_mqtt_connected', 'Whether the MQTT link is up (1) or not (0)', () => (sources.mqttConnected() ? 1 : 0));
+    gauge('edge_exit_log_ok', 'Whether the SQLite log writes (1) or fails (0)', () => (sources.logHealth() === 'ok' ? 1 : 0));
+    new Gauge({
+      name: 'edge_exit_operating_point_info',
+      help: 'The operating point in use (the label), always 1',
+      labelNames: ['point'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.set({ point: sources.status().operatingPoint }, 1);
+      },
+    });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

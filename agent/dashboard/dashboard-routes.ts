@@ -1,0 +1,177 @@
+/**
+ * The live dashboard: a static page (no build step, nothing from the internet), an event
+ * stream of the agent's live view, timelines and events from the SQLite log, and a config
+ * form whose changes take exactly the config/set path.
+ */
+import fs from 'node:fs';
+import type http from 'node:http';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { HealthReport } from '../app/health.js';
+import { sendJson, type RouteHandler } from '../app/web-server.js';
+import type { AgentStatus } from '../pipeline/edge-agent.js';
+import type { LogReader } from '../store/log-store.js';
+
+/** What the page shows live, sent once a second while a page is open. */
+export interface LiveView {
+  deviceId: string;
+  status: AgentStatus;
+  power: { watts?: number; volts?: number; amps?: number; charging?: boolean };
+  /** The controller's latest decisions, newest last. */
+  decisions: { ts: number; operatingPoint: string; frameRate: number; reason: string }[];
+  offload: { enabled: boolean; serversUp?: number; sharePercent: number; roundTripMs?: number };
+  gate: { skippedPercent: number };
+  /** When the latest snapshot was taken (ms), to fetch it again only when it changed. */
+  snapshotAt?: number;
+  health: HealthReport;
+}
+
+export interface DashboardSources {
+  live(): LiveView;
+  log: Pick<LogReader, 'telemetryTimeline' | 'events' | 'eventSnapshot'>;
+  latestSnapshot(): Buffer | undefined;
+  /** The config in force as config/state shows it, and the JSON Schema of what config/set may change. */
+  config(): { version: number; config: unknown; schema: unknown };
+  /** A config/set payload, handled as one from MQTT; returns the config/response payload. */
+  applyConfig(body: Buffer): Buffer;
+}
+
+const STATIC_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'static');
+const require = createRequire(import.meta.url);
+const UPLOT_DIR = path.dirname(require.resolve('uplot/dist/uPlot.iife.min.js'));
+const LIVE_EVERY_MS = 1000;
+const MAX_BODY_BYTES = 256 * 1024;
+const MAX_TIMELINE_BUCKETS = 2000;
+
+/** Read once: the page is a few tens of KiB. */
+function staticFiles(): Map<string, { body: Buffer; type: string }> {
+  const file = (name: string, dir: string, type: string) => ({ body: fs.readFileSync(path.join(dir, name)), type });
+  return new Map([
+    ['/', file('index.html', STATIC_DIR, 'text/html; charset=utf-8')],
+    ['/dashboard.js', file('dashboard.js', STATIC_DIR, 'text/javascript; charset=utf-8')],
+    ['/dashboard.css', file('dashboard.css', STATIC_DIR, 'text/css; charset=utf-8')],
+    ['/vendor/uPlot.iife.min.js', file('uPlot.iife.min.js', UPLOT_DIR, 'text/javascript; charset=utf-8')],
+    ['/vendor/uPlot.min.css', file('uPlot.min.css', UPLOT_DIR, 'text/css; charset=utf-8')],
+  ]);
+}
+
+function readBody(request: http.IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        resolve(undefined);
+        request.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => resolve(Buffer.concat(chunks)));
+    request.on('error', reject);
+  });
+}
+
+function numberParam(url: URL, name: string): number | undefined {
+  const value = url.searchParams.get(name);
+  if (value === null || value === '') return undefined;
+  const parsed = Number(value);
+  return Number.isFinite(parsed) ? parsed : undefined;
+}
+
+export class DashboardRoutes {
+  private readonly files = staticFiles();
+  private readonly streams = new Set<http.ServerResponse>();
+  private ticker: NodeJS.Timeout | undefined;
+
+  constructor(private readonly sources: DashboardSources) {}
+
+  /** Pages open now (the overhead benchmark and the tests read it). */
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  readonly handler: RouteHandler = async (request, response, url) => {
+    const route = url.pathname;
+    const file = request.method === 'GET' ? this.files.get(route) : undefined;
+    if (file) {
+      response.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-cache' }).end(file.body);
+      return true;
+    }
+    if (route === '/favicon.ico') {
+      response.writeHead(204).end();
+      return true;
+    }
+    if (route === '/api/live') return this.openStream(response);
+    if (route === '/api/timeline') return this.timeline(response, url);
+    if (route === '/api/events') {
+      const limit = Math.min(200, Math.max(1, numberParam(url, 'limit') ?? 20));
+      const events = this.sources.log.events({}, limit).reverse();
+      return sendJson(response, 200, events.map(({ snapshot, ...event }) => ({ ...event, hasSnapshot: snapshot !== null })));
+    }
+    const eventSnapshot = route.match(/^\/api\/events\/([A-Za-z0-9_.:-]{1,128})\/snapshot\.jpg$/);
+    if (eventSnapshot) return this.jpeg(response, this.sources.log.eventSnapshot(eventSnapshot[1]!), `event ${eventSnapshot[1]} has no snapshot`);
+    if (route === '/api/snapshot.jpg') return this.jpeg(response, this.sources.latestSnapshot(), 'no snapshot yet: one is taken when an event starts');
+    if (route === '/api/config' && request.method === 'GET') return sendJson(response, 200, this.sources.config());
+    if (route === '/api/config' && request.method === 'POST') return this.configSet(request, response);
+    return false;
+  };
+
+  private jpeg(response: http.ServerResponse, jpeg: Buffer | undefined, missing: string): true {
+    if (!jpeg) return sendJson(response, 404, { error: missing });
+    response.writeHead(200, { 'content-type': 'image/jpeg', 'cache-control': 'no-store' }).end(jpeg);
+    return true;
+  }
+
+  private timeline(response: http.ServerResponse, url: URL): true {
+    const to = numberParam(url, 'to') ?? Date.now();
+    const from = numberParam(url, 'from') ?? to - 3_600_000;
+    if (!(from < to)) return sendJson(response, 400, { error: `timeline: from (${from}) must be before to (${to}), both in ms since the epoch` });
+    const buckets = Math.min(MAX_TIMELINE_BUCKETS, Math.max(1, Math.trunc(numberParam(url, 'buckets') ?? 300)));
+    const events = this.sources.log.events({ from, to }, 500).map(({ snapshot, ...event }) => ({ ...event, hasSnapshot: snapshot !== null }));
+    return sendJson(response, 200, { from, to, points: this.sources.log.telemetryTimeline({ from, to }, buckets), events });
+  }
+
+  private async configSet(request: http.IncomingMessage, response: http.ServerResponse): Promise<true> {
+    // A JSON body cannot come from a plain cross-site form: another page in the operator's browser cannot change the config.
+    if (!(request.headers['content-type'] ?? '').startsWith('application/json')) {
+      return sendJson(response, 415, { status: 'error', reason: 'config: send the change as application/json, {"id": "...", "set": {...}} as on config/set' });
+    }
+    const body = await readBody(request);
+    if (body === undefined) return sendJson(response, 413, { status: 'error', reason: `config: the change is over ${MAX_BODY_BYTES} bytes` });
+    const answer = JSON.parse(this.sources.applyConfig(body).toString()) as { status: string };
+    return sendJson(response, answer.status === 'ok' ? 200 : 422, answer);
+  }
+
+  private openStream(response: http.ServerResponse): true {
+    response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    this.streams.add(response);
+    response.on('close', () => {
+      this.streams.delete(response);
+      if (this.streams.size === 0) this.stopTicker();
+    });
+    this.send([response]);
+    // The live view is built only while someone watches: a closed dashboard costs the loop nothing.
+    this.ticker ??= setInterval(() => this.send([...this.streams]), LIVE_EVERY_MS);
+    return true;
+  }
+
+  private send(streams: http.ServerResponse[]): void {
+    if (streams.length === 0) return;
+    const message = `data: ${JSON.stringify(this.sources.live())}\n\n`;
+    for (const stream of streams) stream.write(message);
+  }
+
+  private stopTicker(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
+  }
+
+  close(): void {
+    this.stopTicker();
+    for (const stream of this.streams) stream.end();
+    this.streams.clear();
+  }
+}
