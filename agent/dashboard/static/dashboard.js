@@ -87,13 +87,16 @@ function connectLive() {
 
 const charts = [];
 
+/** The selected window, in seconds: every chart spans all of it, however few points there are. */
+let windowS = [0, 1];
+
 function chart(title, series, values, axisValues) {
   const holder = document.createElement('div');
   $('charts').appendChild(holder);
   const width = Math.max(300, holder.clientWidth - 10);
   const yAxis = axisValues ? { values: axisValues, size: 80 } : {};
   return new uPlot(
-    { title, width, height: 180, series: [{}, ...series], axes: [{}, yAxis], scales: { x: { time: true } } },
+    { title, width, height: 180, series: [{}, ...series], axes: [{}, yAxis], scales: { x: { time: true, range: () => windowS } } },
     values,
     holder,
   );
@@ -104,6 +107,7 @@ async function loadTimelines() {
   const to = Date.now();
   const response = await fetch(`api/timeline?from=${to - span}&to=${to}&buckets=300`);
   const { points, events } = await response.json();
+  windowS = [(to - span) / 1000, to / 1000];
   const xs = points.map((p) => p.ts / 1000);
   const pointNames = [...new Set(points.map((p) => p.operatingPoint).filter((name) => name))];
   const labels = [...new Set(events.map((e) => e.label))];
