@@ -18,6 +18,7 @@ import {
   deviceIdFromOffloadRequest,
   deviceTopics,
   serverAvailabilityTopic,
+  serverLoadTopic,
   serverOffloadFilter,
 } from '../agent/mqtt/topics.js';
 import { encodedImageToRgb } from '../agent/preprocess/image-to-rgb.js';
@@ -47,6 +48,8 @@ export interface OffloadServerOptions {
 }
 
 type ConnectionError = Error & { code?: string | number };
+
+const LOAD_EVERY_MS = 5000;
 
 /** Servers started in this process, so that each gets its own default id. */
 let serversStarted = 0;
@@ -92,6 +95,8 @@ export class OffloadServer {
   private readonly prefix: string;
   /** Retained `online` here tells agents a server can take their offloads. */
   readonly availabilityTopic: string;
+  private readonly loadTopic: string;
+  private loadTimer: NodeJS.Timeout | undefined;
   private readonly labels: string[];
   private client: MqttClient | undefined;
   private readonly settings: AgentConfig['mqtt'];
@@ -103,7 +108,9 @@ export class OffloadServer {
 
   private constructor(private readonly options: OffloadServerOptions) {
     this.prefix = options.prefix ?? DEFAULT_TOPIC_PREFIX;
-    this.availabilityTopic = serverAvailabilityTopic(options.serverId ?? defaultServerId(os.hostname(), process.pid, ++serversStarted), this.prefix);
+    const serverId = options.serverId ?? defaultServerId(os.hostname(), process.pid, ++serversStarted);
+    this.availabilityTopic = serverAvailabilityTopic(serverId, this.prefix);
+    this.loadTopic = serverLoadTopic(serverId, this.prefix);
     this.settings = options.mqtt ?? mqttSchema.parse({});
     const task = Object.keys(options.pkg.manifest.labels)[0]!;
     this.labels = options.pkg.manifest.labels[task]!;
@@ -180,6 +187,12 @@ export class OffloadServer {
     client.on('connect', () => void this.announce(client, filter).catch((e) => logger.warn(`offload server: resubscribe failed: ${e.message}`)));
     client.on('message', (topic, payload, packet) => void this.handle(topic, payload, packet).catch((error: Error) => logger.warn(`offload server: answering on ${topic} failed: ${error.message}`)));
     await this.announce(client, filter);
+    // QoS 0 and not retained: a missed one is replaced 5 s later, and a stopped worker leaves none behind.
+    this.loadTimer = setInterval(() => {
+      const { answered, duplicates, rejected } = this.stats;
+      if (client.connected) client.publish(this.loadTopic, JSON.stringify({ answered, duplicates, rejected, at: Date.now() }), { qos: 0 });
+    }, LOAD_EVERY_MS);
+    this.loadTimer.unref();
     logger.info(`offload server: ${this.options.pkg.manifest.name} on ${redactUrl(this.options.brokerUrl)}, subscribed to ${filter}`);
   }
 
@@ -265,6 +278,7 @@ export class OffloadServer {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.loadTimer);
     this.wakeRetry?.();
     if (this.client?.connected) await this.client.publishAsync(this.availabilityTopic, Buffer.alloc(0), { qos: 1, retain: true }).catch(() => {});
     await this.client?.endAsync();

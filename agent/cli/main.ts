@@ -115,6 +115,8 @@ program
   .option('--ca-file <pem>', "the CA that signed the broker's certificate (or EDGE_EXIT__MQTT__CA_FILE)")
   .option('--cert-file <pem>', 'client certificate, when the broker requires one (or EDGE_EXIT__MQTT__CERT_FILE)')
   .option('--key-file <pem>', 'private key of --cert-file (or EDGE_EXIT__MQTT__KEY_FILE)')
+  .option('--web-port <port>', 'serve the fleet page (every gateway and worker on the broker) and /metrics on this port; 0 picks a free one')
+  .option('--web-host <host>', 'address of the fleet page; off localhost, EDGE_EXIT__WEB__TOKEN must hold a token', '127.0.0.1')
   .action(serverCommand);
 
 program

@@ -187,6 +187,13 @@ export function serverAvailabilityTopic(serverId: string, prefix: string = DEFAU
   return assertPublishTopic(`${prefix}/servers/${serverId}/availability`);
 }
 
+/** Where a server worker says how much it has done, every few seconds (the fleet page reads it). */
+export function serverLoadTopic(serverId: string, prefix: string = DEFAULT_TOPIC_PREFIX): string {
+  check(prefixProblem(prefix));
+  check(serverIdProblem(serverId));
+  return assertPublishTopic(`${prefix}/servers/${serverId}/load`);
+}
+
 /** What an agent subscribes to, to know whether any offload server is up. */
 export function serverAvailabilityFilter(prefix: string = DEFAULT_TOPIC_PREFIX): string {
   check(prefixProblem(prefix));
@@ -276,6 +283,13 @@ export const TOPIC_TABLE: readonly TopicTableRow[] = [
   { topic: '<prefix>/<deviceId>/offload/request', direction: 'agent → server', qos: 1, retained: false, payload: 'binary EXO frame (int8 features at a cut, or an encoded image), at most 2 MiB' },
   { topic: '<prefix>/+/offload/request', direction: 'agent → server', qos: 1, retained: false, payload: 'server subscription; `$share/<group>/<prefix>/+/offload/request` for replicas' },
   { topic: '<prefix>/servers/<serverId>/availability', direction: 'server → agent', qos: 1, retained: true, payload: '`online`; emptied (retained message deleted) when the server stops, and as its last will' },
+  {
+    topic: '<prefix>/servers/<serverId>/load',
+    direction: 'server → agent',
+    qos: 0,
+    retained: false,
+    payload: 'JSON `{ answered, duplicates, rejected, at }` every 5 s: totals since the worker started (the fleet page shows them per worker)',
+  },
   { topic: '<prefix>/<deviceId>/offload/response/<requestId>', direction: 'server → agent', qos: 1, retained: false, payload: 'JSON `{ requestId, label, confidence, serverMs, modelHash }`' },
 ];
 

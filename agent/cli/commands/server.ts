@@ -6,6 +6,7 @@ import { logger } from '../../log/logger.js';
 import { definedOnly } from '../../mqtt/payloads.js';
 import { serverIdProblem } from '../../mqtt/topics.js';
 import { OffloadServer } from '../../../server/offload-server.js';
+import { FleetPage } from '../../../server/fleet/fleet-page.js';
 import { openPackage } from '../open-package.js';
 
 export interface ServerOptions {
@@ -21,6 +22,8 @@ export interface ServerOptions {
   certFile?: string;
   keyFile?: string;
   serverId?: string;
+  webPort?: string;
+  webHost: string;
 }
 
 export const DEFAULT_SERVER_BROKER = 'mqtt://127.0.0.1:1883';
@@ -55,6 +58,23 @@ export function workerServerIds(serverId: string | undefined, workers: number): 
   return ids;
 }
 
+const LOOPBACK = ['127.0.0.1', '::1', 'localhost'];
+
+/** The fleet page when --web-port is given; off localhost it needs EDGE_EXIT__WEB__TOKEN (never a flag: a process list would show it). */
+async function startFleetPage(options: ServerOptions, mqtt: AgentConfig['mqtt']): Promise<FleetPage | undefined> {
+  if (options.webPort === undefined) return undefined;
+  const port = Number(options.webPort);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`--web-port must be a port number (0 picks a free one), got ${options.webPort}`);
+  const token = process.env.EDGE_EXIT__WEB__TOKEN;
+  if (token !== undefined && token.length < 16) throw new RangeError('EDGE_EXIT__WEB__TOKEN must be at least 16 characters');
+  if (token === undefined && !LOOPBACK.includes(options.webHost)) {
+    throw new RangeError(`--web-host ${options.webHost} is not a loopback address, so EDGE_EXIT__WEB__TOKEN is required (a long random string), or keep --web-host 127.0.0.1`);
+  }
+  const page = await FleetPage.start({ host: options.webHost, port, token, brokerUrl: mqtt.url!, prefix: mqtt.prefix, mqtt });
+  logger.info(`fleet page on http://${options.webHost}:${page.port}/, metrics on /metrics`);
+  return page;
+}
+
 /**
  * `edge-exit server`: N worker processes, each with its own interpreters and
  * MQTT client. With a share group (Mosquitto) they split the requests; without
@@ -71,6 +91,7 @@ export async function serverCommand(options: ServerOptions): Promise<void> {
   if (workers > 1 && !options.shareGroup) {
     throw new Error('--workers above 1 needs --share-group: without a shared subscription every worker would answer every request (aedes has none; use Mosquitto)');
   }
+  const fleet = await startFleetPage(options, mqtt);
   if (workers === 1) {
     const server = await OffloadServer.start({
       pkg: await openPackage(options.config),
@@ -85,6 +106,7 @@ export async function serverCommand(options: ServerOptions): Promise<void> {
       onRefused: () => process.exit(1),
     });
     const stop = async () => {
+      await fleet?.close();
       await server.close();
       logger.info(`offload server stopped: ${JSON.stringify(server.stats)}`);
       process.exit(0);
@@ -100,7 +122,10 @@ export async function serverCommand(options: ServerOptions): Promise<void> {
   });
   const args = ['server', '-c', options.config, '--workers', '1', '--share-group', options.shareGroup!, '--protocol', String(protocolVersion), '--threads', options.threads, ...connection];
   const children: ChildProcess[] = Array.from({ length: workers }, (_, i) => fork(CLI, [...args, ...(workerIds ? ['--server-id', workerIds[i]!] : [])], { stdio: 'inherit' }));
-  const stop = () => children.forEach((child) => child.kill('SIGTERM'));
+  const stop = () => {
+    void fleet?.close();
+    children.forEach((child) => child.kill('SIGTERM'));
+  };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   await Promise.all(children.map((child) => new Promise((resolve) => child.once('exit', resolve))));
