@@ -38,3 +38,13 @@ test('install.sh is valid bash and refuses a role it does not know', (t) => {
   t.is(error.status, 2);
   t.regex(error.stderr, /role must be agent, server or both, not 'gateway'/);
 });
+
+test('the agent unit is a notify service with a watchdog longer than the stall the agent reports', (t) => {
+  const text = fs.readFileSync(path.join(DEPLOY, 'systemd', 'edge-exit-agent.service'), 'utf8');
+  t.regex(text, /^Type=notify$/m);
+  t.regex(text, /^NotifyAccess=all$/m, 'systemd-notify, a child, sends the messages');
+  const watchdogS = Number(/^WatchdogSec=(\d+)$/m.exec(text)?.[1]);
+  const stalledAfterS = loadAgentConfig(path.join(DEPLOY, 'gateway.config.json'), {}).config.health.stalledAfterS;
+  t.true(watchdogS > stalledAfterS, `WatchdogSec ${watchdogS} s must outlast the stall (${stalledAfterS} s) the agent waits for before it stops the pings`);
+  t.regex(text, /^Restart=on-failure$/m);
+});

@@ -35,12 +35,13 @@ async function aclBroker(t: ExecutionContext, accounts: Record<string, string>):
 withMosquitto('deploy/mosquitto/edge-exit.acl lets a gateway, an offload server and an operator do all they need, and a gateway nothing of another gateway', async (t) => {
   const broker = await aclBroker(t, { 'gate-7': 'gate-7-pass', 'gate-8': 'gate-8-pass', 'offload-server': 'server-pass', operator: 'operator-pass' });
 
-  const server = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--username', 'offload-server', '--server-id', 'acl-rack'], {
+  const server = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--username', 'offload-server', '--server-id', 'acl-rack', '--web-port', '0'], {
     EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir,
     EDGE_EXIT__MQTT__PASSWORD: 'server-pass',
   });
   t.teardown(() => server.stop());
   await server.waitForOutput(/subscribed to/);
+  const fleetPort = (await server.waitForOutput(/fleet page on http:\/\/[^:]+:(\d+)\//))[1]!;
 
   const operator = await MqttWatch.connect(broker.url, ['edge-exit/#'], { username: 'operator', password: 'operator-pass' });
   t.teardown(() => operator.close());
@@ -68,6 +69,22 @@ withMosquitto('deploy/mosquitto/edge-exit.acl lets a gateway, an offload server 
   await set.publish(topics.configSet, JSON.stringify({ id: 'acl-1', set: { telemetryIntervalMs: 1000 } }));
   const response = await set.waitFor('the config response', (m) => m.topic === topics.configResponse && JSON.parse(m.payload.toString()).id === 'acl-1');
   t.is(JSON.parse(response.payload.toString()).status, 'ok');
+  // The operator asks for the gateway's health; the gateway answers.
+  const health = await MqttWatch.connect(broker.url, [topics.healthResponse], { username: 'operator', password: 'operator-pass' });
+  t.teardown(() => health.close());
+  await health.publish(topics.healthRequest, JSON.stringify({ id: 'acl-health' }));
+  const answer = await health.waitFor('the health answer', (m) => m.topic === topics.healthResponse && JSON.parse(m.payload.toString()).id === 'acl-health');
+  t.is(JSON.parse(answer.payload.toString()).checks.mqtt, 'ok', 'nothing the ACL denies the gateway');
+  // The server's login reads what the fleet page shows: the gateway's availability and telemetry, its own load.
+  let fleet: { gateways: Array<{ deviceId: string; online?: boolean; framesPerSecond?: number }>; workers: Array<{ serverId: string; answered: number }> } = { gateways: [], workers: [] };
+  for (let i = 0; i < 100; i++) {
+    fleet = (await (await fetch(`http://127.0.0.1:${fleetPort}/api/fleet`)).json()) as typeof fleet;
+    if (fleet.gateways.some((g) => g.deviceId === 'gate-7' && g.online && g.framesPerSecond !== undefined) && fleet.workers.some((w) => w.answered > 0)) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  t.like(fleet.gateways.find((g) => g.deviceId === 'gate-7'), { online: true });
+  t.true(fleet.workers.some((w) => w.serverId === 'acl-rack' && w.answered > 0), JSON.stringify(fleet.workers));
+  t.false(server.output.includes('refused'), server.output);
 
   // Another gateway's account cannot write gate-7's config.
   const intruder = await MqttWatch.connect(broker.url, ['edge-exit/gate-8/config/set'], { username: 'gate-8', password: 'gate-8-pass' });

@@ -97,6 +97,8 @@ export class EdgeExitApp {
   private link: AgentLink | undefined;
   private status!: StatusReporter;
   private dashboard: DashboardRoutes | undefined;
+  /** When the pipeline began to run (a slow model load is not a stall). */
+  private runningSinceMs = Date.now();
   private stopped = false;
 
   constructor(private readonly options: AppOptions) {
@@ -209,7 +211,9 @@ export class EdgeExitApp {
     const config = this.remote.config;
     return healthReport(
       {
-        sinceLastFrameMs: () => Date.now() - this.pipeline.lastFrameAtMs,
+        // Before the first frame the clock runs from the start: a camera that never sends one is a stall too.
+        sinceLastFrameMs: () => Date.now() - Math.max(this.pipeline.lastFrameAtMs, this.runningSinceMs),
+        anyFrameYet: () => Number.isFinite(this.pipeline.lastFrameAtMs),
         engineBackend: () => this.engine.backend,
         missingReadings: () => this.pipeline.status().missingReadings,
         logHealth: () => this.logHealth(),
@@ -424,6 +428,7 @@ export class EdgeExitApp {
 
   /** Runs the pipeline until the source ends, `stop()` is called, `frames` have been classified, or the platform is exhausted. */
   async run(frames = Infinity): Promise<AgentStatus> {
+    this.runningSinceMs = Date.now();
     await this.pipeline.run(() => this.pipeline.stats.frames >= frames || this.platform.exhausted());
     if (this.platform.exhausted()) logger.info('the simulated battery is empty');
     return this.pipeline.status();

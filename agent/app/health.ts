@@ -23,8 +23,9 @@ export interface HealthReport {
 
 /** What the parts say of themselves, read when a report is asked for. */
 export interface HealthSources {
-  /** Milliseconds since the last frame (classified or let stand by the gate). */
+  /** Milliseconds since the last frame (classified or let stand by the gate), or since the start before the first. */
   sinceLastFrameMs(): number;
+  anyFrameYet(): boolean;
   /** The backend the engine runs on. */
   engineBackend(): string;
   /** Readings the firmware bridge could not get. */
@@ -41,11 +42,11 @@ export interface HealthSources {
 export function healthReport(sources: HealthSources, stalledAfterMs: number): HealthReport {
   const since = sources.sinceLastFrameMs();
   const stalled = since > stalledAfterMs;
-  const sourceCheck = !Number.isFinite(since)
-    ? 'no frame yet'
-    : stalled
-      ? `stalled: no frame for ${(since / 1000).toFixed(0)} s (the camera or stream stopped, or the loop is stuck)`
-      : 'ok';
+  const sourceCheck = stalled
+    ? `stalled: no frame for ${(since / 1000).toFixed(0)} s (the camera or stream stopped, or the loop is stuck)`
+    : sources.anyFrameYet()
+      ? 'ok'
+      : 'starting: no frame yet';
   const missing = sources.missingReadings();
   const log = sources.logHealth();
   const mqttProblem = sources.mqttProblem();
