@@ -9,6 +9,7 @@ import {
   requestIdFromOffloadResponse,
   serverAvailabilityFilter,
   serverAvailabilityTopic,
+  serverLoadTopic,
   serverIdFromAvailability,
   serverIdProblem,
   serverOffloadFilter,
@@ -156,10 +157,13 @@ test('the topic table matches the builders and renders as Markdown', (t) => {
     topics.state,
     topics.events,
     topics.snapshot,
+    topics.healthRequest,
+    topics.healthResponse,
     topics.offloadRequest,
     topics.offloadResponse('requestId'),
     serverOffloadFilter(),
     serverAvailabilityTopic('worker-1'),
+    serverLoadTopic('worker-1'),
   ]);
   built.add('edge-exit/gw/ha/control/set').add('homeassistant/component/edge-exit_gw/object/config');
   for (const row of TOPIC_TABLE) {

@@ -29,6 +29,7 @@ import { startEmbeddedBroker } from '../../agent/mqtt/embedded-broker.js';
 import { freePort } from '../mqtt/mosquitto.js';
 import { runStreamBench, type StreamBenchResult } from '../bench/stream-bench.js';
 import { makeScene } from '../bench/stream-scenes.js';
+import { runWebBench } from '../bench/web-bench.js';
 
 export interface BenchOptions {
   config: string;
@@ -334,6 +335,33 @@ async function streamSuite(options: BenchOptions): Promise<void> {
   }
 }
 
+/** The dashboard, /metrics and discovery: off, on with nobody connected, on with a dashboard open (tools/bench/web-bench.ts). */
+async function webSuite(options: BenchOptions): Promise<void> {
+  const { pkg } = await openTaskPackage(options.taskConfig);
+  const settings = { rounds: 3, warmupS: 5, measureS: 20, maxFrameRate: 120 };
+  const bar = progressBar('bench web');
+  const result = await runWebBench({ packageDir: pkg.dir, ...settings, onProgress: (d, t) => bar.update(d, t) });
+  bar.stop();
+  const table = [
+    '| web port and discovery | frames/s | CPU ms per frame | CPU per frame vs off |',
+    '| --- | --- | --- | --- |',
+    ...result.byVariant.map((v) => `| ${v.variant} | ${v.framesPerSecond.toFixed(1)} | ${v.cpuMsPerFrame.toFixed(3)} | ${v.variant === 'off' ? '–' : `${v.overheadPercent >= 0 ? '+' : ''}${v.overheadPercent.toFixed(1)}%`} |`),
+  ].join('\n');
+  const runs = result.runs.map((r) => `${r.variant} (round ${r.round + 1}): ${((1000 * r.cpuSeconds) / r.frames).toFixed(3)} ms`).join('; ');
+  const worst = Math.max(...result.byVariant.slice(1).map((v) => v.overheadPercent));
+  const goal = `- under 3% for each: worst ${worst.toFixed(1)}%, ${worst < 3 ? 'met' : 'missed'}`;
+  console.log(`${table}\n\n${goal}\n\nruns: ${runs}\n`);
+  if (options.write) {
+    const how =
+      `Produced by \`edge-exit bench --suites web\` on ${today()}, Node ${process.version}, package ${pkg.manifest.name} at the controller's choice (balanced at full battery), ` +
+      `replaying CIFAR-10 test images at up to ${settings.maxFrameRate} frames/s. Each variant is a fresh \`edge-exit run\` process (embedded broker, simulated bridge, offload off so that no server runs in the agent's process); ` +
+      `the three take turns over ${settings.rounds} rounds in rotating order, and each is measured for ${settings.measureS} s after ${settings.warmupS} s of warm-up. ` +
+      '"off" has `web.enabled` and `homeassistant.enabled` false; "on" has both true (the defaults); "dashboard open" adds what an open page does (its live stream, its loads, a timeline every 30 s) and a Prometheus scrape every 15 s, from the benchmark process. ' +
+      'CPU is the agent process\'s user + system time from /proc; the median of the rounds is shown. At the frame-rate cap the loop is not CPU-bound here, so the cost shows as CPU per frame (energy on a battery), not as lost frames; on a Pi running flat out it would be lost frames in the same proportion.';
+    writeBenchSection('web', 'Operator surfaces: what the dashboard, /metrics and discovery cost the loop', `${how}\n\n${table}\n\nGoal:\n${goal}\n\nEach run: ${runs}.`);
+  }
+}
+
 export async function benchCommand(options: BenchOptions): Promise<void> {
   const suites = options.suites.split(',');
   if (suites.includes('runtime')) await runtimeSuite(options);
@@ -342,5 +370,6 @@ export async function benchCommand(options: BenchOptions): Promise<void> {
   if (suites.includes('logging')) await loggingSuite(options);
   if (suites.includes('offload')) await offloadSuite(options);
   if (suites.includes('stream')) await streamSuite(options);
+  if (suites.includes('web')) await webSuite(options);
   if (options.write) console.log(`Written to ${BENCHMARKS_FILE}`);
 }

@@ -1,0 +1,143 @@
+/**
+ * What the agent's operator surfaces cost its loop: the real `edge-exit run` with the web
+ * port (dashboard, /metrics, /health) and Home Assistant discovery off, on with nobody
+ * connected, and on with a dashboard open and Prometheus scraping. The variants take
+ * turns in rounds, each a fresh process on the same package and replay; the figures are
+ * CPU time per frame (what a Pi pays in time and energy) and frames/s.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { statusFilePath } from '../../agent/pipeline/status-file.js';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'edge-exit.js');
+const TICKS_PER_SECOND = 100;
+
+export type WebVariant = 'off' | 'on, nobody connected' | 'on, dashboard open + Prometheus';
+export const WEB_VARIANTS: readonly WebVariant[] = ['off', 'on, nobody connected', 'on, dashboard open + Prometheus'];
+
+export interface WebBenchOptions {
+  /** The package directory the agents run. */
+  packageDir: string;
+  rounds: number;
+  warmupS: number;
+  measureS: number;
+  maxFrameRate: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface WebRun {
+  variant: WebVariant;
+  round: number;
+  frames: number;
+  seconds: number;
+  cpuSeconds: number;
+}
+
+export interface WebBenchResult {
+  runs: WebRun[];
+  byVariant: Array<{ variant: WebVariant; framesPerSecond: number; cpuMsPerFrame: number; overheadPercent: number }>;
+}
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+function framesSoFar(statusFile: string): number | undefined {
+  try {
+    return (JSON.parse(fs.readFileSync(statusFile, 'utf8')) as { frames?: number }).frames;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What an open dashboard does (the live stream, the page's loads, a timeline refresh every 30 s) and a Prometheus scrape every 15 s. */
+function watch(port: number): () => void {
+  const base = `http://127.0.0.1:${port}`;
+  const abort = new AbortController();
+  const get = (route: string) => fetch(base + route, { signal: abort.signal }).then((r) => r.arrayBuffer()).catch(() => undefined);
+  void (async () => {
+    const stream = await fetch(`${base}/api/live`, { signal: abort.signal }).catch(() => undefined);
+    const reader = stream?.body?.getReader();
+    while (reader) if ((await reader.read().catch(() => ({ done: true }))).done) break;
+  })();
+  for (const route of ['/', '/dashboard.js', '/vendor/uPlot.iife.min.js', '/api/timeline', '/api/events', '/api/config', '/metrics']) void get(route);
+  const timers = [setInterval(() => void get('/api/timeline'), 30_000), setInterval(() => void get('/metrics'), 15_000)];
+  return () => {
+    timers.forEach(clearInterval);
+    abort.abort();
+  };
+}
+
+async function runOnce(variant: WebVariant, round: number, options: WebBenchOptions): Promise<WebRun> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-web-bench-'));
+  const on = variant !== 'off';
+  const config = {
+    deviceId: `web-bench-${round}`,
+    model: { package: options.packageDir, backend: 'xnnpack', threads: 1 },
+    source: { kind: 'replay', loop: true, seed: round },
+    maxFrameRate: options.maxFrameRate,
+    bridge: { kind: 'simulated', clock: 'real', capacityWh: 1000 },
+    logs: { path: path.join(dir, 'edge-exit.db') },
+    statusIntervalMs: 100,
+    // The offload server would run inside the agent's process (embedded): kept out of the figures.
+    offload: { enabled: false },
+    mqtt: { embeddedPort: 20_000 + Math.floor(Math.random() * 20_000) },
+    web: { enabled: on, port: 0 },
+    homeassistant: { enabled: on },
+  };
+  const configFile = path.join(dir, 'agent.json');
+  fs.writeFileSync(configFile, JSON.stringify(config));
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'run', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const statusFile = statusFilePath(config.logs.path);
+  let stopWatching = () => {};
+  try {
+    for (let waited = 0; (framesSoFar(statusFile) ?? 0) === 0; waited += 200) {
+      if (waited > 120_000 || child.exitCode !== null) throw new Error(`the agent did not start classifying (${variant}):\n${output.slice(-2000)}`);
+      await sleep(200);
+    }
+    if (variant === 'on, dashboard open + Prometheus') {
+      const port = Number(/metrics on http:\/\/[^:]+:(\d+)\/metrics/.exec(output)?.[1]);
+      stopWatching = watch(port);
+    }
+    await sleep(options.warmupS * 1000);
+    const start = { at: performance.now(), cpu: cpuSeconds(child.pid!), frames: framesSoFar(statusFile)! };
+    await sleep(options.measureS * 1000);
+    const end = { at: performance.now(), cpu: cpuSeconds(child.pid!), frames: framesSoFar(statusFile)! };
+    return { variant, round, frames: end.frames - start.frames, seconds: (end.at - start.at) / 1000, cpuSeconds: end.cpu - start.cpu };
+  } finally {
+    stopWatching();
+    child.kill('SIGTERM');
+    await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function runWebBench(options: WebBenchOptions): Promise<WebBenchResult> {
+  const runs: WebRun[] = [];
+  const total = options.rounds * WEB_VARIANTS.length;
+  for (let round = 0; round < options.rounds; round++) {
+    // Each round in another order, so that no variant always runs first or on a warmer machine.
+    const order = WEB_VARIANTS.map((_, i) => WEB_VARIANTS[(i + round) % WEB_VARIANTS.length]!);
+    for (const variant of order) {
+      runs.push(await runOnce(variant, round, options));
+      options.onProgress?.(runs.length, total);
+    }
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const summary = WEB_VARIANTS.map((variant) => {
+    const mine = runs.filter((run) => run.variant === variant);
+    return { variant, framesPerSecond: median(mine.map((r) => r.frames / r.seconds)), cpuMsPerFrame: median(mine.map((r) => (1000 * r.cpuSeconds) / r.frames)) };
+  });
+  const base = summary[0]!.cpuMsPerFrame;
+  return { runs, byVariant: summary.map((s) => ({ ...s, overheadPercent: (100 * (s.cpuMsPerFrame - base)) / base })) };
+}
