@@ -39,6 +39,12 @@ test('/metrics parses as Prometheus text and its counters move with frames; /hea
   t.is(exits, second.get('edge_exit_frames_total')!, 'the exits add up to the frames');
   t.is(second.get('edge_exit_log_ok'), 1);
   t.true([...second.keys()].some((name) => name.startsWith('edge_exit_operating_point_info{point="')));
+  // Segment 0 runs for every frame: its histogram counts them all.
+  t.is(second.get('edge_exit_segment_seconds_count{segment="0"}'), second.get('edge_exit_frames_total'));
+  t.true(second.get('edge_exit_segment_seconds_sum{segment="0"}')! > 0);
+  for (const name of ['edge_exit_offload_requests_total', 'edge_exit_offload_answers_total', 'edge_exit_offload_timeouts_total', 'edge_exit_outbox_depth', 'process_resident_memory_bytes']) {
+    t.true(second.has(name), name);
+  }
 
   const health = await fetch(url('/health'), auth);
   t.is(health.status, 200);

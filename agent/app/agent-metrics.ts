@@ -3,7 +3,7 @@
  * `/metrics` by the web server. Values are read from the pipeline's own totals at scrape
  * time: nothing runs per frame.
  */
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AgentStatus } from '../pipeline/edge-agent.js';
 
 export interface MetricsSources {
@@ -11,10 +11,16 @@ export interface MetricsSources {
   /** "ok", or why the log fails. */
   logHealth(): string;
   mqttConnected(): boolean;
+  /** The MQTT link's offload counters and the requests it holds (in memory and the outbox). */
+  offload(): { counters: Record<'sent' | 'answers' | 'lateAnswers' | 'deadlinesMissed' | 'expired' | 'droppedFull', number>; unanswered: number };
 }
+
+/** Segment times run from tenths of a millisecond (a Coral, a small cut) to a few hundred (a Pi Zero, the full model). */
+const SEGMENT_BUCKETS_S = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5];
 
 export class AgentMetrics {
   private readonly registry = new Registry();
+  private readonly segmentSeconds: Histogram<'segment'>;
 
   constructor(sources: MetricsSources) {
     const registry = this.registry;
@@ -56,6 +62,25 @@ export class AgentMetrics {
           else this.set(value);
         },
       });
+    const offloadTotal = (name: string, help: string, field: keyof ReturnType<MetricsSources['offload']>['counters']) =>
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(sources.offload().counters[field]);
+        },
+      });
+    offloadTotal('edge_exit_offload_requests_total', 'Offload requests sent to the broker (first sends)', 'sent');
+    offloadTotal('edge_exit_offload_answers_total', 'Server answers received', 'answers');
+    offloadTotal('edge_exit_offload_timeouts_total', 'Requests whose deadline passed without an answer (the device answer stood)', 'deadlinesMissed');
+    offloadTotal('edge_exit_offload_late_answers_total', 'Answers that came after the deadline (logged, not used)', 'lateAnswers');
+    offloadTotal('edge_exit_offload_expired_total', 'Requests given up unanswered after the queue expiry', 'expired');
+    offloadTotal('edge_exit_offload_dropped_total', 'Requests dropped because the queue was full', 'droppedFull');
+    this.segmentSeconds = new Histogram({ name: 'edge_exit_segment_seconds', help: 'Time per backbone segment run', labelNames: ['segment'], buckets: SEGMENT_BUCKETS_S, registers: [registry] });
+    gauge('edge_exit_outbox_depth', 'Offload requests waiting for an answer (in memory and in the outbox)', () => sources.offload().unanswered);
+    gauge('edge_exit_offload_servers_up', 'Offload servers that say they are up', (s) => s.offloadServers);
     gauge('edge_exit_frames_per_second', 'Frames classified per second, recently', (s) => s.framesPerSecond);
     gauge('edge_exit_battery_ratio', 'Battery state of charge (0-1)', (s) => s.stateOfCharge);
     gauge('edge_exit_temperature_celsius', 'Hottest temperature sensor', (s) => s.temperatureC);
@@ -72,6 +97,14 @@ export class AgentMetrics {
         this.set({ point: sources.status().operatingPoint }, 1);
       },
     });
+  }
+
+  /** One frame's segment times (ms); segments after its exit did not run, and skipped ones took 0. */
+  observeSegments(segmentMs: readonly number[], exit: number): void {
+    for (let i = 0; i <= exit; i++) {
+      const ms = segmentMs[i]!;
+      if (ms > 0) this.segmentSeconds.observe({ segment: String(i) }, ms / 1000);
+    }
   }
 
   get contentType(): string {

@@ -97,6 +97,7 @@ export class EdgeExitApp {
   private link: AgentLink | undefined;
   private status!: StatusReporter;
   private dashboard: DashboardRoutes | undefined;
+  private metrics: AgentMetrics | undefined;
   /** When the pipeline began to run (a slow model load is not a stall). */
   private runningSinceMs = Date.now();
   private stopped = false;
@@ -167,6 +168,14 @@ export class EdgeExitApp {
       () => new ResultPublisher({ link, log: this.store, events: this.eventsFor(config), exitCount: this.engine.exitCount, frameSize: target }),
       (results) => results.finish(),
     );
+    if (config.web.enabled) {
+      this.metrics = new AgentMetrics({
+        status: () => this.pipeline.status(),
+        logHealth: () => this.logHealth(),
+        mqttConnected: () => link.connected,
+        offload: () => ({ counters: link.counters, unanswered: link.unansweredCount }),
+      });
+    }
     this.pipeline = new EdgeAgent({
       engine: this.engine,
       source,
@@ -186,6 +195,7 @@ export class EdgeExitApp {
       offloader: this.offloader,
       gate: this.gateFor(config, target),
       results: this.results,
+      onSegments: this.metrics ? (segmentMs, exit) => this.metrics!.observeSegments(segmentMs, exit) : undefined,
       onStatus: (status) => this.status.report(this.withLinkAndResults(status)),
     });
     this.telemetry = await this.units.start(
@@ -197,7 +207,7 @@ export class EdgeExitApp {
       },
       (telemetry) => telemetry.stop(),
     );
-    if (config.web.enabled) await this.startWeb(config, link);
+    if (this.metrics) await this.startWeb(config, link, this.metrics);
     // Under systemd (Type=notify): ready now, and the watchdog fed while frames flow.
     await this.units.start(
       'systemd watchdog',
@@ -226,8 +236,7 @@ export class EdgeExitApp {
   }
 
   /** The one HTTP port: /metrics, /health (/healthz), and the dashboard unless it is off. */
-  private async startWeb(config: AgentConfig, link: AgentLink): Promise<void> {
-    const metrics = new AgentMetrics({ status: () => this.pipeline.status(), logHealth: () => this.logHealth(), mqttConnected: () => link.connected });
+  private async startWeb(config: AgentConfig, link: AgentLink, metrics: AgentMetrics): Promise<void> {
     const monitoring: RouteHandler = async (request, response, url) => {
       if (url.pathname === '/metrics') {
         response.writeHead(200, { 'content-type': metrics.contentType }).end(await metrics.text());

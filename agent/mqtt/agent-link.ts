@@ -103,7 +103,7 @@ export class AgentLink {
       this.publishConfigResponse(encodeJsonPayload(configResponseSchema, { id: id ?? null, status: 'error', reason }));
     },
   });
-  readonly counters = { sent: 0, resent: 0, queued: 0, expired: 0, droppedFull: 0, answers: 0, lateAnswers: 0, duplicateAnswers: 0 };
+  readonly counters = { sent: 0, resent: 0, queued: 0, expired: 0, droppedFull: 0, answers: 0, lateAnswers: 0, duplicateAnswers: 0, deadlinesMissed: 0 };
 
   constructor(
     private readonly options: {
@@ -306,7 +306,12 @@ export class AgentLink {
    * unanswered after a silence, which covers requests a restarting broker lost.
    */
   sweep(now = Date.now()): void {
-    for (const [requestId, deadline] of this.deadlines) if (deadline <= now) this.deadlines.delete(requestId);
+    for (const [requestId, deadline] of this.deadlines) {
+      if (deadline > now) continue;
+      this.deadlines.delete(requestId);
+      // No answer in time: the device's own answer stands (a later answer is still logged).
+      this.counters.deadlinesMissed++;
+    }
     const expiry = this.offloadSettings.queueExpiryMs;
     for (const item of this.pending.values()) {
       if (item.queuedAt + expiry <= now) {

@@ -47,6 +47,8 @@ export interface AgentParts {
   gate?: PipelineGate;
   /** Where each frame's conclusion goes: the state, events and snapshots. */
   results?: Pick<ResultPublisher, 'classified' | 'still'>;
+  /** Each classified frame's segment times (ms) and exit: /metrics keeps its histograms from them. */
+  onSegments?: (segmentMs: readonly number[], exit: number) => void;
 }
 
 export interface PipelineGate {
@@ -282,6 +284,7 @@ export class EdgeAgent {
     const maxExit = Math.min(this.decision?.maxExit ?? point.maxExit, point.maxExit);
     const result = this.parts.engine.classify(policy, maxExit);
     const computeMs = result.segmentMs.reduce((a, b) => a + b, 0) + result.headMs.reduce((a, b) => a + b, 0);
+    this.parts.onSegments?.(result.segmentMs, result.exit);
     const sent = this.parts.offloader?.consider(frame, result, this.parts.engine.chain.segments[result.exit]!.output(), maxExit, this.decision?.offloadAllowed ?? true);
     if (sent) this.stats.offloaded++;
     const deviceComputeMs = computeMs * this.parts.computeTimeScale;
