@@ -31,8 +31,9 @@ export const sourceSchema = z.discriminatedUnion('kind', [
   strictSection({
     kind: z.literal('camera'),
     /**
-     * auto streams with rpicam-vid, else libcamera-vid (MJPEG, the camera kept open); without
-     * either it takes stills with rpicam-still, libcamera-still or raspistill (legacy stack).
+     * auto streams with rpicam-vid, else libcamera-vid (MJPEG, the camera kept open); on the
+     * legacy stack, raspistill in timelapse mode through node-raspistill (kept open too);
+     * else a still per frame with rpicam-still or libcamera-still.
      */
     command: z.enum(['auto', 'rpicam-vid', 'libcamera-vid', 'rpicam-still', 'libcamera-still', 'raspistill']).default('auto'),
     width: z.number().int().min(64).max(4056).default(640),

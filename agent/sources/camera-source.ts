@@ -3,7 +3,8 @@ import { BackoffSchedule } from '../retry/backoff-schedule.js';
 import { logger } from '../log/logger.js';
 import type { Frame, FrameSource } from './frame-source.js';
 
-export type CameraCommand = 'rpicam-still' | 'libcamera-still' | 'raspistill';
+/** The legacy stack's raspistill is kept open instead (raspistill-source.ts). */
+export type CameraCommand = 'rpicam-still' | 'libcamera-still';
 
 export interface CameraOptions {
   command: CameraCommand | 'auto';
@@ -18,10 +19,8 @@ export interface CameraOptions {
 }
 
 /** Arguments for one JPEG still on stdout, without preview, as each tool spells them. */
-function captureArgs(command: CameraCommand, width: number, height: number): string[] {
-  const size = ['--width', String(width), '--height', String(height)];
-  if (command === 'raspistill') return ['-o', '-', '-w', String(width), '-h', String(height), '-t', '1', '-n', '-e', 'jpg'];
-  return ['-o', '-', ...size, '-t', '1', '-n', '--encoding', 'jpg'];
+function captureArgs(width: number, height: number): string[] {
+  return ['-o', '-', '--width', String(width), '--height', String(height), '-t', '1', '-n', '--encoding', 'jpg'];
 }
 
 export class CameraError extends Error {
@@ -30,8 +29,7 @@ export class CameraError extends Error {
 
 /**
  * Stills from the Raspberry Pi camera through a child process: rpicam-still on
- * current Raspberry Pi OS, libcamera-still on Bullseye, raspistill on the
- * legacy stack. A capture that fails or hangs past the timeout is killed and
+ * current Raspberry Pi OS, libcamera-still on Bullseye. A capture that fails or hangs past the timeout is killed and
  * retried with exponential backoff; the agent keeps running meanwhile.
  */
 export class CameraSource implements FrameSource {
@@ -49,7 +47,7 @@ export class CameraSource implements FrameSource {
 
   private capture(command: CameraCommand): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      const child = spawn(command, captureArgs(command, this.options.width, this.options.height), {
+      const child = spawn(command, captureArgs(this.options.width, this.options.height), {
         env: this.options.env ?? process.env,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -76,7 +74,7 @@ export class CameraSource implements FrameSource {
 
   private async resolveCommand(): Promise<CameraCommand> {
     if (this.command) return this.command;
-    const order: CameraCommand[] = this.options.command === 'auto' ? ['rpicam-still', 'libcamera-still', 'raspistill'] : [this.options.command];
+    const order: CameraCommand[] = this.options.command === 'auto' ? ['rpicam-still', 'libcamera-still'] : [this.options.command];
     const reasons: string[] = [];
     for (const command of order) {
       try {
@@ -89,7 +87,7 @@ export class CameraSource implements FrameSource {
         reasons.push((error as Error).message);
       }
     }
-    throw new CameraError(`no camera command works (${reasons.join('; ')}). On Raspberry Pi OS install rpicam-apps; on the legacy stack enable the camera with raspi-config.`);
+    throw new CameraError(`no camera command works (${reasons.join('; ')}). On Raspberry Pi OS install rpicam-apps; on the legacy stack install libraspberrypi-bin (raspistill) and enable the camera with raspi-config.`);
   }
 
   async next(): Promise<Frame | undefined> {

@@ -8,6 +8,7 @@ import { CameraSource, type CameraCommand } from './camera-source.js';
 import { findPiVideoCommand, PiCameraStream } from './pi-camera-stream.js';
 import { FolderSource } from './folder-source.js';
 import type { FrameSource } from './frame-source.js';
+import { RaspistillSource } from './raspistill-source.js';
 import { ReplaySource } from './replay-source.js';
 import { StreamSource } from './stream-source.js';
 import type { RgbTarget } from '../preprocess/image-to-rgb.js';
@@ -25,6 +26,11 @@ export async function createFrameSource(config: SourceConfig, target: RgbTarget,
     case 'camera': {
       const video = config.command === 'rpicam-vid' || config.command === 'libcamera-vid' ? config.command : config.command === 'auto' ? findPiVideoCommand() : undefined;
       if (video) return new PiCameraStream({ ...config, command: video, stallTimeoutMs: config.stallTimeoutS * 1000 });
+      // The legacy stack: raspistill's timelapse keeps the camera open, where a still per frame would restart it.
+      const stills = ['rpicam-still', 'libcamera-still'].some((command) => onPath(command));
+      if (config.command === 'raspistill' || (config.command === 'auto' && !stills && onPath('raspistill'))) {
+        return new RaspistillSource({ ...config, stallTimeoutMs: config.stallTimeoutS * 1000 });
+      }
       return new CameraSource({ ...config, command: config.command === 'auto' ? 'auto' : (config.command as CameraCommand) });
     }
     case 'demo': {
