@@ -38,6 +38,7 @@ export class AgentMetrics {
       });
     totals('edge_exit_frames_total', 'Frames the model ran on', (s) => s.frames);
     totals('edge_exit_gated_frames_total', 'Frames the motion gate let stand without inference', (s) => s.gated);
+    totals('edge_exit_reused_frames_total', 'Frames an earlier exit settled by agreeing with a confident previous answer (temporal exit reuse)', (s) => s.reused);
     totals('edge_exit_offloaded_frames_total', 'Frames offloaded to the server', (s) => s.offloaded);
     totals('edge_exit_skipped_frames_total', 'Frames that could not be decoded', (s) => s.skipped);
     totals('edge_exit_dropped_frames_total', 'Stream frames a newer one replaced before the agent took them', (s) => s.dropped);

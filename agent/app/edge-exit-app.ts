@@ -400,7 +400,7 @@ export class EdgeExitApp {
     // The background is kept across setting changes: a new threshold should not make every frame motion.
     this.motionGate ??= new MotionGate(config.gate, target.width, target.height);
     this.motionGate.update(config.gate);
-    return { detector: this.motionGate, maxReuseMs: config.gate.maxReuseS * 1000, cropToMotion: config.gate.cropToMotion };
+    return { detector: this.motionGate, maxReuseMs: config.gate.maxReuseS * 1000, cropToMotion: config.gate.cropToMotion, temporal: config.gate };
   }
 
   /** Discovery for Home Assistant: on (configs published) or off (configs deleted), under the configured prefix. */

@@ -8,6 +8,7 @@ export class TelemetryPublisher {
   private previousHistogram: number[] = [];
   private previousOffloaded = 0;
   private previousGated = 0;
+  private previousReused = 0;
   private previousDropped = 0;
 
   constructor(
@@ -34,6 +35,7 @@ export class TelemetryPublisher {
       operatingPoint: status.operatingPoint,
       offloaded: status.offloaded - this.previousOffloaded,
       gated: status.gated - this.previousGated,
+      reused: status.reused - this.previousReused,
       dropped: status.dropped - this.previousDropped,
       ...(status.latencyMs === undefined ? {} : { latencyMs: status.latencyMs }),
       controller: status.controller.slice(0, 300),
@@ -41,6 +43,7 @@ export class TelemetryPublisher {
     });
     this.previousOffloaded = status.offloaded;
     this.previousGated = status.gated;
+    this.previousReused = status.reused;
     this.previousDropped = status.dropped;
     this.link.publishTelemetry(payload);
   }

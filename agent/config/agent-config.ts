@@ -180,6 +180,13 @@ export const gateSchema = strictSection({
     .array(strictSection({ x: z.number().min(0).max(1), y: z.number().min(0).max(1), width: z.number().gt(0).max(1), height: z.number().gt(0).max(1) }))
     .max(16)
     .default([]),
+  /**
+   * Temporal exit reuse: after a small change (at most temporalMaxChange of the frame) and a
+   * previous answer at least temporalMinConfidence sure, the first exit agreeing with it is trusted.
+   */
+  temporalReuse: z.boolean().default(false),
+  temporalMaxChange: z.number().min(0).max(1).default(0.02),
+  temporalMinConfidence: z.number().min(0).max(1).default(0.9),
 });
 export type GateConfig = z.infer<typeof gateSchema>;
 

@@ -53,6 +53,8 @@ export const telemetrySchema = z.strictObject({
   offloaded: z.number().int().nonnegative().optional(),
   /** Frames since the previous telemetry message that the motion gate passed without inference. */
   gated: z.number().int().nonnegative().optional(),
+  /** Frames since the previous telemetry message that an earlier exit settled by temporal exit reuse. */
+  reused: z.number().int().nonnegative().optional(),
   /** Frames since the previous telemetry message that a newer frame replaced before the agent took them. */
   dropped: z.number().int().nonnegative().optional(),
   /** Capture to result over the latest frames, p50 and p95, ms. */

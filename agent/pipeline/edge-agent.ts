@@ -7,6 +7,7 @@ import { logger } from '../log/logger.js';
 import type { OperatingPoint } from '../model-package/manifest.js';
 import type { ResultPublisher } from '../events/result-publisher.js';
 import type { MotionGate } from '../gate/motion-gate.js';
+import { reusedEarlierExit, withTemporalReuse, type PreviousAnswer, type TemporalReuseSettings } from '../exit-policy/temporal-reuse.js';
 import { cropToRegion } from '../preprocess/crop.js';
 import { encodedImageToRgb, ImageDecodeError, type RgbTarget } from '../preprocess/image-to-rgb.js';
 import type { BridgeReading, Clock, EnergySink, FirmwareBridge } from '../../firmware-bridge/types.js';
@@ -56,6 +57,8 @@ export interface PipelineGate {
   maxReuseMs: number;
   /** Classify the square around what moved, not the whole frame. */
   cropToMotion: boolean;
+  /** Trust an earlier exit that agrees with a confident previous answer after a small change. */
+  temporal: TemporalReuseSettings;
 }
 
 export interface AgentStatus {
@@ -79,6 +82,8 @@ export interface AgentStatus {
   skipped: number;
   /** Frames the motion gate let pass without inference: nothing moved, the previous result stood. */
   gated: number;
+  /** Frames settled at an earlier exit by temporal exit reuse. */
+  reused: number;
   /** Frames the source replaced with newer ones before the agent took them (a stream faster than the agent). */
   dropped: number;
   /** Capture to result (ms) over the latest frames classified. */
@@ -122,6 +127,8 @@ export class EdgeAgent {
   private warnedMissing = new Set<string>();
   /** Wall-clock time of the last frame taken from the source, classified or let stand (health: is the loop alive?). */
   lastFrameAtMs = -Infinity;
+  /** The last frame's answer, for temporal exit reuse. */
+  private previousAnswer: PreviousAnswer | undefined;
   /** Agent-clock time of the last frame the model ran on: a gated frame reuses its result only so long. */
   private lastInferenceMs: number | undefined;
 
@@ -201,7 +208,7 @@ export class EdgeAgent {
       temperatureC,
       framesPerS: this.stats.framesPerSecond(nowMs),
       // Frames the gate let stand are counted here, not logged one row each.
-      extra: { exitHistogram: this.stats.exitHistogram, operatingPoint: this.decision?.operatingPoint ?? this.parts.staticPoint.name, gatedFrames: this.stats.gated },
+      extra: { exitHistogram: this.stats.exitHistogram, operatingPoint: this.decision?.operatingPoint ?? this.parts.staticPoint.name, gatedFrames: this.stats.gated, reusedFrames: this.stats.reused },
     });
     if (!this.parts.controller) return;
     const inputs = {
@@ -264,10 +271,12 @@ export class EdgeAgent {
       return true;
     }
     let moved = true;
+    let changedShare = 1;
     if (this.parts.gate) {
       // Every frame is looked at, so the background keeps up with the scene.
       const reading = this.parts.gate.detector.observe(rgb);
       moved = reading.motion;
+      changedShare = reading.changedShare;
       if (reading.region && this.parts.gate.cropToMotion) {
         rgb = cropToRegion(rgb, this.parts.target.width, this.parts.target.height, reading.region);
         this.parts.engine.input.data.set(rgb);
@@ -280,9 +289,13 @@ export class EdgeAgent {
         return true;
       }
     }
-    const { point, policy } = this.policyFor(this.decision?.operatingPoint ?? this.parts.staticPoint.name);
+    const chosen = this.policyFor(this.decision?.operatingPoint ?? this.parts.staticPoint.name);
+    const point = chosen.point;
+    const policy = this.parts.gate ? withTemporalReuse(chosen.policy, this.parts.gate.temporal, changedShare, this.previousAnswer) : chosen.policy;
     const maxExit = Math.min(this.decision?.maxExit ?? point.maxExit, point.maxExit);
     const result = this.parts.engine.classify(policy, maxExit);
+    if (reusedEarlierExit(policy)) this.stats.reused++;
+    this.previousAnswer = { label: result.label, confidence: result.confidence };
     const computeMs = result.segmentMs.reduce((a, b) => a + b, 0) + result.headMs.reduce((a, b) => a + b, 0);
     this.parts.onSegments?.(result.segmentMs, result.exit);
     const sent = this.parts.offloader?.consider(frame, result, this.parts.engine.chain.segments[result.exit]!.output(), maxExit, this.decision?.offloadAllowed ?? true);
@@ -348,6 +361,7 @@ export class EdgeAgent {
       frameRate: this.decision?.frameRate ?? this.parts.maxFrameRate,
       skipped: this.stats.skipped,
       gated: this.stats.gated,
+      reused: this.stats.reused,
       dropped: this.parts.source.droppedFrames ?? 0,
       latencyMs: this.stats.latency(),
       offloaded: this.stats.offloaded,

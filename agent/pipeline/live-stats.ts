@@ -7,6 +7,8 @@ export class LiveStats {
   correct = 0;
   skipped = 0;
   gated = 0;
+  /** Frames an earlier exit settled by agreeing with a confident previous answer (temporal exit reuse). */
+  reused = 0;
   offloaded = 0;
   readonly exitHistogram: number[];
   private readonly recent: number[] = [];

@@ -43,6 +43,7 @@ export function formatStatusLine(status: AgentStatus): string {
     (status.controller === 'on' || status.controller === undefined ? '' : `  controller ${status.controller}`) +
     (status.skipped > 0 ? `  skipped ${status.skipped}` : '') +
     (status.gated > 0 ? `  still ${status.gated}` : '') +
+    (status.reused > 0 ? `  reused ${status.reused}` : '') +
     (status.dropped > 0 ? `  dropped ${status.dropped}` : '') +
     (status.latencyMs === undefined ? '' : `  latency ${status.latencyMs.p50.toFixed(0)}/${status.latencyMs.p95.toFixed(0)} ms`) +
     (status.state === undefined ? '' : `  sees ${status.state}`) +

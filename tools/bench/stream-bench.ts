@@ -13,6 +13,7 @@ import { parseAgentConfig, type AgentConfig } from '../../agent/config/agent-con
 import { ResultPublisher } from '../../agent/events/result-publisher.js';
 import type { ExitPolicy } from '../../agent/exit-policy/policy.js';
 import { MotionGate } from '../../agent/gate/motion-gate.js';
+import { reusedEarlierExit, withTemporalReuse, type PreviousAnswer } from '../../agent/exit-policy/temporal-reuse.js';
 import { cropToRegion } from '../../agent/preprocess/crop.js';
 import type { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
 import { AgentLink } from '../../agent/mqtt/agent-link.js';
@@ -29,6 +30,10 @@ export interface StreamBenchResult {
   decodeMsPerFrame: number;
   everyFrame: { cpuMsPerFrame: number; msPerFrame: number };
   gated: {
+    /** Inferences an earlier exit settled by temporal exit reuse. */
+    reused: number;
+    /** Mean exit of the inferences (0-based). */
+    meanExit: number;
     inferred: number;
     agreement: number;
     cpuMsPerFrame: number;
@@ -101,6 +106,9 @@ export async function runStreamBench(options: {
   let agreeing = 0;
   let lastInferred = -Infinity;
   let gatedLabel = '';
+  let previous: PreviousAnswer | undefined;
+  let reused = 0;
+  let exitSum = 0;
   const gatedMs: number[] = [];
   const timeline: StreamBenchResult['timeline'] = [];
   for (const [i, frame] of frames.entries()) {
@@ -121,7 +129,11 @@ export async function runStreamBench(options: {
     const run = motion || i - lastInferred >= maxReuseFrames;
     if (run) {
       engine.input.data.set(reading.region && config.gate.cropToMotion ? cropToRegion(frame, target.width, target.height, reading.region) : frame);
-      const result = engine.classify(policy, maxExit);
+      const framePolicy = withTemporalReuse(policy, config.gate, reading.changedShare, previous);
+      const result = engine.classify(framePolicy, maxExit);
+      if (reusedEarlierExit(framePolicy)) reused++;
+      previous = { label: result.label, confidence: result.confidence };
+      exitSum += result.exit;
       gatedLabel = labelOf(result.label);
       lastInferred = i;
       inferred++;
@@ -165,6 +177,8 @@ export async function runStreamBench(options: {
     everyFrame: { cpuMsPerFrame: everyCpu / n, msPerFrame: everyWall / n },
     gated: {
       inferred,
+      reused,
+      meanExit: inferred === 0 ? 0 : exitSum / inferred,
       agreement: agreeing / n,
       cpuMsPerFrame: gatedCpu / n,
       msPerFrame: gatedWall / n,

@@ -271,15 +271,16 @@ async function streamSuite(options: BenchOptions): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-scenes-'));
   const broker = await startEmbeddedBroker(await freePort());
   const shared = sharedDir();
-  const results: Array<StreamBenchResult & { crop?: boolean }> = [];
+  const results: Array<StreamBenchResult & { crop?: boolean; temporal?: boolean }> = [];
   try {
     for (const [kind, seconds] of [['quiet', 180], ['busy', 30]] as const) {
       const scene = await makeScene({ kind, seconds, fps: 10, background: path.join(shared, 'images', 'cat.bmp'), objects: path.join(shared, 'data', 'cifar10', 'test'), outDir: dir, seed: 7 });
-      // The quiet scene again with the model on the square around what moved (gate.cropToMotion).
-      for (const crop of kind === 'quiet' ? [false, true] : [false]) {
-        const config = parseAgentConfig({ source: { kind: 'stream', url: scene.file }, gate: { cropToMotion: crop } });
-        const bar = progressBar(`bench stream (${kind}${crop ? ', crop' : ''})`);
-        results.push({ ...(await runStreamBench({ scene, engine, policy, maxExit: point.maxExit, target, brokerUrl: broker.url, config, onProgress: (d, t) => bar.update(d, t) })), crop });
+      // The quiet scene again with the model on the square around what moved (gate.cropToMotion); both with temporal exit reuse.
+      const variants = [{ crop: false, temporal: false }, ...(kind === 'quiet' ? [{ crop: true, temporal: false }] : []), { crop: false, temporal: true }];
+      for (const { crop, temporal } of variants) {
+        const config = parseAgentConfig({ source: { kind: 'stream', url: scene.file }, gate: { cropToMotion: crop, temporalReuse: temporal } });
+        const bar = progressBar(`bench stream (${kind}${crop ? ', crop' : ''}${temporal ? ', temporal reuse' : ''})`);
+        results.push({ ...(await runStreamBench({ scene, engine, policy, maxExit: point.maxExit, target, brokerUrl: broker.url, config, onProgress: (d, t) => bar.update(d, t) })), crop, temporal });
         bar.stop();
       }
     }
@@ -289,17 +290,17 @@ async function streamSuite(options: BenchOptions): Promise<void> {
   }
   const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
   const table = [
-    '| scene | frames | model ran | label agreement | events / objects | event recall | event precision | event label right | CPU ms/frame every / gated | ms/frame: decode, model, gate+log+publish | frames/s model only / pipeline | latency p50 / p95 ms |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| scene | frames | model ran | mean exit (reused) | label agreement | events / objects | event recall | event precision | event label right | CPU ms/frame every / gated | ms/frame: decode, model, gate+log+publish | frames/s model only / pipeline | latency p50 / p95 ms |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...results.map(
       (r) =>
-        `| ${r.scene}${r.crop ? ', crop to motion' : ''} | ${r.frames} | ${pct(r.gated.inferred / r.frames)} | ${pct(r.gated.agreement)} | ${r.gated.events} / ${r.objects} | ${pct(r.gated.eventRecall)} | ${pct(r.gated.eventPrecision)} | ${pct(r.gated.eventLabelAccuracy)} | ` +
+        `| ${r.scene}${r.crop ? ', crop to motion' : ''}${r.temporal ? ', temporal exit reuse' : ''} | ${r.frames} | ${pct(r.gated.inferred / r.frames)} | ${r.gated.meanExit.toFixed(2)} (${r.gated.reused}) | ${pct(r.gated.agreement)} | ${r.gated.events} / ${r.objects} | ${pct(r.gated.eventRecall)} | ${pct(r.gated.eventPrecision)} | ${pct(r.gated.eventLabelAccuracy)} | ` +
         `${r.everyFrame.cpuMsPerFrame.toFixed(2)} / ${r.gated.cpuMsPerFrame.toFixed(2)} | ${r.decodeMsPerFrame.toFixed(2)}, ${r.everyFrame.msPerFrame.toFixed(2)}, ${(r.gated.msPerFrame - (r.everyFrame.msPerFrame * r.gated.inferred) / r.frames).toFixed(2)} | ` +
         `${r.framesPerSecond.modelOnly.toFixed(0)} / ${r.framesPerSecond.pipeline.toFixed(0)} | ${r.gated.latencyP50Ms.toFixed(1)} / ${r.gated.latencyP95Ms.toFixed(1)} |`,
     ),
   ].join('\n');
-  const quiet = results.find((r) => r.scene === 'quiet' && !r.crop)!;
-  const busy = results.find((r) => r.scene === 'busy')!;
+  const quiet = results.find((r) => r.scene === 'quiet' && !r.crop && !r.temporal)!;
+  const busy = results.find((r) => r.scene === 'busy' && !r.temporal)!;
   const mark = (ok: boolean) => (ok ? 'met' : 'missed');
   const overhead = 1 - busy.framesPerSecond.pipeline / busy.framesPerSecond.modelOnly;
   const gateLogPublish = (busy.gated.msPerFrame - busy.everyFrame.msPerFrame) / busy.everyFrame.msPerFrame;
@@ -330,7 +331,7 @@ async function streamSuite(options: BenchOptions): Promise<void> {
       'Both modes run on the same decoded frames and the same engine, frame by frame in turn. "every" runs the model on every frame (the reference for label agreement); "gated" runs the motion gate (default settings), ' +
       'the model only on motion or when the 10 s reuse age runs out, logs to SQLite and publishes state and events to an in-process aedes broker. Decode is ffmpeg\'s own CPU time per frame (-benchmark), ' +
       'added to both modes\' frames/s and to the latency (decode to published result, offline: no capture wait). An event matches a ground-truth object when their frames overlap; ' +
-      '"event label right" is the share of matched events labelled with the object\'s class. The "crop to motion" row runs the model on the square around what moved (gate.cropToMotion); its agreement is with whole-frame inference, so it shows how often the crop changes the answer.';
+      '"event label right" is the share of matched events labelled with the object\'s class. "mean exit (reused)" is the mean 0-based exit of the inferences, and how many an earlier exit settled by temporal exit reuse (gate.temporalReuse: a change of at most 2% of the frame after an answer at least 90% sure trusts the first exit that agrees with it). The "crop to motion" row runs the model on the square around what moved (gate.cropToMotion); its agreement is with whole-frame inference, so it shows how often the crop changes the answer.';
     writeBenchSection('stream', 'Streams: every-frame inference vs the motion gate', `${how}\n\n${table}\n\nGoals:\n${goals}\n\n![Quiet scene timeline](results/stream/quiet-timeline.svg)`);
   }
 }
@@ -338,14 +339,18 @@ async function streamSuite(options: BenchOptions): Promise<void> {
 /** The dashboard, /metrics and discovery: off, on with nobody connected, on with a dashboard open (tools/bench/web-bench.ts). */
 async function webSuite(options: BenchOptions): Promise<void> {
   const { pkg } = await openTaskPackage(options.taskConfig);
-  const settings = { rounds: 3, warmupS: 5, measureS: 20, maxFrameRate: 120 };
+  const settings = { rounds: 5, warmupS: 5, measureS: 40, maxFrameRate: 120 };
   const bar = progressBar('bench web');
   const result = await runWebBench({ packageDir: pkg.dir, ...settings, onProgress: (d, t) => bar.update(d, t) });
   bar.stop();
   const table = [
-    '| web port and discovery | frames/s | CPU ms per frame | CPU per frame vs off |',
+    '| web port and discovery | frames/s | CPU ms per frame | CPU per frame vs off (median of rounds; range) |',
     '| --- | --- | --- | --- |',
-    ...result.byVariant.map((v) => `| ${v.variant} | ${v.framesPerSecond.toFixed(1)} | ${v.cpuMsPerFrame.toFixed(3)} | ${v.variant === 'off' ? '–' : `${v.overheadPercent >= 0 ? '+' : ''}${v.overheadPercent.toFixed(1)}%`} |`),
+    ...result.byVariant.map((v) => {
+      const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}%`;
+      const vsOff = v.variant === 'off' ? '–' : `${signed(v.overheadPercent)} (${signed(v.overheadRange[0])} to ${signed(v.overheadRange[1])})`;
+      return `| ${v.variant} | ${v.framesPerSecond.toFixed(1)} | ${v.cpuMsPerFrame.toFixed(3)} | ${vsOff} |`;
+    }),
   ].join('\n');
   const runs = result.runs.map((r) => `${r.variant} (round ${r.round + 1}): ${((1000 * r.cpuSeconds) / r.frames).toFixed(3)} ms`).join('; ');
   const worst = Math.max(...result.byVariant.slice(1).map((v) => v.overheadPercent));
@@ -357,7 +362,7 @@ async function webSuite(options: BenchOptions): Promise<void> {
       `replaying CIFAR-10 test images at up to ${settings.maxFrameRate} frames/s. Each variant is a fresh \`edge-exit run\` process (embedded broker, simulated bridge, offload off so that no server runs in the agent's process); ` +
       `the three take turns over ${settings.rounds} rounds in rotating order, and each is measured for ${settings.measureS} s after ${settings.warmupS} s of warm-up. ` +
       '"off" has `web.enabled` and `homeassistant.enabled` false; "on" has both true (the defaults); "dashboard open" adds what an open page does (its live stream, its loads, a timeline every 30 s) and a Prometheus scrape every 15 s, from the benchmark process. ' +
-      'CPU is the agent process\'s user + system time from /proc; the median of the rounds is shown. At the frame-rate cap the loop is not CPU-bound here, so the cost shows as CPU per frame (energy on a battery), not as lost frames; on a Pi running flat out it would be lost frames in the same proportion.';
+      'CPU is the agent process\'s user + system time from /proc. Rounds differ from each other more than the variants within a round do, so each run is compared with the "off" run of its own round, and the median of those ratios is the figure. All runs replay the same images. At the frame-rate cap the loop is not CPU-bound here, so the cost shows as CPU per frame (energy on a battery), not as lost frames; on a Pi running flat out it would be lost frames in the same proportion.';
     writeBenchSection('web', 'Operator surfaces: what the dashboard, /metrics and discovery cost the loop', `${how}\n\n${table}\n\nGoal:\n${goal}\n\nEach run: ${runs}.`);
   }
 }
