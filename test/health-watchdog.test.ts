@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
@@ -59,6 +60,15 @@ test('a stalled loop turns the health check unhealthy (/healthz 503, the MQTT he
     for (let i = 0; i < 50 && !answers.some((a) => a.id === id); i++) await sleep(100);
     return answers.find((a) => a.id === id);
   };
+
+  // Without a token the port answers only to localhost names: a page whose own name was rebound to 127.0.0.1 is refused.
+  const rebound = await new Promise<number>((resolve, reject) =>
+    http.get({ host: '127.0.0.1', port: Number(webPort), path: '/api/config', headers: { host: `rebound.example:${webPort}` } }, (response) => {
+      response.resume();
+      resolve(response.statusCode!);
+    }).on('error', reject),
+  );
+  t.is(rebound, 403);
 
   // While frames flow: healthy, ready said, the watchdog fed.
   await agent.waitForOutput(/\d+ frames\s+[\d.]+ fps/);

@@ -20,6 +20,8 @@ export interface WebServerOptions {
   paths: string[];
 }
 
+const LOOPBACK_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/i;
+
 function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
@@ -69,6 +71,11 @@ export class WebServer {
       response
         .writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Basic realm="edge-exit", charset="UTF-8"' })
         .end('edge-exit: the token is required (web.token): Authorization: Bearer <token>, or basic auth with the token as password\n');
+      return;
+    }
+    // Without a token the port is for this machine only; a page elsewhere that rebinds its own name to 127.0.0.1 still sends its Host.
+    if (options.token === undefined && !LOOPBACK_HOST.test(request.headers.host ?? '')) {
+      response.writeHead(403, { 'content-type': 'text/plain' }).end('edge-exit: without web.token this port answers only to localhost names (127.0.0.1, localhost, [::1])\n');
       return;
     }
     const url = new URL(request.url ?? '/', 'http://agent');
