@@ -266,21 +266,30 @@ async function streamSuite(options: BenchOptions): Promise<void> {
   const { pkg, taskName } = await openTaskPackage(options.taskConfig);
   const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: Number(options.threads.split(',')[0]) }, taskName);
   const point = pkg.manifest.operatingPoints.find((p) => p.name === 'balanced') ?? pkg.manifest.operatingPoints[0]!;
-  const policy = createExitPolicy({ policy: point.policy, thresholds: point.thresholds, patience: point.patience }, engine.exitCount);
   const target = { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-scenes-'));
   const broker = await startEmbeddedBroker(await freePort());
   const shared = sharedDir();
-  const results: Array<StreamBenchResult & { crop?: boolean; temporal?: boolean }> = [];
+  const results: Array<StreamBenchResult & { crop?: boolean; temporal?: boolean; pointName: string }> = [];
+  // Temporal exit reuse saves only where exits after the first run: shown at the full point as well.
+  const full = pkg.manifest.operatingPoints.find((p) => p.name === 'full');
+  const policies = new Map([point, ...(full ? [full] : [])].map((p) => [p.name, { point: p, policy: createExitPolicy({ policy: p.policy, thresholds: p.thresholds, patience: p.patience }, engine.exitCount) }]));
   try {
     for (const [kind, seconds] of [['quiet', 180], ['busy', 30]] as const) {
       const scene = await makeScene({ kind, seconds, fps: 10, background: path.join(shared, 'images', 'cat.bmp'), objects: path.join(shared, 'data', 'cifar10', 'test'), outDir: dir, seed: 7 });
       // The quiet scene again with the model on the square around what moved (gate.cropToMotion); both with temporal exit reuse.
-      const variants = [{ crop: false, temporal: false }, ...(kind === 'quiet' ? [{ crop: true, temporal: false }] : []), { crop: false, temporal: true }];
-      for (const { crop, temporal } of variants) {
+      const variants = [
+        { crop: false, temporal: false, pointName: point.name },
+        ...(kind === 'quiet' ? [{ crop: true, temporal: false, pointName: point.name }] : []),
+        { crop: false, temporal: true, pointName: point.name },
+        ...(full ? [false, true].map((temporal) => ({ crop: false, temporal, pointName: full.name })) : []),
+      ];
+      for (const { crop, temporal, pointName } of variants) {
+        const chosen = policies.get(pointName)!;
         const config = parseAgentConfig({ source: { kind: 'stream', url: scene.file }, gate: { cropToMotion: crop, temporalReuse: temporal } });
-        const bar = progressBar(`bench stream (${kind}${crop ? ', crop' : ''}${temporal ? ', temporal reuse' : ''})`);
-        results.push({ ...(await runStreamBench({ scene, engine, policy, maxExit: point.maxExit, target, brokerUrl: broker.url, config, onProgress: (d, t) => bar.update(d, t) })), crop, temporal });
+        const bar = progressBar(`bench stream (${kind}, ${pointName}${crop ? ', crop' : ''}${temporal ? ', temporal reuse' : ''})`);
+        const result = await runStreamBench({ scene, engine, policy: chosen.policy, maxExit: chosen.point.maxExit, target, brokerUrl: broker.url, config, onProgress: (d, t) => bar.update(d, t) });
+        results.push({ ...result, crop, temporal, pointName });
         bar.stop();
       }
     }
@@ -294,13 +303,14 @@ async function streamSuite(options: BenchOptions): Promise<void> {
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...results.map(
       (r) =>
-        `| ${r.scene}${r.crop ? ', crop to motion' : ''}${r.temporal ? ', temporal exit reuse' : ''} | ${r.frames} | ${pct(r.gated.inferred / r.frames)} | ${r.gated.meanExit.toFixed(2)} (${r.gated.reused}) | ${pct(r.gated.agreement)} | ${r.gated.events} / ${r.objects} | ${pct(r.gated.eventRecall)} | ${pct(r.gated.eventPrecision)} | ${pct(r.gated.eventLabelAccuracy)} | ` +
+        `| ${r.scene}${r.pointName === point.name ? '' : `, ${r.pointName} point`}${r.crop ? ', crop to motion' : ''}${r.temporal ? ', temporal exit reuse' : ''} | ${r.frames} | ${pct(r.gated.inferred / r.frames)} | ${r.gated.meanExit.toFixed(2)} (${r.gated.reused}) | ${pct(r.gated.agreement)} | ${r.gated.events} / ${r.objects} | ${pct(r.gated.eventRecall)} | ${pct(r.gated.eventPrecision)} | ${pct(r.gated.eventLabelAccuracy)} | ` +
         `${r.everyFrame.cpuMsPerFrame.toFixed(2)} / ${r.gated.cpuMsPerFrame.toFixed(2)} | ${r.decodeMsPerFrame.toFixed(2)}, ${r.everyFrame.msPerFrame.toFixed(2)}, ${(r.gated.msPerFrame - (r.everyFrame.msPerFrame * r.gated.inferred) / r.frames).toFixed(2)} | ` +
         `${r.framesPerSecond.modelOnly.toFixed(0)} / ${r.framesPerSecond.pipeline.toFixed(0)} | ${r.gated.latencyP50Ms.toFixed(1)} / ${r.gated.latencyP95Ms.toFixed(1)} |`,
     ),
   ].join('\n');
-  const quiet = results.find((r) => r.scene === 'quiet' && !r.crop && !r.temporal)!;
-  const busy = results.find((r) => r.scene === 'busy' && !r.temporal)!;
+  const plain = (r: (typeof results)[number]) => !r.crop && !r.temporal && r.pointName === point.name;
+  const quiet = results.find((r) => r.scene === 'quiet' && plain(r))!;
+  const busy = results.find((r) => r.scene === 'busy' && plain(r))!;
   const mark = (ok: boolean) => (ok ? 'met' : 'missed');
   const overhead = 1 - busy.framesPerSecond.pipeline / busy.framesPerSecond.modelOnly;
   const gateLogPublish = (busy.gated.msPerFrame - busy.everyFrame.msPerFrame) / busy.everyFrame.msPerFrame;
@@ -331,7 +341,7 @@ async function streamSuite(options: BenchOptions): Promise<void> {
       'Both modes run on the same decoded frames and the same engine, frame by frame in turn. "every" runs the model on every frame (the reference for label agreement); "gated" runs the motion gate (default settings), ' +
       'the model only on motion or when the 10 s reuse age runs out, logs to SQLite and publishes state and events to an in-process aedes broker. Decode is ffmpeg\'s own CPU time per frame (-benchmark), ' +
       'added to both modes\' frames/s and to the latency (decode to published result, offline: no capture wait). An event matches a ground-truth object when their frames overlap; ' +
-      '"event label right" is the share of matched events labelled with the object\'s class. "mean exit (reused)" is the mean 0-based exit of the inferences, and how many an earlier exit settled by temporal exit reuse (gate.temporalReuse: a change of at most 2% of the frame after an answer at least 90% sure trusts the first exit that agrees with it). The "crop to motion" row runs the model on the square around what moved (gate.cropToMotion); its agreement is with whole-frame inference, so it shows how often the crop changes the answer.';
+      '"event label right" is the share of matched events labelled with the object\'s class. "mean exit (reused)" is the mean 0-based exit of the inferences, and how many an earlier exit settled by temporal exit reuse (gate.temporalReuse: a change of at most 2% of the frame after an answer at least 90% sure trusts the first exit that agrees with it); the "full point" rows run every inference to the last exit unless temporal reuse stops it, and their agreement is with every-frame inference at the full point. The "crop to motion" row runs the model on the square around what moved (gate.cropToMotion); its agreement is with whole-frame inference, so it shows how often the crop changes the answer.';
     writeBenchSection('stream', 'Streams: every-frame inference vs the motion gate', `${how}\n\n${table}\n\nGoals:\n${goals}\n\n![Quiet scene timeline](results/stream/quiet-timeline.svg)`);
   }
 }
