@@ -83,6 +83,8 @@ const MAX_CHARGE_STEP_S = 10;
  * drained by the energy the agent reports (consume) plus idle power, and charged by a charger or
  * the sun; the temperature follows a first-order model heated by the power drawn, cooled by the fan.
  */
+const SIMULATED_STEP_S = 1;
+
 export class SimulatedBridge implements FirmwareBridge {
   readonly name = 'simulated';
   /** The agent loop's clock: simulated time, so a day can pass in minutes. */
@@ -241,8 +243,11 @@ export class SimulatedBridge implements FirmwareBridge {
     if (this.o.clock !== 'real') return;
     const now = Date.now();
     const realS = (now - this.lastRealMs) / 1000;
+    // Steps of at least a simulated second, as a power monitor averages: a read a millisecond after a frame
+    // would otherwise report that frame's energy over a millisecond (tens of watts on a Pi).
+    if (realS * this.o.timeScale < SIMULATED_STEP_S) return;
     this.lastRealMs = now;
-    if (realS > 0) this.advance(realS * this.o.timeScale);
+    this.advance(realS * this.o.timeScale);
   }
 
   private simulatedNowMs(): number {
