@@ -250,8 +250,10 @@ export class SimulatedBridge implements FirmwareBridge {
     this.advance(realS * this.o.timeScale);
   }
 
+  /** With the real clock, the time since the last step counts too: steps are a second apart, the clock is not. */
   private simulatedNowMs(): number {
-    return this.startAt + Math.round(this.simulatedS * 1000);
+    const unsyncedS = this.o.clock === 'real' ? ((Date.now() - this.lastRealMs) / 1000) * this.o.timeScale : 0;
+    return this.startAt + Math.round((this.simulatedS + unsyncedS) * 1000);
   }
 }
 
