@@ -68,5 +68,10 @@ export function combineBridges(bridges: FirmwareBridge[]): FirmwareBridge {
   if (fans.length > 0) combined.setFan = async (duty) => void (await Promise.all(fans.map((b) => b.setFan!(duty))));
   if (leds.length > 0) combined.setLed = async (on) => void (await Promise.all(leds.map((b) => b.setLed!(on))));
   if (alerts.length > 0) combined.setLowBatteryAlert = async (on) => void (await Promise.all(alerts.map((b) => b.setLowBatteryAlert!(on))));
+  // One wake-up mechanism powers the board down: the first that has one (two would race to cut power).
+  const waker = bridges.find((bridge) => bridge.armWake);
+  if (waker) combined.armWake = (request) => waker.armWake!(request);
+  const reasons = bridges.filter((bridge) => bridge.wakeReason);
+  if (reasons.length > 0) combined.wakeReason = () => reasons.map((b) => b.wakeReason!()).find((reason) => reason !== undefined);
   return combined;
 }

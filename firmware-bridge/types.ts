@@ -34,6 +34,18 @@ export interface BridgeReading {
   missing: MissingReading[];
 }
 
+/** Why the board last powered up, as the power-management side saw it. */
+export const WAKE_REASONS = ['timer', 'motion', 'button', 'power'] as const;
+export type WakeReason = (typeof WAKE_REASONS)[number];
+
+/** A power-down the bridge arms: the board is woken after `seconds`, or earlier by motion when asked. */
+export interface PowerDownRequest {
+  seconds: number;
+  wakeOnMotion: boolean;
+  /** Time the host needs to shut down cleanly before power may be cut (a microcontroller waits this long). */
+  graceSeconds: number;
+}
+
 export interface FirmwareBridge {
   readonly name: string;
   /** Never rejects for a bad or absent sensor: such readings are left out and listed in `missing`. */
@@ -42,6 +54,14 @@ export interface FirmwareBridge {
   setFan?(duty: number): Promise<void>;
   setLed?(on: boolean): Promise<void>;
   setLowBatteryAlert?(on: boolean): Promise<void>;
+  /**
+   * Arms the wake-up for a power-down (an RTC alarm, a microcontroller's timer); resolves once
+   * the mechanism has taken it, and the host then shuts down. Rejects, with the reason, when it
+   * could not be armed: the host must then stay up.
+   */
+  armWake?(request: PowerDownRequest): Promise<void>;
+  /** Why the board last powered up, when the bridge can tell. */
+  wakeReason?(): WakeReason | undefined;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,8 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import test from 'ava';
+import { PROJECT_ROOT } from '../agent/config/paths.js';
 import { crc8, crc8Hex } from '../firmware-bridge/serial/crc8.js';
 import { FrameDecoder, MAX_FRAME_BYTES } from '../firmware-bridge/serial/frame-decoder.js';
 import { formatStatus, parseStatus } from '../firmware-bridge/serial/messages.js';
@@ -25,6 +28,7 @@ function fakeSerial(options: { staleAfterMs?: number } = {}) {
     advance: (ms: number) => (nowMs += ms),
     now: () => nowMs,
     fromDevice,
+    toDevice,
   };
 }
 
@@ -180,4 +184,59 @@ test('commands: framed and checksummed, re-sent after the device restarts', asyn
   await line.device(frame('EXB,1,65535,700,3850,380,0,280') + frame('EXB,1,0,700,3850,380,0,280'));
   t.is(line.bridge.stats.deviceRestarts, 1);
   await line.bridge.close();
+});
+
+/** The fake microcontroller's side of a sleep: it answers each EXS it receives with `reply`. */
+function answerSleeps(line: ReturnType<typeof fakeSerial>, reply: (seq: string) => string | undefined): void {
+  line.sent.length = 0;
+  line.toDevice.on('data', (chunk: Buffer) => {
+    const match = /^\$EXS,1,(\d+),/.exec(chunk.toString('latin1'));
+    const answer = match ? reply(match[1]!) : undefined;
+    if (answer) setImmediate(() => line.fromDevice.write(answer));
+  });
+}
+
+test('sleep: the host sends EXS with the sleep, the wake-on-motion flag and the grace time, and goes on once the device says OK', async (t) => {
+  const line = fakeSerial();
+  answerSleeps(line, (seq) => frame(`EXA,1,${seq},OK`));
+  await line.bridge.armWake({ seconds: 3600, wakeOnMotion: true, graceSeconds: 20 });
+  const sleep = line.sent.find((s) => s.startsWith('$EXS'))!;
+  t.regex(sleep, /^\$EXS,1,\d+,3600,1,20\*[0-9A-F]{2}\r\n$/);
+  t.is(sleep, frame(sleep.slice(1, sleep.indexOf('*'))), 'a valid frame');
+});
+
+test('sleep: a refusal or no answer rejects, naming why, so that the host stays up', async (t) => {
+  const refusing = fakeSerial();
+  answerSleeps(refusing, (seq) => frame(`EXA,1,${seq},ERR,RANGE`));
+  await t.throwsAsync(refusing.bridge.armWake({ seconds: 60, wakeOnMotion: false, graceSeconds: 10 }), { message: /refused the sleep command \(RANGE\)/ });
+
+  const silent = new SerialBridge({ name: '/dev/ttyMUTE', sleepAckTimeoutMs: 100 });
+  silent.attach(new PassThrough(), new PassThrough());
+  await t.throwsAsync(silent.armWake({ seconds: 60, wakeOnMotion: false, graceSeconds: 10 }), { message: /did not acknowledge the sleep command within 100 ms/ });
+  await t.throwsAsync(silent.armWake({ seconds: 0, wakeOnMotion: false, graceSeconds: 10 }), { instanceOf: RangeError });
+
+  const unattached = new SerialBridge({ name: '/dev/ttyGONE' });
+  await t.throwsAsync(unattached.armWake({ seconds: 60, wakeOnMotion: false, graceSeconds: 10 }), { message: /no link to the device/ });
+});
+
+test('wake reason: EXB\'s ninth field says why the board powered up; older firmware without it, or a word from a later revision, leaves it unknown', async (t) => {
+  const line = fakeSerial();
+  t.is(line.bridge.wakeReason(), undefined);
+  await line.device(frame('EXB,1,0,875,3987,420,0,312,MOTION'));
+  t.is(line.bridge.wakeReason(), 'motion');
+  const parsed = parseStatus(['EXB', '1', '1', '875', '3987', '420', '0', '312', 'TIMER']);
+  t.like(parsed, { ok: true, value: { wake: 'timer' } });
+  await line.device(frame('EXB,1,1,875,3987,420,0,312'));
+  t.is(line.bridge.wakeReason(), undefined, 'older firmware');
+  await line.device(frame('EXB,1,2,875,3987,420,0,312,SOLAR'));
+  t.is(line.bridge.wakeReason(), undefined, 'a reason this host does not know');
+  t.is((await line.bridge.read()).stateOfCharge, 0.875, 'the frame itself is still read');
+  t.is(formatStatus({ seq: 3, socTenthsPercent: 875, wake: 'TIMER' }), frame('EXB,1,3,875,,,,,TIMER'));
+});
+
+test('every example frame in SERIAL-PROTOCOL.md carries its right checksum', (t) => {
+  const doc = fs.readFileSync(path.join(PROJECT_ROOT, 'firmware-bridge', 'SERIAL-PROTOCOL.md'), 'utf8');
+  const examples = [...doc.matchAll(/\$([A-Z]{3},[^*\s`<]*)\*([0-9A-F]{2})\b/g)];
+  t.true(examples.length >= 8, `${examples.length} examples`);
+  for (const [whole, body, checksum] of examples) t.is(checksum, crc8Hex(body!), whole);
 });

@@ -1,3 +1,4 @@
+import type { PowerDownRequest, WakeReason } from '../types.js';
 import { crc8Hex } from './crc8.js';
 
 /** Major version of SERIAL-PROTOCOL.md; a frame with another version is not read. */
@@ -10,7 +11,15 @@ export const SENTENCE = {
   command: 'EXC',
   /** device → host: command acknowledged or refused */
   ack: 'EXA',
+  /** host → device: power the board down and wake it later */
+  sleep: 'EXS',
 } as const;
+
+/** EXB's `wake` field: why the device last powered the board up. */
+const WAKE_FIELD: Record<string, WakeReason> = { TIMER: 'timer', MOTION: 'motion', BUTTON: 'button', POWER: 'power' };
+
+/** The longest sleep the protocol carries: a week. */
+export const MAX_SLEEP_SECONDS = 604_800;
 
 export type Actuator = 'FAN' | 'LED' | 'ALERT';
 
@@ -23,6 +32,8 @@ export interface DeviceStatus {
   currentA?: number;
   charging?: boolean;
   temperatureC?: number;
+  /** Why the board last powered up (EXB field 9, protocol revision 1.1). */
+  wake?: WakeReason;
 }
 
 export interface DeviceAck {
@@ -44,7 +55,12 @@ export function formatCommand(seq: number, actuator: Actuator, value: number): s
   return formatFrame([SENTENCE.command, PROTOCOL_VERSION, seq, actuator, value]);
 }
 
-export function formatStatus(status: { seq: number; socTenthsPercent?: number; millivolts?: number; milliamps?: number; charging?: 0 | 1; tempTenthsC?: number }): string {
+/** EXS,<ver>,<seq>,<sleep s>,<wake on motion 0|1>,<grace s>. */
+export function formatSleep(seq: number, request: PowerDownRequest): string {
+  return formatFrame([SENTENCE.sleep, PROTOCOL_VERSION, seq, Math.round(request.seconds), request.wakeOnMotion ? 1 : 0, Math.round(request.graceSeconds)]);
+}
+
+export function formatStatus(status: { seq: number; socTenthsPercent?: number; millivolts?: number; milliamps?: number; charging?: 0 | 1; tempTenthsC?: number; wake?: string }): string {
   const field = (value: number | undefined) => (value === undefined ? '' : value);
   return formatFrame([
     SENTENCE.status,
@@ -55,6 +71,7 @@ export function formatStatus(status: { seq: number; socTenthsPercent?: number; m
     field(status.milliamps),
     field(status.charging),
     field(status.tempTenthsC),
+    ...(status.wake === undefined ? [] : [status.wake]),
   ]);
 }
 
@@ -101,6 +118,11 @@ export function parseStatus(fields: string[]): Parsed<DeviceStatus> {
     if (milliamps !== undefined) status.currentA = milliamps / 1000;
     if (charging !== undefined) status.charging = charging === 1;
     if (temperature !== undefined) status.temperatureC = temperature / 10;
+    const wake = fields[8];
+    if (wake !== undefined && wake !== '') {
+      // An unknown word is a later revision's reason: left out, not an error.
+      if (WAKE_FIELD[wake] !== undefined) status.wake = WAKE_FIELD[wake];
+    }
     return status;
   });
 }

@@ -1,9 +1,9 @@
 import type { Readable, Writable } from 'node:stream';
 import { logger } from '../../agent/log/logger.js';
 import { emptyReading, round } from '../reading.js';
-import type { BridgeReading, FirmwareBridge } from '../types.js';
+import type { BridgeReading, FirmwareBridge, PowerDownRequest, WakeReason } from '../types.js';
 import { FrameDecoder, type DecoderCounts } from './frame-decoder.js';
-import { PROTOCOL_VERSION, SENTENCE, formatCommand, parseAck, parseStatus, type Actuator, type DeviceStatus } from './messages.js';
+import { MAX_SLEEP_SECONDS, PROTOCOL_VERSION, SENTENCE, formatCommand, formatSleep, parseAck, parseStatus, type Actuator, type DeviceAck, type DeviceStatus } from './messages.js';
 
 export interface SerialBridgeOptions {
   /** Shown in the bridge's name and in reasons, e.g. /dev/ttyAMA0. */
@@ -14,6 +14,8 @@ export interface SerialBridgeOptions {
   temperatureName?: string;
   /** Clock (ms since epoch); tests pass a manual one. */
   now?: () => number;
+  /** How long a sleep command waits for the device's acknowledgement. */
+  sleepAckTimeoutMs?: number;
 }
 
 export interface SerialStats extends DecoderCounts {
@@ -56,12 +58,16 @@ export class SerialBridge implements FirmwareBridge {
   /** What the host last asked for, sent again after a device restart or a reconnect. */
   private readonly wanted = new Map<Actuator, number>();
   private readonly closeHooks: (() => Promise<void>)[] = [];
+  /** Commands whose acknowledgement someone waits for (a sleep must be confirmed before the host halts). */
+  private readonly awaitingAck = new Map<number, (ack: DeviceAck) => void>();
+  private readonly sleepAckTimeoutMs: number;
 
   constructor(options: SerialBridgeOptions = {}) {
     this.name = `serial(${options.name ?? 'stream'})`;
     this.staleAfterMs = options.staleAfterMs ?? 5000;
     this.temperatureName = options.temperatureName ?? 'ups';
     this.now = options.now ?? Date.now;
+    this.sleepAckTimeoutMs = options.sleepAckTimeoutMs ?? 3000;
   }
 
   get stats(): SerialStats {
@@ -150,6 +156,42 @@ export class SerialBridge implements FirmwareBridge {
     await this.command('ALERT', on ? 1 : 0);
   }
 
+  /**
+   * Asks the device to power the board down after `graceSeconds` and up again after `seconds`
+   * (or on motion). Resolves once the device says OK; rejects when it refuses or does not answer,
+   * and then the host must not halt: nothing would wake it.
+   */
+  async armWake(request: PowerDownRequest): Promise<void> {
+    if (!(Number.isInteger(request.seconds) && request.seconds >= 1 && request.seconds <= MAX_SLEEP_SECONDS)) {
+      throw new RangeError(`sleep seconds must be an integer in 1..${MAX_SLEEP_SECONDS}, got ${request.seconds}`);
+    }
+    if (!(Number.isInteger(request.graceSeconds) && request.graceSeconds >= 0 && request.graceSeconds <= 600)) {
+      throw new RangeError(`grace seconds must be an integer in 0..600, got ${request.graceSeconds}`);
+    }
+    const output = this.output;
+    if (!output) throw new Error(`${this.name}: no link to the device, so no wake-up can be armed`);
+    const seq = this.commandSeq;
+    this.commandSeq = (this.commandSeq + 1) % SEQ_MODULUS;
+    const acked = new Promise<DeviceAck>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.awaitingAck.delete(seq);
+        reject(new Error(`${this.name}: the device did not acknowledge the sleep command within ${this.sleepAckTimeoutMs} ms`));
+      }, this.sleepAckTimeoutMs);
+      this.awaitingAck.set(seq, (ack) => {
+        clearTimeout(timer);
+        resolve(ack);
+      });
+    });
+    await new Promise<void>((resolve, reject) => output.write(formatSleep(seq, request), 'latin1', (error) => (error ? reject(error) : resolve())));
+    const ack = await acked;
+    if (!ack.ok) throw new Error(`${this.name}: the device refused the sleep command (${ack.code || 'no code'})`);
+  }
+
+  /** From the device's status frames (EXB's wake field); undefined before one or from older firmware. */
+  wakeReason(): WakeReason | undefined {
+    return this.last?.status.wake;
+  }
+
   async close(): Promise<void> {
     this.detach?.();
     const input = this.input;
@@ -201,7 +243,11 @@ export class SerialBridge implements FirmwareBridge {
       this.lastInvalid = parsed.error;
     } else if (parsed.value.ok) {
       this.extra.acks += 1;
+      this.awaitingAck.get(parsed.value.seq)?.(parsed.value);
+      this.awaitingAck.delete(parsed.value.seq);
     } else {
+      this.awaitingAck.get(parsed.value.seq)?.(parsed.value);
+      this.awaitingAck.delete(parsed.value.seq);
       this.extra.refusals += 1;
       logger.warn({ bridge: this.name, seq: parsed.value.seq, code: parsed.value.code }, 'device refused a command');
     }
