@@ -68,6 +68,8 @@ export const sysfsConfigSchema = strictSection({
   root: z.string().min(1, 'must be a directory path').default('/sys'),
   battery: z.string().min(1).optional(),
   inputRail: z.string().min(1).optional(),
+  /** The RTC whose wake alarm wakes the board after a power-down (rtc0 on a Raspberry Pi 5). */
+  rtc: z.string().regex(/^rtc\d+$/, 'an RTC name such as rtc0').optional(),
 });
 
 const max17048Schema = strictSection({

@@ -75,7 +75,7 @@ async function build(config: BridgeConfig, onSimulated?: (bridge: SimulatedBridg
       return bridge;
     }
     case 'sysfs':
-      return new SysfsBridge({ root: config.root, battery: config.battery, inputRail: config.inputRail });
+      return new SysfsBridge({ root: config.root, battery: config.battery, inputRail: config.inputRail, rtc: config.rtc });
     case 'i2c':
       return new I2cBridge({ openBus: () => openI2cBus(config.bus), busLabel: `/dev/i2c-${config.bus}`, devices: config.devices });
     case 'serial': {

@@ -273,3 +273,15 @@ test('power_supply: charging from status or an online Mains supply; peripheral b
   const zones = await readThermalZones({ root: fakeSysfs({}) });
   t.regex(zones.missing[0]!.reason, /no thermal zones under/);
 });
+
+test('RTC wake alarm: the sysfs bridge clears the alarm, arms it N seconds ahead, and says what is wrong when it cannot', async (t) => {
+  const root = fakeSysfs({ 'class/rtc/rtc0/wakealarm': '' });
+  const alarm = path.join(root, 'class/rtc/rtc0/wakealarm');
+  const bridge = new SysfsBridge({ root, rtc: 'rtc0' });
+  await bridge.armWake!({ seconds: 3600, wakeOnMotion: false, graceSeconds: 20 });
+  t.is(fs.readFileSync(alarm, 'utf8'), '+3600', 'relative to now, as the kernel takes it');
+
+  await t.throwsAsync(bridge.armWake!({ seconds: 60, wakeOnMotion: true, graceSeconds: 20 }), { message: /wakes on time only: waking on motion needs a power-management microcontroller/ });
+  await t.throwsAsync(new SysfsBridge({ root, rtc: 'rtc1' }).armWake!({ seconds: 60, wakeOnMotion: false, graceSeconds: 20 }), { message: /no wake alarm at .*rtc1\/wakealarm: the Raspberry Pi 5 has rtc0/ });
+  t.is(new SysfsBridge({ root }).armWake, undefined, 'without an RTC the bridge arms nothing');
+});

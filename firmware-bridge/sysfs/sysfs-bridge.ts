@@ -1,5 +1,6 @@
 import { mergeReadings } from '../combine.js';
-import type { BridgeReading, FirmwareBridge } from '../types.js';
+import type { BridgeReading, FirmwareBridge, PowerDownRequest } from '../types.js';
+import { armRtcWakeAlarm } from './rtc-wake.js';
 import { readHwmon } from './hwmon.js';
 import { readPowerSupplies } from './power-supply.js';
 import { readThermalZones } from './thermal.js';
@@ -11,6 +12,8 @@ export interface SysfsBridgeOptions {
   battery?: string;
   /** Label of the board's input rail on a hwmon power monitor (e.g. VDD_IN). */
   inputRail?: string;
+  /** The RTC whose wake alarm powers the board up after a halt (rtc0 on a Pi 5); none: no wake-up is armed here. */
+  rtc?: string;
 }
 
 /**
@@ -19,9 +22,12 @@ export interface SysfsBridgeOptions {
  */
 export class SysfsBridge implements FirmwareBridge {
   readonly name: string;
+  readonly armWake?: (request: PowerDownRequest) => Promise<void>;
 
   constructor(private readonly options: SysfsBridgeOptions = {}) {
     this.name = `sysfs(${options.root ?? '/sys'})`;
+    const rtc = options.rtc;
+    if (rtc !== undefined) this.armWake = (request) => armRtcWakeAlarm(options.root ?? '/sys', rtc, request);
   }
 
   async read(): Promise<BridgeReading> {
