@@ -3,6 +3,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import test from 'ava';
 import { PROJECT_ROOT } from '../agent/config/paths.js';
+import { combineBridges } from '../firmware-bridge/combine.js';
 import { crc8, crc8Hex } from '../firmware-bridge/serial/crc8.js';
 import { FrameDecoder, MAX_FRAME_BYTES } from '../firmware-bridge/serial/frame-decoder.js';
 import { formatStatus, parseStatus } from '../firmware-bridge/serial/messages.js';
@@ -239,4 +240,18 @@ test('every example frame in SERIAL-PROTOCOL.md carries its right checksum', (t)
   const examples = [...doc.matchAll(/\$([A-Z]{3},[^*\s`<]*)\*([0-9A-F]{2})\b/g)];
   t.true(examples.length >= 8, `${examples.length} examples`);
   for (const [whole, body, checksum] of examples) t.is(checksum, crc8Hex(body!), whole);
+});
+
+test('combined: the first source that can arm a wake-up arms it, and the wake reason comes from whichever source knows it', async (t) => {
+  const line = fakeSerial();
+  answerSleeps(line, (seq) => frame(`EXA,1,${seq},OK`));
+  const combined = combineBridges([new SerialBridge({ name: 'no-stream' }), line.bridge]);
+  t.is(combined.wakeReason!(), undefined);
+  await line.device(frame('EXB,1,0,875,3987,420,0,312,TIMER'));
+  t.is(combined.wakeReason!(), 'timer');
+  // The first source has armWake too, but no link: the combined bridge says so rather than silently using another.
+  await t.throwsAsync(combined.armWake!({ seconds: 60, wakeOnMotion: false, graceSeconds: 5 }), { message: /no link to the device/ });
+  const ordered = combineBridges([line.bridge]);
+  await ordered.armWake!({ seconds: 60, wakeOnMotion: false, graceSeconds: 5 });
+  t.true(line.sent.some((s) => s.startsWith('$EXS,1,')));
 });

@@ -39,6 +39,7 @@ export class TelemetryPublisher {
       dropped: status.dropped - this.previousDropped,
       ...(status.latencyMs === undefined ? {} : { latencyMs: status.latencyMs }),
       controller: status.controller.slice(0, 300),
+      ...(status.wokeBy === undefined ? {} : { wokeBy: status.wokeBy }),
       ...(status.mqtt === undefined ? {} : { mqtt: status.mqtt.slice(0, 500) }),
     });
     this.previousOffloaded = status.offloaded;

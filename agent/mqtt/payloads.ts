@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { type AgentConfig, agentConfigSchema, controllerSchema, describeIssues, eventsSchema, gateSchema, offloadModeSchema, offloadSchema, policySchema } from '../config/agent-config.js';
 import { strictSection } from '../config/issues.js';
+import { WAKE_REASONS } from '../../firmware-bridge/types.js';
 
 /** A config/set is a handful of fields; anything bigger is a mistake or an attack. */
 export const MAX_CONFIG_SET_BYTES = 16 * 1024;
@@ -53,6 +54,8 @@ export const telemetrySchema = z.strictObject({
   offloaded: z.number().int().nonnegative().optional(),
   /** Frames since the previous telemetry message that the motion gate passed without inference. */
   gated: z.number().int().nonnegative().optional(),
+  /** Why the board last powered up, when the firmware bridge can tell. */
+  wokeBy: z.enum(WAKE_REASONS).optional(),
   /** Frames since the previous telemetry message that an earlier exit settled by temporal exit reuse. */
   reused: z.number().int().nonnegative().optional(),
   /** Frames since the previous telemetry message that a newer frame replaced before the agent took them. */

@@ -10,7 +10,7 @@ import type { MotionGate } from '../gate/motion-gate.js';
 import { reusedEarlierExit, withTemporalReuse, type PreviousAnswer, type TemporalReuseSettings } from '../exit-policy/temporal-reuse.js';
 import { cropToRegion } from '../preprocess/crop.js';
 import { encodedImageToRgb, ImageDecodeError, type RgbTarget } from '../preprocess/image-to-rgb.js';
-import type { BridgeReading, Clock, EnergySink, FirmwareBridge } from '../../firmware-bridge/types.js';
+import type { BridgeReading, Clock, EnergySink, FirmwareBridge, WakeReason } from '../../firmware-bridge/types.js';
 import type { FrameSource } from '../sources/frame-source.js';
 import { FramePacer } from '../sources/frame-source.js';
 import { LiveStats } from './live-stats.js';
@@ -92,6 +92,8 @@ export interface AgentStatus {
   /** Offload servers that say they are up; undefined when offload is not configured. */
   offloadServers?: number;
   missingReadings: string[];
+  /** Why the board last powered up, when the bridge can tell (a power-management microcontroller). */
+  wokeBy?: WakeReason;
 }
 
 /** The value of the hottest sensor, the one thermal limits are about. */
@@ -348,6 +350,7 @@ export class EdgeAgent {
   }
 
   status(atMs = this.clock.nowMs()): AgentStatus {
+    const wokeBy = this.parts.bridge.wakeReason?.();
     return {
       atMs,
       frames: this.stats.frames,
@@ -367,6 +370,7 @@ export class EdgeAgent {
       offloaded: this.stats.offloaded,
       offloadServers: this.parts.offloader?.serversUp,
       missingReadings: this.reading?.missing.map((m) => m.reading) ?? [],
+      ...(wokeBy === undefined ? {} : { wokeBy }),
     };
   }
 

@@ -53,6 +53,7 @@ function showLive(view) {
   setText('temperature', fixed(status.temperatureC, 1, ' °C'));
   setText('power', fixed(view.power.watts, 2, ' W'));
   setText('charging', view.power.charging === undefined ? '–' : view.power.charging ? 'yes' : 'no');
+  setText('woke', status.wokeBy ?? '–');
   setText('servers', view.offload.enabled ? String(view.offload.serversUp ?? 0) : 'offload off');
   setText('offload-share', `${view.offload.sharePercent.toFixed(1)}%`);
   setText('round-trip', fixed(view.offload.roundTripMs, 0, ' ms'));
