@@ -57,6 +57,12 @@ export const simulatedConfigSchema = z
     startAt: wholeWithin(0, 8.64e15, 'ms since epoch').optional(),
     clock: z.enum(['real', 'manual'], { error: 'must be real or manual' }).default('real'),
     timeScale: within(0.001, 1_000_000, 'simulated s per real s').default(1),
+    /** Powered down with the wake-up armed, and a boot to a running agent (used by power cycles). */
+    offPowerW: within(0, 50, 'W').default(0.05),
+    bootS: within(0, 600, 's').default(30),
+    bootPowerW: within(0, 100, 'W').default(3),
+    /** Simulated seconds at which a motion sensor fires: they end a sleep that wakes on motion. */
+    motionAtS: z.array(within(0, 1e9, 's')).max(100_000).default([]),
   })
   .refine((c) => c.fanThermalResistanceCPerW <= c.thermalResistanceCPerW, {
     error: 'must not exceed thermalResistanceCPerW: the fan cools, it does not insulate',

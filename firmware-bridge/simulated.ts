@@ -1,5 +1,5 @@
 import { emptyReading, round } from './reading.js';
-import type { BridgeReading, FirmwareBridge, TripPoint } from './types.js';
+import type { BridgeReading, FirmwareBridge, PowerDownRequest, TripPoint, WakeReason } from './types.js';
 
 export interface SolarProfile {
   /** Panel output at solar noon, W. */
@@ -37,6 +37,21 @@ export interface SimulatedBridgeOptions {
   clock?: 'real' | 'manual';
   /** Simulated seconds per real second (clock 'real'). */
   timeScale?: number;
+  /** Drawn while powered down (a microcontroller or the PMIC keeping the wake-up), W. */
+  offPowerW?: number;
+  /** A boot, from power-up to the agent running: how long, and at what power. */
+  bootS?: number;
+  bootPowerW?: number;
+  /** Simulated seconds at which a motion sensor fires (a scenario's events): they end a sleep that wakes on motion. */
+  motionAtS?: number[];
+}
+
+/** What a simulated power cycle did. */
+export interface PowerCycle {
+  reason: WakeReason;
+  /** Time powered down, and the energy the boot took. */
+  offS: number;
+  bootJ: number;
 }
 
 /** The thermal zone name the simulator reports, as on a Raspberry Pi. */
@@ -60,6 +75,11 @@ const DEFAULTS = {
   chargePowerW: 10,
   clock: 'real',
   timeScale: 1,
+  // A board off with its wake-up armed, and a Linux boot to a running agent: set them to your board's.
+  offPowerW: 0.05,
+  bootS: 30,
+  bootPowerW: 3,
+  motionAtS: [] as number[],
 } as const;
 
 /** Typical Li-ion open-circuit voltage by state of charge (load sag ignored). */
@@ -105,6 +125,8 @@ export class SimulatedBridge implements FirmwareBridge {
   private lowBatteryAlert = false;
   private chargerOn: boolean;
   private lastRealMs = Date.now();
+  private armed: PowerDownRequest | undefined;
+  private lastWake: WakeReason | undefined;
 
   constructor(options: SimulatedBridgeOptions = {}) {
     const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
@@ -144,13 +166,13 @@ export class SimulatedBridge implements FirmwareBridge {
     this.pendingHeatJ += joules;
   }
 
-  /** Moves simulated time on by `seconds` (with either clock). */
-  advance(seconds: number): void {
+  /** Moves simulated time on by `seconds` (with either clock); `boardW` replaces idle power (powered down, booting). */
+  advance(seconds: number, boardW = this.o.idlePowerW): void {
     if (!(seconds >= 0) || !Number.isFinite(seconds)) throw new RangeError(`advance() needs a finite time >= 0 s, got ${seconds}`);
     if (seconds === 0) return;
     // The fan drains the battery but heats the air it moves, not the SoC.
-    const baseW = this.o.idlePowerW + this.o.fanPowerW * this.fanDuty;
-    const loadW = this.o.idlePowerW + this.pendingHeatJ / seconds;
+    const baseW = boardW + this.o.fanPowerW * this.fanDuty;
+    const loadW = boardW + this.pendingHeatJ / seconds;
     this.pendingHeatJ = 0;
 
     let chargedJ = 0;
@@ -169,6 +191,38 @@ export class SimulatedBridge implements FirmwareBridge {
 
     this.simulatedS += seconds;
     this.lastLoadW = loadW + this.o.fanPowerW * this.fanDuty;
+  }
+
+  async armWake(request: PowerDownRequest): Promise<void> {
+    if (!(request.seconds >= 1) || !Number.isFinite(request.seconds)) throw new RangeError(`sleep seconds must be at least 1, got ${request.seconds}`);
+    this.armed = { ...request };
+  }
+
+  wakeReason(): WakeReason | undefined {
+    return this.lastWake;
+  }
+
+  /**
+   * What a halt after armWake() does to a real board, in simulated time (manual clock): the grace
+   * time at idle, powered down (off power, the fan stopped) until the timer or the first motion
+   * the sleep may wake on, then a boot charged at boot power.
+   */
+  powerCycle(): PowerCycle {
+    const request = this.armed;
+    if (!request) throw new Error('powerCycle(): no wake-up was armed, so a real board would never wake (call armWake first)');
+    if (this.o.clock !== 'manual') throw new Error('powerCycle() needs the manual clock: a real-clock simulation cannot skip hours');
+    this.armed = undefined;
+    this.advance(request.graceSeconds);
+    const offAt = this.simulatedS;
+    const motion = request.wakeOnMotion ? this.o.motionAtS.find((at) => at > offAt && at < offAt + request.seconds) : undefined;
+    const offS = motion === undefined ? request.seconds : motion - offAt;
+    const fanDuty = this.fanDuty;
+    this.fanDuty = 0;
+    this.advance(offS, this.o.offPowerW);
+    this.advance(this.o.bootS, this.o.bootPowerW);
+    this.fanDuty = fanDuty;
+    this.lastWake = motion === undefined ? 'timer' : 'motion';
+    return { reason: this.lastWake, offS, bootJ: this.o.bootS * this.o.bootPowerW };
   }
 
   setCharging(on: boolean): void {

@@ -145,3 +145,33 @@ test('the reading has the shape of a real bridge reading', async (t) => {
   t.is(reading.voltageV, 4.2);
   t.deepEqual(reading.missing, []);
 });
+
+test('a power cycle: grace at idle, powered down at off power until the timer, then a boot charged at boot power', async (t) => {
+  const sim = new SimulatedBridge({ clock: 'manual', capacityWh: 10, idlePowerW: 2, offPowerW: 0.05, bootS: 30, bootPowerW: 3, fanPowerW: 0, initialTemperatureC: 60 });
+  t.throws(() => sim.powerCycle(), { message: /no wake-up was armed/ });
+  const before = sim.stateOfCharge * 10 * 3600;
+  await sim.armWake({ seconds: 3600, wakeOnMotion: false, graceSeconds: 20 });
+  const cycle = sim.powerCycle();
+  t.deepEqual(cycle, { reason: 'timer', offS: 3600, bootJ: 90 });
+  t.is(sim.wakeReason(), 'timer');
+  const spent = before - sim.stateOfCharge * 10 * 3600;
+  t.true(close(spent, 20 * 2 + 3600 * 0.05 + 30 * 3, 1e-6), `${spent} J: 40 J of grace, 180 J off, 90 J of boot`);
+  t.true(close(sim.elapsedS, 20 + 3600 + 30, 1e-9));
+  // An hour off cooled the board from 60 °C to ambient (τ 120 s); the 30 s boot then warms it by about 5 °C.
+  const afterBoot = (await sim.read()).temperaturesC[SIMULATED_ZONE]!;
+  t.true(close(afterBoot, 25 + 0.05 * 8 + (3 * 8 - 0.05 * 8) * (1 - Math.exp(-30 / 120)), 0.05), `${afterBoot} °C`);
+});
+
+test('a sleep that wakes on motion ends at the first motion after power-down; one that does not ignores motion', async (t) => {
+  const motionAtS = [10, 500, 900];
+  const waking = new SimulatedBridge({ clock: 'manual', motionAtS, bootS: 0 });
+  await waking.armWake({ seconds: 3600, wakeOnMotion: true, graceSeconds: 20 });
+  t.deepEqual(waking.powerCycle(), { reason: 'motion', offS: 480, bootJ: 0 }, 'motion at 10 s came during the grace time, before power-down');
+  t.is(waking.wakeReason(), 'motion');
+  const deaf = new SimulatedBridge({ clock: 'manual', motionAtS, bootS: 0 });
+  await deaf.armWake({ seconds: 3600, wakeOnMotion: false, graceSeconds: 20 });
+  t.is(deaf.powerCycle().reason, 'timer');
+  const realClock = new SimulatedBridge({ clock: 'real' });
+  await realClock.armWake({ seconds: 60, wakeOnMotion: false, graceSeconds: 0 });
+  t.throws(() => realClock.powerCycle(), { message: /needs the manual clock/ });
+});
