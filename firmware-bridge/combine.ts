@@ -71,6 +71,13 @@ export function combineBridges(bridges: FirmwareBridge[]): FirmwareBridge {
   // One wake-up mechanism powers the board down: the first that has one (two would race to cut power).
   const waker = bridges.find((bridge) => bridge.armWake);
   if (waker) combined.armWake = (request) => waker.armWake!(request);
+  const sensors = bridges.filter((bridge) => bridge.lastMotionAt);
+  if (sensors.length > 0) {
+    combined.lastMotionAt = () => {
+      const edges = sensors.map((b) => b.lastMotionAt!()).filter((at): at is number => at !== undefined);
+      return edges.length === 0 ? undefined : Math.max(...edges);
+    };
+  }
   const reasons = bridges.filter((bridge) => bridge.wakeReason);
   if (reasons.length > 0) combined.wakeReason = () => reasons.map((b) => b.wakeReason!()).find((reason) => reason !== undefined);
   return combined;

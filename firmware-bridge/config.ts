@@ -119,9 +119,16 @@ export const gpioConfigSchema = z
   })
   .refine((c) => c.fanPin !== undefined || c.ledPin !== undefined || c.alertPin !== undefined, { error: 'needs at least one of fanPin, ledPin, alertPin' });
 
-const KINDS = 'simulated, sysfs, i2c, serial, gpio or combined';
-const sourceSchema = z.discriminatedUnion('kind', [simulatedConfigSchema, sysfsConfigSchema, i2cConfigSchema, serialConfigSchema, gpioConfigSchema], {
-  error: 'must be simulated, sysfs, i2c, serial or gpio (a combined source cannot nest)',
+/** A PIR motion sensor on a GPIO line, read with libgpiod's gpiomon. */
+export const pirConfigSchema = strictSection({
+  kind: z.literal('pir'),
+  chip: z.string().regex(/^gpiochip\d+$/, 'a GPIO chip such as gpiochip0 (gpioinfo lists them)').default('gpiochip0'),
+  line: wholeWithin(0, 511, '(line offset; the BCM number on a Pi)'),
+});
+
+const KINDS = 'simulated, sysfs, i2c, serial, gpio, pir or combined';
+const sourceSchema = z.discriminatedUnion('kind', [simulatedConfigSchema, sysfsConfigSchema, i2cConfigSchema, serialConfigSchema, gpioConfigSchema, pirConfigSchema], {
+  error: 'must be simulated, sysfs, i2c, serial, gpio or pir (a combined source cannot nest)',
 });
 
 export const combinedConfigSchema = strictSection({
@@ -130,7 +137,7 @@ export const combinedConfigSchema = strictSection({
   sources: z.array(sourceSchema).min(1, 'must list at least one source'),
 });
 
-export const bridgeConfigSchema = z.discriminatedUnion('kind', [simulatedConfigSchema, sysfsConfigSchema, i2cConfigSchema, serialConfigSchema, gpioConfigSchema, combinedConfigSchema], {
+export const bridgeConfigSchema = z.discriminatedUnion('kind', [simulatedConfigSchema, sysfsConfigSchema, i2cConfigSchema, serialConfigSchema, gpioConfigSchema, pirConfigSchema, combinedConfigSchema], {
   error: `must be ${KINDS}`,
 });
 

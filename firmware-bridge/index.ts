@@ -4,6 +4,7 @@ import { GpioBridge } from './gpio/gpio-bridge.js';
 import { I2cBridge } from './i2c/i2c-bridge.js';
 import { openI2cBus } from './i2c/i2c-bus.js';
 import { openSerialBridge } from './serial/open-serial-port.js';
+import { PirBridge } from './gpio/pir-bridge.js';
 import { SimulatedBridge } from './simulated.js';
 import { SysfsBridge } from './sysfs/sysfs-bridge.js';
 import type { Clock, EnergySink, FirmwareBridge, Platform } from './types.js';
@@ -19,6 +20,7 @@ export { I2cUnavailableError, openI2cBus, type I2cBus } from './i2c/i2c-bus.js';
 export { SerialBridge, type SerialStats } from './serial/serial-bridge.js';
 export { openSerialBridge } from './serial/open-serial-port.js';
 export { GpioBridge, type GpioStatus } from './gpio/gpio-bridge.js';
+export { PirBridge } from './gpio/pir-bridge.js';
 
 /**
  * The bridge a plain config describes, e.g. from the agent's config file:
@@ -86,6 +88,8 @@ async function build(config: BridgeConfig, onSimulated?: (bridge: SimulatedBridg
       const { kind: _kind, ...options } = config;
       return new GpioBridge(options);
     }
+    case 'pir':
+      return new PirBridge({ chip: config.chip, line: config.line });
     case 'combined': {
       const parts: FirmwareBridge[] = [];
       try {

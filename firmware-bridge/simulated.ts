@@ -202,6 +202,14 @@ export class SimulatedBridge implements FirmwareBridge {
     return this.lastWake;
   }
 
+  /** The latest of `motionAtS` that simulated time has passed, as the simulated clock's ms. */
+  lastMotionAt(): number | undefined {
+    const now = (this.clock.nowMs() - this.startAt) / 1000;
+    let latest: number | undefined;
+    for (const at of this.o.motionAtS) if (at <= now && (latest === undefined || at > latest)) latest = at;
+    return latest === undefined ? undefined : this.startAt + Math.round(latest * 1000);
+  }
+
   /**
    * What a halt after armWake() does to a real board, in simulated time (manual clock): the grace
    * time at idle, powered down (off power, the fan stopped) until the timer or the first motion

@@ -62,6 +62,8 @@ export interface FirmwareBridge {
   armWake?(request: PowerDownRequest): Promise<void>;
   /** Why the board last powered up, when the bridge can tell. */
   wakeReason?(): WakeReason | undefined;
+  /** A motion sensor's (PIR) latest edge, in ms on the agent's clock; undefined before the first. */
+  lastMotionAt?(): number | undefined;
   close(): Promise<void>;
 }
 

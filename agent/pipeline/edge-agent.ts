@@ -131,6 +131,8 @@ export class EdgeAgent {
   lastFrameAtMs = -Infinity;
   /** The last frame's answer, for temporal exit reuse. */
   private previousAnswer: PreviousAnswer | undefined;
+  /** The motion sensor's edge already acted on. */
+  private lastPirEdge: number | undefined;
   /** Agent-clock time of the last frame the model ran on: a gated frame reuses its result only so long. */
   private lastInferenceMs: number | undefined;
 
@@ -277,7 +279,11 @@ export class EdgeAgent {
     if (this.parts.gate) {
       // Every frame is looked at, so the background keeps up with the scene.
       const reading = this.parts.gate.detector.observe(rgb);
-      moved = reading.motion;
+      // A PIR edge since the last frame is motion too: warm bodies can move where the picture barely changes (at night, far off).
+      const pirEdge = this.parts.bridge.lastMotionAt?.();
+      const pirFired = pirEdge !== undefined && pirEdge !== this.lastPirEdge;
+      this.lastPirEdge = pirEdge;
+      moved = reading.motion || pirFired;
       changedShare = reading.changedShare;
       if (reading.region && this.parts.gate.cropToMotion) {
         rgb = cropToRegion(rgb, this.parts.target.width, this.parts.target.height, reading.region);
