@@ -65,7 +65,7 @@ test('combined: sysfs + an absent I2C gauge + an absent serial MCU + GPIO; absen
 });
 
 test('a bad config names each field and its allowed range', (t) => {
-  t.deepEqual(problemsOf({ kind: 'battery' }), ['bridge.kind: must be simulated, sysfs, i2c, serial, gpio or combined (got "battery")']);
+  t.deepEqual(problemsOf({ kind: 'battery' }), ['bridge.kind: must be simulated, sysfs, i2c, serial, gpio, pir or combined (got "battery")']);
   t.deepEqual(problemsOf({ kind: 'simulated', initialStateOfCharge: 1.5, thermalTimeConstantS: 0 }), [
     'bridge.initialStateOfCharge: must be 0..1 (fraction) (got 1.5)',
     'bridge.thermalTimeConstantS: must be 1..86400 s (got 0)',
@@ -81,7 +81,7 @@ test('a bad config names each field and its allowed range', (t) => {
   t.deepEqual(problemsOf({ kind: 'gpio' }), ['bridge: needs at least one of fanPin, ledPin, alertPin (got {"kind":"gpio"})']);
   t.regex(problemsOf({ kind: 'sysfs', rooot: '/sys' })[0]!, /^bridge: unknown key "rooot": did you mean "root"\?/);
   t.deepEqual(problemsOf({ kind: 'combined', sources: [{ kind: 'combined', sources: [] }] }), [
-    'bridge.sources.0.kind: must be simulated, sysfs, i2c, serial or gpio (a combined source cannot nest) (got "combined")',
+    'bridge.sources.0.kind: must be simulated, sysfs, i2c, serial, gpio or pir (a combined source cannot nest) (got "combined")',
   ]);
   t.deepEqual(problemsOf({ kind: 'simulated', fanThermalResistanceCPerW: 20 }), [
     'bridge.fanThermalResistanceCPerW: must not exceed thermalResistanceCPerW: the fan cools, it does not insulate (got 20)',

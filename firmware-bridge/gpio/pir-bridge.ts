@@ -1,7 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { throttledWarning } from '../../agent/log/throttled.js';
 import { BackoffSchedule } from '../../agent/retry/backoff-schedule.js';
-import { onPath } from '../../agent/sources/child-stream.js';
 import { emptyReading } from '../reading.js';
 import type { BridgeReading, FirmwareBridge } from '../types.js';
 
@@ -19,8 +18,10 @@ export function gpiomonArguments(version: 1 | 2, chip: string, line: number): st
   return version === 1 ? ['--rising-edge', chip, String(line)] : ['--edges=rising', '--chip', chip, String(line)];
 }
 
-function gpiomonVersion(env: NodeJS.ProcessEnv): 1 | 2 {
+/** Which libgpiod's gpiomon this is; undefined when there is none. */
+function gpiomonVersion(env: NodeJS.ProcessEnv): 1 | 2 | undefined {
   const said = spawnSync('gpiomon', ['--version'], { env, encoding: 'utf8', timeout: 5000 });
+  if ((said.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return undefined;
   return /v?2\.\d/.test(`${said.stdout}`.split('\n')[0] ?? '') ? 2 : 1;
 }
 
@@ -45,9 +46,10 @@ export class PirBridge implements FirmwareBridge {
   constructor(private readonly options: PirBridgeOptions) {
     this.name = `pir(${options.chip} line ${options.line})`;
     this.env = options.env ?? process.env;
-    if (!onPath('gpiomon', this.env)) throw new Error(`${this.name}: gpiomon is not installed: apt-get install gpiod`);
+    const version = gpiomonVersion(this.env);
+    if (version === undefined) throw new Error(`${this.name}: gpiomon is not installed: apt-get install gpiod`);
     this.backoff = new BackoffSchedule(options.restartBackoff ?? { minMs: 1000, maxMs: 60_000 });
-    this.args = gpiomonArguments(gpiomonVersion(this.env), options.chip, options.line);
+    this.args = gpiomonArguments(version, options.chip, options.line);
     this.start();
   }
 

@@ -6,7 +6,7 @@ import path from 'node:path';
  * 1. What runs on a gateway (agent/, firmware-bridge/, server/) never imports tools/,
  *    except the CLI's lazy import() of a workstation command.
  * 2. agent/ never imports server/, except the CLI (which hands the embedded offload server to the app).
- * 3. firmware-bridge/ takes from agent/ only the logger and the config-issues interface.
+ * 3. firmware-bridge/ takes from agent/ only the logger, throttled warnings, the backoff schedule and the config-issues interface.
  * 4. Nothing outside test/ imports test/.
  */
 export interface ImportEdge {
@@ -16,7 +16,7 @@ export interface ImportEdge {
 }
 
 const GATEWAY = ['agent/', 'firmware-bridge/', 'server/'];
-const BRIDGE_MAY_USE = new Set(['agent/log/logger.ts', 'agent/config/issues.ts']);
+const BRIDGE_MAY_USE = new Set(['agent/log/logger.ts', 'agent/log/throttled.ts', 'agent/retry/backoff-schedule.ts', 'agent/config/issues.ts']);
 
 function sourceFiles(root: string, dir: string): string[] {
   const full = path.join(root, dir);
