@@ -26,16 +26,18 @@ export class AgentMetrics {
     const registry = this.registry;
     // Memory, CPU, event-loop lag and descriptors of the agent's process.
     collectDefaultMetrics({ register: registry });
-    const totals = (name: string, help: string, read: (status: AgentStatus) => number) =>
+    // Counters are read from totals the agent keeps anyway, at scrape time.
+    const counter = (name: string, help: string, read: () => number) =>
       new Counter({
         name,
         help,
         registers: [registry],
         collect() {
           this.reset();
-          this.inc(read(sources.status()));
+          this.inc(read());
         },
       });
+    const totals = (name: string, help: string, read: (status: AgentStatus) => number) => counter(name, help, () => read(sources.status()));
     totals('edge_exit_frames_total', 'Frames the model ran on', (s) => s.frames);
     totals('edge_exit_gated_frames_total', 'Frames the motion gate let stand without inference', (s) => s.gated);
     totals('edge_exit_reused_frames_total', 'Frames an earlier exit settled by agreeing with a confident previous answer (temporal exit reuse)', (s) => s.reused);
@@ -64,15 +66,7 @@ export class AgentMetrics {
         },
       });
     const offloadTotal = (name: string, help: string, field: keyof ReturnType<MetricsSources['offload']>['counters']) =>
-      new Counter({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.inc(sources.offload().counters[field]);
-        },
-      });
+      counter(name, help, () => sources.offload().counters[field]);
     offloadTotal('edge_exit_offload_requests_total', 'Offload requests sent to the broker (first sends)', 'sent');
     offloadTotal('edge_exit_offload_answers_total', 'Server answers received', 'answers');
     offloadTotal('edge_exit_offload_timeouts_total', 'Requests whose deadline passed without an answer (the device answer stood)', 'deadlinesMissed');
