@@ -222,8 +222,10 @@ export class SimulatedBridge implements FirmwareBridge {
     this.armed = undefined;
     this.advance(request.graceSeconds);
     const offAt = this.simulatedS;
-    const motion = request.wakeOnMotion ? this.o.motionAtS.find((at) => at > offAt && at < offAt + request.seconds) : undefined;
-    const offS = motion === undefined ? request.seconds : motion - offAt;
+    // Motion during the grace time counts too: the microcontroller watches the sensor from the moment it is armed.
+    const armedAt = offAt - request.graceSeconds;
+    const motion = request.wakeOnMotion ? this.o.motionAtS.find((at) => at > armedAt && at < offAt + request.seconds) : undefined;
+    const offS = motion === undefined ? request.seconds : Math.max(0, motion - offAt);
     const fanDuty = this.fanDuty;
     this.fanDuty = 0;
     this.advance(offS, this.o.offPowerW);
@@ -231,6 +233,12 @@ export class SimulatedBridge implements FirmwareBridge {
     this.fanDuty = fanDuty;
     this.lastWake = motion === undefined ? 'timer' : 'motion';
     return { reason: this.lastWake, offS, bootJ: this.o.bootS * this.o.bootPowerW };
+  }
+
+  /** The air around the board now (a scenario's day and night); takes effect from the next step. */
+  setAmbient(celsius: number): void {
+    this.sync();
+    this.o.ambientC = celsius;
   }
 
   setCharging(on: boolean): void {

@@ -87,6 +87,56 @@ export const controllerSchema = strictSection({
   minDwellS: z.number().min(0).max(3600).default(30),
 });
 
+const timeOfDay = z.string().regex(/^([01]?\d|2[0-3]):[0-5]\d$/, 'a time of day as HH:MM');
+
+/** How long the battery must last (agent/controller/lifetime-planner.ts). */
+export const lifetimeTargetSchema = z.discriminatedUnion('kind', [
+  strictSection({ kind: z.literal('hours'), hours: z.number().positive().max(87_600) }),
+  strictSection({
+    kind: z.literal('until'),
+    /** HH:MM (the next one) or an ISO date-time. */
+    at: z.string().refine((at) => timeOfDay.safeParse(at).success || !Number.isNaN(Date.parse(at)), 'a time of day as HH:MM or an ISO date-time such as 2026-12-24T08:00'),
+  }),
+  strictSection({
+    kind: z.literal('until-charging'),
+    /** When charging is due back (sunrise on a solar panel); without it, the time of day charging last started. */
+    schedule: timeOfDay.optional(),
+  }),
+]);
+
+/**
+ * The lifetime planner: operating point, frame rate and duty cycle chosen to meet a battery-life
+ * target at the best accuracy above the floors, re-planned from the measured drain. Thermal limits
+ * (controller.maxTemperatureC) still win.
+ */
+export const plannerSchema = strictSection({
+  enabled: z.boolean().default(false),
+  target: lifetimeTargetSchema.default({ kind: 'hours', hours: 24 }),
+  /** Lowest validation accuracy to run at, 0..1. */
+  minAccuracy: z.number().min(0).max(1).default(0),
+  /** Lowest share of the events longer than a boot (the wake latency) the plan must expect to see, 0..1. */
+  minEventRecall: z.number().min(0).max(1).default(0.9),
+  /** The battery's capacity; a wrong figure is corrected by the measured drain. */
+  batteryWh: z.number().positive().max(100_000).default(37),
+  /** State of charge left at the end of the target. */
+  reserve: z.number().min(0).max(0.9).default(0.05),
+  /** Power the board down between awake windows; needs a bridge that can wake it (rtc, serial, simulated). */
+  sleep: z.boolean().default(false),
+  /** A sleep may end on motion (a PIR the power-management side watches). */
+  wakeOnMotion: z.boolean().default(false),
+  /** Awake this long after the last motion before powering down. */
+  lingerS: z.number().min(5).max(3600).default(30),
+  /** Longest sleep: the device still reports in this often. */
+  maxSleepS: z.number().min(60).max(86_400).default(3600),
+  /** What to expect before the agent has watched for a while. */
+  expectedEventsPerHour: z.number().min(0).max(3600).default(4),
+  expectedEventS: z.number().min(1).max(3600).default(30),
+  replanEveryS: z.number().min(10).max(86_400).default(600),
+  /** Run after everything has stopped cleanly and the wake-up is armed. */
+  haltCommand: z.array(z.string().min(1)).min(1).default(['systemctl', 'poweroff']),
+});
+export type PlannerConfig = z.infer<typeof plannerSchema>;
+
 /** Plain-text schemes, and the TLS scheme an operator meant with TLS files set. */
 const TLS_SCHEME_FOR: Record<string, string> = { mqtt: 'mqtts', tcp: 'mqtts', ws: 'wss' };
 
@@ -224,6 +274,7 @@ export const agentConfigSchema = strictSection({
   maxFrameRate: z.number().positive().max(120).default(40),
   policy: policySchema.prefault({}),
   controller: controllerSchema.prefault({}),
+  planner: plannerSchema.prefault({}),
   /** Energy figures: a device profile name (see agent/energy/device-profiles.ts). */
   deviceProfile: z.enum(['pi4', 'pi5', 'jetson-nano', 'jetson-orin-nano', 'coral-usb-pi4']).default('pi4'),
   /**

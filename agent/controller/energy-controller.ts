@@ -19,6 +19,8 @@ export interface ControllerInputs {
   tripPointC?: number;
   /** Whether an offload server can take frames now (the agent's MQTT link is up). */
   offloadAvailable?: boolean;
+  /** The lifetime planner's choice: it replaces the battery side's point and frame rate; heat may still make both cheaper. */
+  plan?: { operatingPoint: string; frameRate: number; reason: string };
 }
 
 /** Pressure levels, from plenty of energy and headroom to an emergency. */
@@ -62,6 +64,11 @@ export function ladderWithin(points: readonly OperatingPoint[], bounds: Pick<Con
   const ladder = operatingLadder(points, bounds.maxAccuracyDropPoints);
   if (ladder.length === 0) throw new RangeError(`controller.maxAccuracyDropPoints ${bounds.maxAccuracyDropPoints}: no operating point of the package is within it`);
   return ladder;
+}
+
+/** The fan draws power too: it runs only once the headroom gets small. */
+export function fanDutyFor(decision: ControllerDecision): number {
+  return { relaxed: 0, normal: 0, saving: 0.5, critical: 1 }[decision.thermalLevel ?? decision.level];
 }
 
 function levelIndex(level: Level): number {
@@ -160,8 +167,11 @@ export class EnergyController {
     const level = wanted.level;
     // The side that decided first, then the other one, each said once.
     const other = wanted === battery ? thermal : battery;
-    const reason = `${wanted.why}; ${other.why}`;
-    const point = this.pointFor(level);
+    const reason = inputs.plan ? `${inputs.plan.reason}; ${thermal.why}` : `${wanted.why}; ${other.why}`;
+    const plannedAt = inputs.plan ? this.ladder.findIndex((p) => p.name === inputs.plan!.operatingPoint) : -1;
+    // Thermal limits win over the plan: the cheaper of the two points runs.
+    const thermalAt = thermal.level === 'saving' || thermal.level === 'critical' ? this.ladder.indexOf(this.pointFor(thermal.level)) : 0;
+    const point = plannedAt >= 0 ? this.ladder[Math.max(plannedAt, thermalAt)]! : this.pointFor(level);
     // The radio costs energy the battery cannot spare at its reserve.
     const offloadAllowed = battery.level !== 'critical';
     // Under heat the deepest segments are left to the offload server. Without one, a cut depth
@@ -169,7 +179,7 @@ export class EnergyController {
     const depthCut = offloadAllowed && inputs.offloadAvailable ? { relaxed: 0, normal: 0, saving: 1, critical: 2 }[thermal.level] : 0;
     const maxExit = Math.max(0, point.maxExit - depthCut);
     const overheated = inputs.temperatureC !== undefined && inputs.temperatureC >= this.thermalLimitC(inputs);
-    const frameRate = this.maxFrameRate * THERMAL_FRAME_RATE_SHARE[thermal.level] * (overheated ? 0.5 : 1);
+    const frameRate = Math.min(inputs.plan?.frameRate ?? Infinity, this.maxFrameRate) * THERMAL_FRAME_RATE_SHARE[thermal.level] * (overheated ? 0.5 : 1);
     const decision: ControllerDecision = {
       level,
       batteryLevel: battery.level,

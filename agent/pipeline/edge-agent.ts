@@ -1,4 +1,4 @@
-import type { EnergyController, ControllerDecision } from '../controller/energy-controller.js';
+import { fanDutyFor, type EnergyController, type ControllerDecision } from '../controller/energy-controller.js';
 import type { DeviceProfile } from '../energy/device-profiles.js';
 import { frameEnergy } from '../energy/energy-model.js';
 import { createExitPolicy, type ExitPolicy } from '../exit-policy/policy.js';
@@ -235,8 +235,7 @@ export class EdgeAgent {
   /** The fan follows thermal pressure and the alert line the battery reserve; the LED shows the agent is alive. */
   private async actuate(decision: ControllerDecision): Promise<void> {
     const bridge = this.parts.bridge;
-    // The fan draws power too: it runs only once the headroom gets small.
-    const fanDuty = { relaxed: 0, normal: 0, saving: 0.5, critical: 1 }[decision.thermalLevel ?? decision.level];
+    const fanDuty = fanDutyFor(decision);
     try {
       await bridge.setFan?.(fanDuty);
       await bridge.setLowBatteryAlert?.(decision.batteryLevel === 'critical');
