@@ -4,6 +4,7 @@ import type { AgentConfig } from '../config/agent-config.js';
 import { agentVersion, PROJECT_ROOT } from '../config/paths.js';
 import { chooseOperatingPoint } from '../controller/choose-operating-point.js';
 import { EnergyController, ladderWithin } from '../controller/energy-controller.js';
+import { DECODE_AND_GATE_MS, LifetimePlanner, plannerSettings } from '../controller/lifetime-planner.js';
 import { deviceProfile } from '../energy/device-profiles.js';
 import { MultiExitEngine } from '../inference/multi-exit-engine.js';
 import { logger } from '../log/logger.js';
@@ -34,6 +35,7 @@ import { sendJson, WebServer, type RouteHandler } from './web-server.js';
 import { StatusReporter } from './status-reporter.js';
 import { TelemetryPublisher } from './telemetry-publisher.js';
 import { UnitStack } from './unit.js';
+import { PowerManager } from './power-manager.js';
 
 /** An offload server run beside the embedded broker; the server side is handed in, so the agent never imports it. */
 export type EmbeddedServerFactory = (options: { pkg: ModelPackage; brokerUrl: string; prefix: string }) => Promise<{ close(): Promise<void> }>;
@@ -60,6 +62,9 @@ export function controllerOffReason(config: AgentConfig, custom: boolean): strin
   if (custom) return 'suspended: hand-set policy.thresholds are in force; set policy.operatingPoint (e.g. "balanced") to hand the choice back to it';
   return undefined;
 }
+
+/** Time the host needs between arming a wake-up and the power being cut: the stop of every part and the halt. */
+const SHUTDOWN_GRACE_S = 30;
 
 /** The answer to a health request: its id when it gave a usable one. */
 function healthAnswer(payload: Buffer, report: HealthReport): Buffer {
@@ -98,6 +103,8 @@ export class EdgeExitApp {
   private status!: StatusReporter;
   private dashboard: DashboardRoutes | undefined;
   private metrics: AgentMetrics | undefined;
+  private planner: LifetimePlanner | undefined;
+  private power!: PowerManager;
   /** When the pipeline began to run (a slow model load is not a stall). */
   private runningSinceMs = Date.now();
   private stopped = false;
@@ -165,7 +172,15 @@ export class EdgeExitApp {
     this.offloader = new Offloader(link, pkg, config.offload, profile);
     this.results = await this.units.start(
       'results',
-      () => new ResultPublisher({ link, log: this.store, events: this.eventsFor(config), exitCount: this.engine.exitCount, frameSize: target }),
+      () =>
+        new ResultPublisher({
+          link,
+          log: this.store,
+          events: this.eventsFor(config),
+          exitCount: this.engine.exitCount,
+          frameSize: target,
+          onEventEnd: (durationS) => this.planner?.observeEvent(durationS),
+        }),
       (results) => results.finish(),
     );
     if (config.web.enabled) {
@@ -176,6 +191,19 @@ export class EdgeExitApp {
         offload: () => ({ counters: link.counters, unanswered: link.unansweredCount }),
       });
     }
+    this.power = new PowerManager({
+      bridge: this.platform.bridge,
+      graceSeconds: SHUTDOWN_GRACE_S,
+      flush: () => this.store.flush(),
+      blockers: {
+        // An answer that cannot arrive (the link is down) waits in the outbox, which survives the sleep.
+        offloadAnswersPending: () => (link.connected ? link.unansweredCount : 0),
+        configChangesPending: () => link.configRequestsWaiting,
+        eventPending: () => (this.results.activeEvent ? 'an event is going on' : this.results.busy ? "an event's snapshot is being written" : undefined),
+      },
+    });
+    this.planner = this.plannerFor(config);
+    if (config.planner.enabled && offReason) logger.warn(`planner: on, but it acts through the controller, which is ${offReason}`);
     this.pipeline = new EdgeAgent({
       engine: this.engine,
       source,
@@ -197,6 +225,9 @@ export class EdgeExitApp {
       results: this.results,
       onSegments: this.metrics ? (segmentMs, exit) => this.metrics!.observeSegments(segmentMs, exit) : undefined,
       onStatus: (status) => this.status.report(this.withLinkAndResults(status)),
+      planner: this.planner,
+      replanEveryMs: config.planner.replanEveryS * 1000,
+      onSleepDue: (duty) => this.power.powerDown(duty),
     });
     this.telemetry = await this.units.start(
       'telemetry',
@@ -357,6 +388,9 @@ export class EdgeExitApp {
   private judge(next: AgentConfig, patch: ConfigPatch): void {
     const chosen = chooseOperatingPoint(next, this.options.pkg.manifest.operatingPoints, this.engine.exitCount);
     if (this.controller) ladderWithin(chosen.points, next.controller);
+    if (next.planner.enabled && (patch.planner || patch.controller || patch.policy) && controllerOffReason(next, chosen.custom) !== undefined) {
+      throw new Error(`planner.enabled: the planner acts through the controller, which is ${controllerOffReason(next, chosen.custom)}; turn it on with {"controller":{"enabled":true}}`);
+    }
     // Naming a point hands the choice back from hand-set thresholds; otherwise, with the controller on, it would change nothing.
     const handSet = this.remote.config.policy.thresholds !== undefined;
     if (patch.policy?.operatingPoint !== undefined && next.controller.enabled && !chosen.custom && !handSet) {
@@ -382,12 +416,41 @@ export class EdgeExitApp {
       if (!wasOn && !offReason) logger.info('controller: on again, it picks the operating point');
       note = offReason === undefined ? undefined : `applied; the controller is ${offReason}`;
     }
+    if (changed('planner') || changed('controller') || changed('deviceProfile') || changed('maxFrameRate')) this.updatePlanner(next, changed('planner') && !changed('deviceProfile') && !changed('maxFrameRate'));
     if (changed('offload')) this.offloader.update(next.offload);
     if (changed('gate')) this.pipeline.setGate(this.gateFor(next, this.options.pkg.manifest.input));
     if (changed('gate') || changed('events')) this.results.setEvents(this.eventsFor(next));
     if (changed('homeassistant')) this.link?.setHomeAssistant(this.homeAssistantFor(next, this.link));
     if (changed('telemetryIntervalMs')) this.telemetry.start(next.telemetryIntervalMs);
     return note;
+  }
+
+  /** The lifetime planner the config asks for, on the controller's ladder; undefined when it is off. */
+  private plannerFor(config: AgentConfig): LifetimePlanner | undefined {
+    if (!config.planner.enabled || !this.controller) return undefined;
+    const chosen = chooseOperatingPoint(config, this.options.pkg.manifest.operatingPoints, this.engine.exitCount);
+    const profile = deviceProfile(config.deviceProfile);
+    const scale = this.platform.computeTimeScale;
+    return new LifetimePlanner(
+      plannerSettings(config.planner, profile),
+      { profile, ladder: ladderWithin(chosen.points, config.controller), maxFrameRate: config.maxFrameRate, computeTimeScale: scale, gateMsPerFrame: DECODE_AND_GATE_MS * scale, maxReuseS: config.gate.maxReuseS },
+      this.platform.clock.nowMs(),
+    );
+  }
+
+  /** A new target or floors keep what the planner has learnt (drain, activity); turning it on or off starts or drops it. */
+  private updatePlanner(next: AgentConfig, settingsOnly: boolean): void {
+    if (this.planner && next.planner.enabled && settingsOnly) {
+      this.planner.updateSettings(plannerSettings(next.planner, deviceProfile(next.deviceProfile)));
+    } else {
+      this.planner = this.plannerFor(next);
+    }
+    this.pipeline.setPlanner(this.planner, next.planner.replanEveryS * 1000);
+  }
+
+  /** The wake-up armed when the plan took a real board down: the run command halts after stopping every part. */
+  get haltRequested(): boolean {
+    return this.power?.haltArmed !== undefined;
   }
 
   /**

@@ -41,6 +41,9 @@ export class TelemetryPublisher {
       controller: status.controller.slice(0, 300),
       ...(status.wokeBy === undefined ? {} : { wokeBy: status.wokeBy }),
       ...(status.mqtt === undefined ? {} : { mqtt: status.mqtt.slice(0, 500) }),
+      ...(status.plan === undefined ? {} : { plan: status.plan.slice(0, 500) }),
+      ...(status.planWarning === undefined ? {} : { planWarning: status.planWarning.slice(0, 500) }),
+      ...(status.sleep === undefined ? {} : { sleep: status.sleep.slice(0, 300) }),
     });
     this.previousOffloaded = status.offloaded;
     this.previousGated = status.gated;

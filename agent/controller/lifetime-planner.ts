@@ -82,6 +82,9 @@ export interface PlannerInputs {
   maxReuseS: number;
 }
 
+/** Decoding a frame and running the motion gate on it, on the development machine (the stream bench's figure). */
+export const DECODE_AND_GATE_MS = 1.3;
+
 const FRAME_RATE_SHARES = [1, 0.5, 0.25, 0.1];
 /** Points this close in accuracy count as equal, and the cheaper one is kept: the difference is below what validation can tell. */
 const ACCURACY_TIE = 0.003;
@@ -96,6 +99,11 @@ const CORRECTION_WEIGHT = 0.3;
 /** A state-of-charge slope is trusted over at least this long, and this much change: events come in bursts. */
 const MIN_SLOPE_S = 3600;
 const MIN_SLOPE_SOC = 0.01;
+
+/** Awake all along sees short events too, and at once: it wins over sleeping whenever it is affordable. */
+function wakeLatency(candidate: { duty: DutyCycle }): number {
+  return candidate.duty.sleepS === 0 ? 0 : 1;
+}
 
 function parseClock(text: string): { h: number; m: number } | undefined {
   const match = /^(\d{1,2}):(\d{2})$/.exec(text);
@@ -128,6 +136,7 @@ export function nextTime(text: string, nowMs: number): number {
  */
 export class LifetimePlanner {
   private correction = 1;
+  private sleepRefused: string | undefined;
   private lastPlan: Plan | undefined;
   private slope: { atMs: number; soc: number; predictedJ: number; lastMs: number } | undefined;
   private chargingSeenAtMs: number | undefined;
@@ -146,7 +155,18 @@ export class LifetimePlanner {
   }
 
   updateSettings(settings: PlannerSettings): void {
-    this.settings = settings;
+    this.settings = { ...settings, sleep: settings.sleep && this.sleepRefused === undefined };
+  }
+
+  /** The board cannot be powered down here (no wake-up mechanism, or it refused): plans stay awake from now on. */
+  refuseSleep(reason: string): void {
+    this.sleepRefused = reason;
+    this.settings = { ...this.settings, sleep: false };
+  }
+
+  /** Why the board cannot sleep, once a power-down was refused. */
+  get sleepRefusal(): string | undefined {
+    return this.sleepRefused;
   }
 
   get drainCorrection(): number {
@@ -316,7 +336,7 @@ export class LifetimePlanner {
     const bestAccuracy = Math.max(...affordable.map((c) => c.expectedAccuracy));
     const feasible = affordable
       .filter((c) => c.expectedAccuracy >= bestAccuracy - ACCURACY_TIE)
-      .sort((a, b) => b.expectedRecall - a.expectedRecall || b.frameRate - a.frameRate || a.expectedPowerW - b.expectedPowerW);
+      .sort((a, b) => b.expectedRecall - a.expectedRecall || wakeLatency(a) - wakeLatency(b) || b.frameRate - a.frameRate || a.expectedPowerW - b.expectedPowerW);
     let chosen: Candidate;
     let warning: string | undefined;
     if (feasible.length > 0) {

@@ -29,6 +29,8 @@ export interface ResultPublisherOptions {
   /** Events follow the motion gate: without one, only the state is published. */
   events: EventsConfig | undefined;
   exitCount: number;
+  /** An event ended, lasting this long: the lifetime planner learns the activity from it. */
+  onEventEnd?: (durationS: number) => void;
   /** The frame size the snapshots have (the model input). */
   frameSize: { width: number; height: number };
 }
@@ -47,6 +49,8 @@ export class ResultPublisher {
   /** Snapshots encode off the frame path, one after another. */
   private snapshotChain: Promise<void> = Promise.resolve();
   private settings: EventsConfig | undefined;
+  /** Event rows and snapshots queued and not yet written. */
+  private writesPending = 0;
   /** The snapshot last taken (what the retained snapshot topic holds), for the dashboard. */
   latestSnapshot: { jpeg: Buffer; at: number } | undefined;
 
@@ -96,6 +100,11 @@ export class ResultPublisher {
     this.updateState({ label, confidence, exit, decidedBy: 'server' }, Date.now());
   }
 
+  /** Whether an event row or snapshot is still being made or written: the board must not power down under it. */
+  get busy(): boolean {
+    return this.writesPending > 0;
+  }
+
   /** Ends the event going on and waits for its snapshot (the agent stops). */
   async finish(at = Date.now()): Promise<void> {
     if (this.tracker) this.send(this.tracker.finish(at));
@@ -120,7 +129,11 @@ export class ResultPublisher {
       const row = { eventId: message.event.id, start: message.event.start, end: message.event.end, label: message.event.label, confidence: message.event.confidence, frames: message.event.frames, exits: message.event.exits };
       // The snapshot goes with the announcement and the end: the best frame so far, then the best of all.
       const frame = message.type === 'update' || !this.settings?.snapshots ? undefined : this.bestFrame;
-      if (message.type === 'end') this.bestFrame = undefined;
+      if (message.type === 'end') {
+        this.bestFrame = undefined;
+        this.options.onEventEnd?.(((message.event.end ?? message.event.start) - message.event.start) / 1000);
+      }
+      this.writesPending++;
       // Rows go through one chain, so that an event's rows are written in the order of its messages.
       this.snapshotChain = this.snapshotChain.then(async () => {
         let snapshot: Buffer | undefined;
@@ -133,7 +146,11 @@ export class ResultPublisher {
             logger.warn(`event ${row.eventId}: the snapshot could not be made (${(error as Error).message}); the event is logged without it`);
           }
         }
-        this.options.log.logEvent(snapshot ? { ...row, snapshot } : row);
+        try {
+          this.options.log.logEvent(snapshot ? { ...row, snapshot } : row);
+        } finally {
+          this.writesPending--;
+        }
       });
     }
   }

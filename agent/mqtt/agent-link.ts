@@ -348,6 +348,11 @@ export class AgentLink {
     return waiting;
   }
 
+  /** config/set messages received and not yet handled. */
+  get configRequestsWaiting(): number {
+    return this.configRequests.waiting;
+  }
+
   /** Requests sent or waiting that have no answer yet. */
   get unansweredCount(): number {
     return this.pending.size;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type AgentConfig, agentConfigSchema, controllerSchema, describeIssues, eventsSchema, gateSchema, offloadModeSchema, offloadSchema, policySchema } from '../config/agent-config.js';
+import { type AgentConfig, agentConfigSchema, controllerSchema, describeIssues, eventsSchema, gateSchema, offloadModeSchema, offloadSchema, plannerSchema, policySchema } from '../config/agent-config.js';
 import { strictSection } from '../config/issues.js';
 import { WAKE_REASONS } from '../../firmware-bridge/types.js';
 
@@ -66,6 +66,12 @@ export const telemetrySchema = z.strictObject({
   controller: z.string().min(1).max(300).optional(),
   /** What the broker refuses this agent (a topic its ACL denies), with the fix; absent while the link works. */
   mqtt: z.string().min(1).max(500).optional(),
+  /** The lifetime planner's plan and why, when it is on. */
+  plan: z.string().min(1).max(500).optional(),
+  /** The planner's early warning: the battery-life target is out of reach above the floors, and the hours now expected. */
+  planWarning: z.string().min(1).max(500).optional(),
+  /** A sleep the plan wants that something holds off (an offload answer, a config change, a snapshot), or cannot take. */
+  sleep: z.string().min(1).max(300).optional(),
 });
 export type Telemetry = z.infer<typeof telemetrySchema>;
 
@@ -130,6 +136,8 @@ export const configPatchSchema = strictSection({
     maxExit: policySchema.shape.maxExit,
   }).optional(),
   controller: patchSection(controllerSchema).optional(),
+  /** The battery-life target and floors; the halt command is not: a broker must never choose what the gateway runs. */
+  planner: patchSection(plannerSchema.omit({ haltCommand: true })).optional(),
   offload: strictSection({
     mode: offloadSchema.shape.mode.unwrap().optional(),
     deadlineMs: offloadSchema.shape.deadlineMs.unwrap().optional(),
@@ -143,7 +151,7 @@ export const configPatchSchema = strictSection({
   maxFrameRate: agentConfigSchema.shape.maxFrameRate.unwrap().optional(),
   telemetryIntervalMs: agentConfigSchema.shape.telemetryIntervalMs.unwrap().optional(),
 }).refine((set) => Object.values(set).some((v) => v !== undefined), {
-  message: 'nothing to change: set at least one of policy, controller, offload, gate, events, homeassistant, maxFrameRate, telemetryIntervalMs',
+  message: 'nothing to change: set at least one of policy, controller, planner, offload, gate, events, homeassistant, maxFrameRate, telemetryIntervalMs',
 });
 export type ConfigPatch = z.infer<typeof configPatchSchema>;
 

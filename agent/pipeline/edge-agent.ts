@@ -14,6 +14,7 @@ import type { BridgeReading, Clock, EnergySink, FirmwareBridge, WakeReason } fro
 import type { FrameSource } from '../sources/frame-source.js';
 import { FramePacer } from '../sources/frame-source.js';
 import { LiveStats } from './live-stats.js';
+import type { DutyCycle, LifetimePlanner, Plan } from '../controller/lifetime-planner.js';
 import type { Offloader } from '../offload/offloader.js';
 import type { LogStore } from '../store/log-store.js';
 
@@ -50,7 +51,24 @@ export interface AgentParts {
   results?: Pick<ResultPublisher, 'classified' | 'still'>;
   /** Each classified frame's segment times (ms) and exit: /metrics keeps its histograms from them. */
   onSegments?: (segmentMs: readonly number[], exit: number) => void;
+  /** The lifetime planner: it sets the controller's point and frame rate, and the duty cycle, to meet a battery-life target. */
+  planner?: LifetimePlanner;
+  /** How often (agent clock ms) the planner plans again; it also does on every wake. */
+  replanEveryMs?: number;
+  /** A sleep the plan calls for is due (quiet for its awake time): the app decides whether and how the board goes down. */
+  onSleepDue?: (duty: DutyCycle) => Promise<SleepOutcome>;
 }
+
+/** What came of a sleep the plan called for. */
+export type SleepOutcome =
+  /** Something must finish first (an offload answer, a config change, a snapshot): asked again at the next control step. */
+  | { kind: 'postponed'; why: string }
+  /** The board cannot power down here: the planner plans awake from now on. */
+  | { kind: 'refused'; why: string }
+  /** A simulated board slept and woke in simulated time; the loop goes on. */
+  | { kind: 'slept'; offS: number; wokeBy: WakeReason }
+  /** A real board is going down: the loop ends, the app stops every part and halts. */
+  | { kind: 'halting' };
 
 export interface PipelineGate {
   detector: MotionGate;
@@ -94,6 +112,12 @@ export interface AgentStatus {
   missingReadings: string[];
   /** Why the board last powered up, when the bridge can tell (a power-management microcontroller). */
   wokeBy?: WakeReason;
+  /** The lifetime planner's plan and why. */
+  plan?: string;
+  /** The target is out of reach above the floors: said early, with the hours now expected. */
+  planWarning?: string;
+  /** A sleep the plan wants that is held off or cannot be taken, and why. */
+  sleep?: string;
 }
 
 /** The value of the hottest sensor, the one thermal limits are about. */
@@ -135,6 +159,11 @@ export class EdgeAgent {
   private lastPirEdge: number | undefined;
   /** Agent-clock time of the last frame the model ran on: a gated frame reuses its result only so long. */
   private lastInferenceMs: number | undefined;
+  /** Agent-clock times of the last motion (the gate or the PIR), the last wake (or start) and the last plan. */
+  private lastMotionMs = -Infinity;
+  private awakeSinceMs: number | undefined;
+  private lastReplanMs = -Infinity;
+  private sleepNote: string | undefined;
 
   constructor(private readonly parts: AgentParts) {
     this.clock = parts.clock;
@@ -179,6 +208,18 @@ export class EdgeAgent {
     this.lastControlMs = -Infinity;
   }
 
+  /** Hands the battery-life target to a planner, or takes it away; the next control step plans at once. */
+  setPlanner(planner: LifetimePlanner | undefined, replanEveryMs: number): void {
+    this.parts.planner = planner;
+    this.parts.replanEveryMs = replanEveryMs;
+    this.lastReplanMs = -Infinity;
+    this.sleepNote = undefined;
+  }
+
+  get plan(): Plan | undefined {
+    return this.parts.planner?.plan;
+  }
+
   /** Whether a controller is moving the operating point now. */
   get controllerActive(): boolean {
     return this.parts.controller !== undefined;
@@ -215,6 +256,7 @@ export class EdgeAgent {
       extra: { exitHistogram: this.stats.exitHistogram, operatingPoint: this.decision?.operatingPoint ?? this.parts.staticPoint.name, gatedFrames: this.stats.gated, reusedFrames: this.stats.reused },
     });
     if (!this.parts.controller) return;
+    const plan = this.replan(nowMs, reading);
     const inputs = {
       nowS: nowMs / 1000,
       stateOfCharge: reading.stateOfCharge,
@@ -222,6 +264,7 @@ export class EdgeAgent {
       temperatureC,
       tripPointC: lowestPassiveTrip(reading),
       offloadAvailable: this.parts.offloader?.available ?? false,
+      plan: plan && { operatingPoint: plan.operatingPoint, frameRate: plan.frameRate, reason: plan.reason },
     };
     const decision = this.parts.controller.decide(inputs);
     await this.actuate(decision);
@@ -230,6 +273,55 @@ export class EdgeAgent {
       logger.info({ operatingPoint: decision.operatingPoint, frameRate: decision.frameRate, pressure: decision.level }, `controller: ${decision.reason}`);
     }
     this.decision = decision;
+    if (plan) await this.considerSleep(nowMs, plan);
+  }
+
+  /** Plans again when the interval has passed (at once after a wake or a new target), from the bridge's reading. */
+  private replan(nowMs: number, reading: BridgeReading): Plan | undefined {
+    const planner = this.parts.planner;
+    if (!planner) return undefined;
+    this.awakeSinceMs ??= nowMs;
+    if (nowMs - this.lastReplanMs < (this.parts.replanEveryMs ?? 600_000)) return planner.plan;
+    if (Number.isFinite(this.lastReplanMs)) planner.observeAwake((nowMs - this.lastReplanMs) / 1000);
+    this.lastReplanMs = nowMs;
+    const before = planner.plan;
+    const plan = planner.replan({
+      nowMs,
+      stateOfCharge: reading.stateOfCharge,
+      charging: reading.charging,
+      measuredPowerW: this.parts.energy.measuresBoardPower ? reading.powerW : undefined,
+    });
+    const summary = (p: Plan | undefined) => p && `${p.operatingPoint} ${p.frameRate} ${p.duty.sleepS} ${p.duty.awakeS} ${p.duty.wakeOnMotion}`;
+    if (summary(plan) !== summary(before)) logger.info(`planner: ${plan.reason}`);
+    if (plan.warning && !before?.warning) logger.warn(`planner: ${plan.warning}`);
+    if (!plan.warning && before?.warning) logger.info('planner: the target is within reach again');
+    return plan;
+  }
+
+  /** Powers down when the plan sleeps and nothing has moved for its awake time. */
+  private async considerSleep(nowMs: number, plan: Plan): Promise<void> {
+    const duty = plan.duty;
+    const quietSince = Math.max(this.lastMotionMs, this.awakeSinceMs ?? nowMs);
+    if (duty.sleepS === 0 || !this.parts.onSleepDue || nowMs - quietSince < duty.awakeS * 1000) return;
+    const outcome = await this.parts.onSleepDue(duty);
+    if (outcome.kind === 'postponed') {
+      if (this.sleepNote !== `postponed: ${outcome.why}`) logger.info(`sleep postponed: ${outcome.why}`);
+      this.sleepNote = `postponed: ${outcome.why}`;
+      return;
+    }
+    this.sleepNote = undefined;
+    if (outcome.kind === 'refused') {
+      logger.warn(`planner: the board cannot sleep (${outcome.why}); planning to stay awake`);
+      this.parts.planner?.refuseSleep(outcome.why);
+      this.lastReplanMs = -Infinity;
+    } else if (outcome.kind === 'slept') {
+      logger.info(`slept ${outcome.offS.toFixed(0)} s, woken by ${outcome.wokeBy}`);
+      this.awakeSinceMs = this.clock.nowMs();
+      this.lastReplanMs = -Infinity;
+      this.lastControlMs = -Infinity;
+    } else {
+      this.stop();
+    }
   }
 
   /** The fan follows thermal pressure and the alert line the battery reserve; the LED shows the agent is alive. */
@@ -283,6 +375,7 @@ export class EdgeAgent {
       const pirFired = pirEdge !== undefined && pirEdge !== this.lastPirEdge;
       this.lastPirEdge = pirEdge;
       moved = reading.motion || pirFired;
+      if (moved) this.lastMotionMs = this.clock.nowMs();
       changedShare = reading.changedShare;
       if (reading.region && this.parts.gate.cropToMotion) {
         rgb = cropToRegion(rgb, this.parts.target.width, this.parts.target.height, reading.region);
@@ -376,7 +469,16 @@ export class EdgeAgent {
       offloadServers: this.parts.offloader?.serversUp,
       missingReadings: this.reading?.missing.map((m) => m.reading) ?? [],
       ...(wokeBy === undefined ? {} : { wokeBy }),
+      ...this.planStatus(),
     };
+  }
+
+  private planStatus(): Pick<AgentStatus, 'plan' | 'planWarning' | 'sleep'> {
+    const plan = this.parts.planner?.plan;
+    if (!plan) return {};
+    const refusal = this.parts.planner?.sleepRefusal;
+    const sleep = this.sleepNote ?? (refusal === undefined ? undefined : `cannot sleep: ${refusal}`);
+    return { plan: plan.reason, ...(plan.warning ? { planWarning: plan.warning } : {}), ...(sleep ? { sleep } : {}) };
   }
 
   /** Runs until the source ends, `stop()` is called, or `until` says so. */

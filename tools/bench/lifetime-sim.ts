@@ -13,7 +13,10 @@ export interface LifetimeSample {
   h: number;
   soc: number;
   temperatureC: number;
+  /** Share of the time since the last sample spent awake (booting excluded). */
   awake: number;
+  /** Events that started since the last sample. */
+  events: number;
   point: string;
   frameRate: number;
 }
@@ -154,15 +157,27 @@ export async function simulateLifetime(scenario: LifetimeScenario, variant: Life
     const candidate = events[nextEvent];
     return candidate && candidate.startS <= s ? candidate : undefined;
   };
+  let awakeSinceSample = 0;
+  let lastSampleS = 0;
+  let eventsCounted = 0;
   const sample = async (s: number) => {
     if (s < nextSampleS) return;
     nextSampleS = s + options.sampleEveryS;
     const reading = await bridge.read();
+    let started = 0;
+    while (eventsCounted < events.length && events[eventsCounted]!.startS <= s) {
+      eventsCounted++;
+      started++;
+    }
+    const awakeShare = s > lastSampleS ? Math.min(1, awakeSinceSample / (s - lastSampleS)) : 1;
+    awakeSinceSample = 0;
+    lastSampleS = s;
     result.timeline.push({
       h: s / 3600,
       soc: reading.stateOfCharge ?? 0,
       temperatureC: reading.temperaturesC['cpu-thermal'] ?? 0,
-      awake: awake ? 1 : 0,
+      awake: awakeShare,
+      events: started,
       point: decision?.operatingPoint ?? (variant === 'oracle' ? 'full' : staticPoint),
       frameRate: awake ? (decision?.frameRate ?? scenario.maxFrameRate) : 0,
     });
@@ -180,6 +195,7 @@ export async function simulateLifetime(scenario: LifetimeScenario, variant: Life
     const modelJ = classified * frameJ(point, profile, options.computeTimeScale);
     const workJ = modelJ + frameRate * ((options.gateMs * options.computeTimeScale) / 1000) * (profile.activePowerW - profile.idlePowerW);
     bridge.consume(workJ);
+    awakeSinceSample += 1;
     result.modelJ += modelJ;
     bridge.advance(1);
     result.classified += classified;

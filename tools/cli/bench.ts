@@ -30,6 +30,8 @@ import { freePort } from '../mqtt/mosquitto.js';
 import { runStreamBench, type StreamBenchResult } from '../bench/stream-bench.js';
 import { makeScene } from '../bench/stream-scenes.js';
 import { runWebBench } from '../bench/web-bench.js';
+import { describeLifetimeBench, runLifetimeBench } from '../bench/lifetime-bench.js';
+import { DECODE_AND_GATE_MS } from '../../agent/controller/lifetime-planner.js';
 
 export interface BenchOptions {
   config: string;
@@ -199,6 +201,28 @@ async function daySuite(options: BenchOptions): Promise<void> {
       `device profile ${DAY.profile} with compute times scaled by ${DAY.computeTimeScale} (an estimate of a Pi 4 against this machine; no Pi was measured), at most ${DAY.maxFrameRate} fps, controller bound ${DAY.maxAccuracyDropPoints} points below the full model on validation. ` +
       'Plots: [battery](results/simulated-day/battery.svg), [temperature](results/simulated-day/temperature.svg), [operating point](results/simulated-day/operating-point.svg).';
     writeBenchSection('day', 'Simulated day: static full, static balanced, controller', `${how}\n\n${table}`);
+  }
+}
+
+async function lifetimeSuite(options: BenchOptions): Promise<void> {
+  const { pkg } = await openTaskPackage(options.taskConfig);
+  const bar = progressBar('lifetime (scenario × variant)');
+  const lifetime = {
+    points: pkg.manifest.operatingPoints,
+    packageName: pkg.manifest.name,
+    computeTimeScale: DAY.computeTimeScale,
+    gateMs: DECODE_AND_GATE_MS,
+    seed: 1,
+    outDir: path.join(PROJECT_ROOT, 'docs', 'results', 'lifetime'),
+    onProgress: (done: number, total: number) => bar.update(done, total),
+  };
+  const report = await runLifetimeBench(lifetime);
+  bar.stop();
+  const goals = ['| goal | held | figures |', '|---|---|---|', ...report.goals.map((g) => `| ${g.goal} | ${g.held ? 'yes' : '**no**'} | ${g.figures} |`)].join('\n');
+  console.log(`${report.table}\n\n${goals}\n`);
+  if (options.write) {
+    const plots = ['camera-trap', 'busy-street', 'hot-enclosure'].map((slug) => `[${slug} battery](results/lifetime/${slug}-battery.svg), [${slug} planner](results/lifetime/${slug}-planner.svg)`).join(', ');
+    writeBenchSection('lifetime', 'Battery lifetime: static, controller, planner with duty cycling, oracle', `${describeLifetimeBench(lifetime, today())}\n\n${report.table}\n\n${goals}\n\nPlots: ${plots}.`);
   }
 }
 
@@ -387,5 +411,6 @@ export async function benchCommand(options: BenchOptions): Promise<void> {
   if (suites.includes('offload')) await offloadSuite(options);
   if (suites.includes('stream')) await streamSuite(options);
   if (suites.includes('web')) await webSuite(options);
+  if (suites.includes('lifetime')) await lifetimeSuite(options);
   if (options.write) console.log(`Written to ${BENCHMARKS_FILE}`);
 }

@@ -2,6 +2,7 @@ import { loadAgentConfig } from '../../config/agent-config.js';
 import { EdgeExitApp, logPath } from '../../app/edge-exit-app.js';
 import { StatusReporter } from '../../app/status-reporter.js';
 import { logger } from '../../log/logger.js';
+import { runHaltCommand } from '../../app/power-manager.js';
 import { statusFilePath } from '../../pipeline/status-file.js';
 import { OffloadServer } from '../../../server/offload-server.js';
 import { openPackage } from '../open-package.js';
@@ -45,5 +46,10 @@ export async function runCommand(options: { config?: string; frames?: string }):
     await app.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+  // The plan took the board down: the wake-up is armed and every part has stopped and flushed.
+  if (app.haltRequested) {
+    logger.info(`halting for the planned sleep: ${app.config.planner.haltCommand.join(' ')}`);
+    await runHaltCommand(app.config.planner.haltCommand);
   }
 }

@@ -28,6 +28,13 @@ function showExits(histogram) {
   });
 }
 
+/** A line shown only while it has something to say (the planner's plan and warning). */
+function showOptional(id, text) {
+  const element = $(id);
+  element.hidden = !text;
+  element.textContent = text ?? '';
+}
+
 function showLive(view) {
   const { status, health } = view;
   setText('device', view.deviceId);
@@ -44,6 +51,8 @@ function showLive(view) {
   showExits(status.exitHistogram);
   setText('point', status.operatingPoint);
   setText('controller', `controller: ${status.controller}`);
+  showOptional('plan', status.plan && `${status.plan}${status.sleep ? ` (sleep ${status.sleep})` : ''}`);
+  showOptional('plan-warning', status.planWarning && `⚠ ${status.planWarning}`);
   $('decisions').innerHTML = view.decisions
     .slice()
     .reverse()
