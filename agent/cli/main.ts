@@ -41,7 +41,8 @@ program
   .description('print a .tflite model: inputs, outputs, ops, shapes, quantization, MACs per op and candidate cut points')
   .argument('<model>', 'path to a .tflite file')
   .option('--json', 'machine-readable output')
-  .action(async (model: string, options: { json?: boolean }) => (await workstation.inspect()).inspectCommand(model, options));
+  .option('--edgetpu', "check it against Coral's Edge TPU requirements: what the compiler would leave on the CPU and why, and where it would split the graph")
+  .action(async (model: string, options: { json?: boolean; edgetpu?: boolean }) => (await workstation.inspect()).inspectCommand(model, options));
 
 program
   .command('build-model')
@@ -49,6 +50,7 @@ program
   .option('-c, --config <name|file>', 'build config: a name under models/configs/ or a .json path', defaultPackage())
   .option('-o, --out <dir>', 'package directory (default models/<name>)')
   .option('-f, --force', 'rebuild even if the package is up to date')
+  .option('--edgetpu', 'also compile the segments for the Coral Edge TPU with edgetpu_compiler (one call, shared parameter cache; heads stay on the CPU)')
   .action(async (options) => (await workstation.buildModel()).buildModelCommand(options));
 
 program
@@ -57,7 +59,8 @@ program
   .option('-c, --config <name|file>', 'training config: a name under models/configs/ or a .json path', DEFAULT_TRAIN_CONFIG)
   .option('-o, --out <dir>', 'package directory (default models/<name>)')
   .option('-f, --force', 'replace a package at the destination even if its classes differ')
-  .action(async (options: { config: string; out?: string; force?: boolean }) => {
+  .option('--edgetpu', 'also compile the exported segments for the Coral Edge TPU with edgetpu_compiler')
+  .action(async (options: { config: string; out?: string; force?: boolean; edgetpu?: boolean }) => {
     await (await workstation.train()).trainCommand(options);
   });
 

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { isEdgeTpuModel, type TfliteModel } from '../tflite/model.js';
 import { readTfliteModel } from '../tflite/reader.js';
-import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestSchema, type Manifest, type ModelFileEntry } from './manifest.js';
+import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestSchema, type Manifest, type ModelFileEntry, type SegmentEntry } from './manifest.js';
 import { sha256Hex } from './sha256.js';
 import { IMAGE_BOUNDARY, imageSegmentProblems, mainChainStart, readsImage } from './image-segments.js';
 import { describeSpecMismatch, tensorSpecOf } from './tensor-spec.js';
@@ -55,31 +56,60 @@ export function readManifest(dir: string): Manifest {
 }
 
 function checkModelFile(dir: string, entry: ModelFileEntry, what: string, files: Map<string, Buffer>, problems: string[]): void {
+  const model = verifiedModel(dir, entry, what, files, problems);
+  if (model) problems.push(...seamProblems(entry, model, `${what} file ${entry.file}`));
+}
+
+/** Where a model file's input or output differs from what the manifest says of them. */
+function seamProblems(entry: Pick<ModelFileEntry, 'input' | 'output'>, model: TfliteModel, label: string): string[] {
+  return (['input', 'output'] as const).flatMap((which) => {
+    const mismatch = describeSpecMismatch(entry[which], tensorSpecOf(model, which));
+    return mismatch.length > 0 ? [`${label}: its ${which} has ${mismatch.join(', ')}`] : [];
+  });
+}
+
+/**
+ * The Edge TPU variant keeps the CPU segment's inputs and outputs (the compiler
+ * replaces only what lies between them), so the seams are checked against the
+ * CPU entry's; it must hold the Edge TPU op and come from this very segment.
+ */
+function checkEdgeTpuVariant(dir: string, segment: SegmentEntry, what: string, files: Map<string, Buffer>, problems: string[]): void {
+  const variant = segment.edgetpu!;
+  const label = `${what}'s Edge TPU variant`;
+  if (variant.compiledFrom !== segment.sha256) {
+    problems.push(`${label} ${variant.file} was compiled from another ${segment.file} (sha256 ${variant.compiledFrom}): run \`edge-exit build-model --edgetpu\` again`);
+    return;
+  }
+  const model = verifiedModel(dir, variant, label, files, problems);
+  if (!model) return;
+  if (!isEdgeTpuModel(model)) problems.push(`${label} ${variant.file} holds no edgetpu-custom-op: it was not compiled by edgetpu_compiler`);
+  problems.push(...seamProblems(segment, model, `${label} ${variant.file} (against ${segment.file})`));
+}
+
+/** Reads a file the manifest lists, checks its hash and parses it; undefined (with the problem listed) otherwise. */
+function verifiedModel(dir: string, entry: { file: string; sha256: string }, what: string, files: Map<string, Buffer>, problems: string[]) {
   const file = path.join(dir, entry.file);
   let bytes: Buffer;
   try {
     bytes = fs.readFileSync(file);
   } catch {
     problems.push(`${what} file ${entry.file} is missing`);
-    return;
+    return undefined;
   }
   const digest = sha256Hex(bytes);
   if (digest !== entry.sha256) {
     problems.push(`${what} file ${entry.file} has sha256 ${digest}, but the manifest says ${entry.sha256}: the file was changed or corrupted`);
-    return;
+    return undefined;
   }
   let model;
   try {
     model = readTfliteModel(bytes);
   } catch (error) {
     problems.push(`${what} file ${entry.file}: ${(error as Error).message}`);
-    return;
-  }
-  for (const which of ['input', 'output'] as const) {
-    const mismatch = describeSpecMismatch(entry[which], tensorSpecOf(model, which));
-    if (mismatch.length > 0) problems.push(`${what} file ${entry.file}: its ${which} has ${mismatch.join(', ')}`);
+    return undefined;
   }
   files.set(entry.file, bytes);
+  return model;
 }
 
 /** Reads a package and checks everything a run relies on, listing every problem found at once. */
@@ -90,6 +120,7 @@ export function loadModelPackage(dir: string): ModelPackage {
   manifest.segments.forEach((segment, i) => {
     if (segment.index !== i) problems.push(`segment ${i} has index ${segment.index}; segments must be listed in order`);
     checkModelFile(dir, segment, `segment ${i}`, files, problems);
+    if (segment.edgetpu) checkEdgeTpuVariant(dir, segment, `segment ${i}`, files, problems);
     if (readsImage(segment)) {
       problems.push(...imageSegmentProblems(manifest, i));
     } else if (i === 0) {

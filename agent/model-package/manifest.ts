@@ -27,6 +27,28 @@ const modelFileSchema = z.object({
 });
 export type ModelFileEntry = z.infer<typeof modelFileSchema>;
 
+/** One line of edgetpu_compiler's operation table: an operator type in a file, how many, and where they run. */
+export const edgeTpuOperationSchema = z.object({
+  op: z.string(),
+  count: z.number().int().nonnegative(),
+  /** The compiler's own words: "Mapped to Edge TPU", or why not. */
+  status: z.string(),
+  onTpu: z.boolean(),
+});
+export type EdgeTpuOperation = z.infer<typeof edgeTpuOperationSchema>;
+
+/** A segment compiled by edgetpu_compiler: it holds edgetpu-custom-op and runs only with a Coral device. */
+export const edgeTpuVariantSchema = z.object({
+  file: modelFileSchema.shape.file,
+  sha256: sha256Schema,
+  /** The sha256 of the CPU segment it was compiled from: a rebuilt segment leaves this variant stale. */
+  compiledFrom: sha256Schema,
+  opsOnTpu: z.number().int().nonnegative(),
+  opsOnCpu: z.number().int().nonnegative(),
+  operations: z.array(edgeTpuOperationSchema),
+});
+export type EdgeTpuVariant = z.infer<typeof edgeTpuVariantSchema>;
+
 export const segmentSchema = modelFileSchema.extend({
   index: z.number().int().nonnegative(),
   /**
@@ -37,6 +59,8 @@ export const segmentSchema = modelFileSchema.extend({
    */
   from: z.string(),
   to: z.string(),
+  /** The Edge TPU variant of this segment (`build-model --edgetpu`); `file` is always the CPU one. */
+  edgetpu: edgeTpuVariantSchema.optional(),
 });
 export type SegmentEntry = z.infer<typeof segmentSchema>;
 
@@ -88,6 +112,16 @@ export const manifestSchema = z.object({
   segments: z.array(segmentSchema).min(1),
   heads: z.array(headSchema).min(1),
   operatingPoints: z.array(operatingPointSchema),
+  /** Present when the segments have Edge TPU variants: who compiled them and what they need to run. */
+  edgetpu: z
+    .object({
+      /** As `edgetpu_compiler --version` says it, e.g. 16.0.384591198. */
+      compilerVersion: z.string(),
+      /** The lowest Edge TPU runtime (libedgetpu) version the compiled segments run on. */
+      runtimeVersion: z.number().int().positive(),
+      compiledAt: z.string(),
+    })
+    .optional(),
   /** How the exit heads were trained, for packages built for a task. */
   training: z
     .object({

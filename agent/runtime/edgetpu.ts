@@ -10,6 +10,8 @@ export interface SystemRoots {
   dev: string;
   /** Directories searched for libedgetpu.so.1, in the loader's usual order. */
   libraryDirs: string[];
+  /** dpkg's status file, which says which libedgetpu package is installed (default /var/lib/dpkg/status). */
+  dpkgStatus?: string;
 }
 
 export const EDGETPU_LIBRARY = 'libedgetpu.so.1';
@@ -25,6 +27,7 @@ export function defaultSystemRoots(env: NodeJS.ProcessEnv = process.env): System
   return {
     sys: '/sys',
     dev: '/dev',
+    dpkgStatus: '/var/lib/dpkg/status',
     libraryDirs: [
       ...fromEnv,
       '/usr/lib/x86_64-linux-gnu',
@@ -92,4 +95,43 @@ export function parseEdgeTpuDevice(text: string): string {
     throw new Error(`Edge TPU device "${text}" is not valid: use usb, usb:N, pci or pci:N`);
   }
   return text;
+}
+
+/**
+ * The Edge TPU runtime version a compiler release's models need, from Coral's
+ * table of compiler and runtime versions (compiler 16.0 needs runtime 14; 14.1
+ * and 15.0 need 13; 2.1 needs 13, 2.0 needs 12; 1.0 needs 10). Coral's runtime
+ * packages carry the same release numbers, so this also turns a libedgetpu
+ * package version into the runtime version it provides.
+ */
+export function runtimeVersionForCompiler(version: string): number {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  if (major >= 16) return 14;
+  if (major >= 14) return 13;
+  if (major === 2) return minor >= 1 ? 13 : 12;
+  return 10;
+}
+
+export interface EdgeTpuRuntimeInfo {
+  /** The Debian package and its version, e.g. libedgetpu1-std 16.0. */
+  package: string;
+  packageVersion: string;
+  runtimeVersion: number;
+}
+
+/** Which libedgetpu package dpkg says is installed; undefined when none is (or the runtime was installed by hand). */
+export function installedEdgeTpuRuntime(roots: SystemRoots = defaultSystemRoots()): EdgeTpuRuntimeInfo | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(roots.dpkgStatus ?? '/var/lib/dpkg/status', 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const stanza of text.split(/\n\s*\n/)) {
+    const name = /^Package:\s*(libedgetpu1-\S+)\s*$/m.exec(stanza)?.[1];
+    const installed = /^Status:.*\binstalled\s*$/m.test(stanza);
+    const version = /^Version:\s*(\d+(?:\.\d+)*)/m.exec(stanza)?.[1];
+    if (name && installed && version) return { package: name, packageVersion: version, runtimeVersion: runtimeVersionForCompiler(version) };
+  }
+  return undefined;
 }

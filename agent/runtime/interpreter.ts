@@ -1,12 +1,14 @@
 import fs from 'node:fs';
 import { CoralDelegate, type CoralDevice } from 'coral-tflite-delegate';
 import { readTfliteModel } from '../tflite/reader.js';
-import type { TfliteModel } from '../tflite/model.js';
+import { EDGETPU_CUSTOM_OP, isEdgeTpuModel, type TfliteModel } from '../tflite/model.js';
 import { detectEdgeTpu, defaultSystemRoots, type SystemRoots } from './edgetpu.js';
 import { EdgeTpuUnavailableError, ModelLoadError, TensorShapeError } from './errors.js';
 import { nativeInterpreterClass, type NativeInterpreterOptions, type NativeTensor } from './native-binding.js';
 import { checkSharedLibrary } from './shared-library.js';
 import { checkXnnpackPlugin, warnXnnpackFallback, xnnpackDelegateOptions, DEFAULT_XNNPACK_PLUGIN_PATH } from './xnnpack-delegate.js';
+
+export { isEdgeTpuModel };
 
 export type Backend = 'xnnpack' | 'stock' | 'edgetpu';
 export type TensorDtype = 'int8' | 'uint8' | 'float32' | 'int32';
@@ -36,11 +38,6 @@ export interface InterpreterOptions {
   xnnpackPluginPath?: string;
 }
 
-const EDGETPU_CUSTOM_OP = 'edgetpu-custom-op';
-
-export function isEdgeTpuModel(model: TfliteModel): boolean {
-  return model.operatorCodes.some((code) => code.customCode === EDGETPU_CUSTOM_OP);
-}
 
 function parseModel(bytes: Uint8Array, label: string): TfliteModel {
   try {

@@ -204,6 +204,13 @@ export interface TfliteModel {
   signatureDefs?: SignatureDef[];
 }
 
+/** The custom op edgetpu_compiler puts in place of what it maps to the Edge TPU. */
+export const EDGETPU_CUSTOM_OP = 'edgetpu-custom-op';
+
+export function isEdgeTpuModel(model: Pick<TfliteModel, 'operatorCodes'>): boolean {
+  return model.operatorCodes.some((code) => code.customCode === EDGETPU_CUSTOM_OP);
+}
+
 /** Number of elements of a tensor shape (1 for a scalar). */
 export function elementCount(shape: readonly number[]): number {
   return shape.reduce((n, d) => n * d, 1);

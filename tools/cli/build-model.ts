@@ -6,6 +6,8 @@ import { defaultPackage } from '../../agent/model-package/locate.js';
 import { loadBuildConfig } from '../model-package/build-config.js';
 import { buildModelPackage, type BuildResult } from '../model-package/build.js';
 import { loadModelPackage, type ModelPackage } from '../../agent/model-package/load.js';
+import type { Manifest } from '../../agent/model-package/manifest.js';
+import { compileEdgeTpuVariants, formatEdgeTpuSummary, hasCurrentEdgeTpuVariants, requireEdgeTpuCompiler } from '../model-package/edgetpu-compile.js';
 import { isCascadeConfigFile, loadCascadeConfig } from '../training/cascade-config.js';
 import { loadTrainConfig } from '../training/train-config.js';
 import { progressBar } from './progress.js';
@@ -58,14 +60,25 @@ export async function ensureModelPackage(configNameOrPath: string, options: { fo
   }
 }
 
-export async function buildModelCommand(options: { config: string; force?: boolean; out?: string }): Promise<void> {
+/**
+ * With --edgetpu, the package's segments gain Edge TPU variants (once: a package
+ * whose variants were compiled from its current segments is left as it is).
+ */
+export function addEdgeTpuVariants(dir: string, manifest: Manifest, force = false): Manifest {
+  if (!force && hasCurrentEdgeTpuVariants(manifest)) return manifest;
+  return compileEdgeTpuVariants(dir, { onProgress: (stage) => console.log(stage) });
+}
+
+export async function buildModelCommand(options: { config: string; force?: boolean; out?: string; edgetpu?: boolean }): Promise<void> {
+  if (options.edgetpu) requireEdgeTpuCompiler();
   const result = await ensureModelPackage(options.config, { force: options.force, outDir: options.out });
-  const m = result.manifest;
+  const m = options.edgetpu ? addEdgeTpuVariants(result.dir, result.manifest, options.force) : result.manifest;
   console.log(`${result.cached ? 'Up to date' : 'Built'}: ${result.dir}`);
   for (const part of [...m.segments.map((s) => ({ label: `segment ${s.index} ${s.from} -> ${s.to}`, ...s })), ...m.heads.map((h) => ({ label: `head ${h.name}`, ...h }))]) {
     const lat = Object.entries(part.latencyMs).map(([k, v]) => `${k} ${v.toFixed(2)} ms`).join(', ');
     console.log(`  ${part.label.padEnd(34)} ${(part.macs / 1e6).toFixed(1).padStart(7)} MMAC  ${part.output.shape.join('x').padEnd(12)} ${lat}`);
   }
+  if (options.edgetpu) console.log(formatEdgeTpuSummary(m).join('\n'));
 }
 
 export interface TaskPackage {

@@ -11,7 +11,8 @@ import { checkPythonDependencies, choosePython, runTrainer, type TrainerEvent } 
 import { loadTrainConfig, type ResolvedTrainConfig } from '../training/train-config.js';
 import { trainingCurveSvg, trainingCurveTitle, type EpochAccuracy } from '../plots/training-curve-plot.js';
 import { progressBar } from './progress.js';
-import { buildConfigPath } from './build-model.js';
+import { addEdgeTpuVariants, buildConfigPath } from './build-model.js';
+import { formatEdgeTpuSummary, requireEdgeTpuCompiler } from '../model-package/edgetpu-compile.js';
 
 
 export interface TrainReport {
@@ -134,7 +135,15 @@ async function packageTrained(main: TrainedWork, outDir: string, glance?: Traine
   return report;
 }
 
-export async function trainCommand(options: { config: string; out?: string; force?: boolean; cacheDir?: string }): Promise<TrainReport> {
+export async function trainCommand(options: { config: string; out?: string; force?: boolean; cacheDir?: string; edgetpu?: boolean }): Promise<TrainReport> {
+  // Known before hours of training, not after.
+  if (options.edgetpu) requireEdgeTpuCompiler();
+  const report = await trainPackage(options);
+  if (options.edgetpu) console.log(formatEdgeTpuSummary(addEdgeTpuVariants(report.package, loadModelPackage(report.package).manifest, true)).join('\n'));
+  return report;
+}
+
+async function trainPackage(options: { config: string; out?: string; force?: boolean; cacheDir?: string }): Promise<TrainReport> {
   const file = buildConfigPath(options.config);
   const cascade = isCascadeConfigFile(file) ? loadCascadeConfig(file) : undefined;
   const config = cascade ? cascade.main : loadTrainConfig(file);

@@ -96,7 +96,7 @@ function measureLatency(segments: Uint8Array[], readsImage: boolean[], heads: { 
   return { segments: segmentTimes.map(medianOf), heads: headTimes.map(medianOf) };
 }
 
-function writeAtomically(file: string, data: Uint8Array | string): void {
+export function writeAtomically(file: string, data: Uint8Array | string): void {
   const temporary = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(temporary, data);
   fs.renameSync(temporary, file);
