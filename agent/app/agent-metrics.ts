@@ -82,16 +82,19 @@ export class AgentMetrics {
     gauge('edge_exit_latency_p95_seconds', 'Capture to result, 95th percentile over the latest frames', (s) => (s.latencyMs ? s.latencyMs.p95 / 1000 : undefined));
     gauge('edge_exit_mqtt_connected', 'Whether the MQTT link is up (1) or not (0)', () => (sources.mqttConnected() ? 1 : 0));
     gauge('edge_exit_log_ok', 'Whether the SQLite log writes (1) or fails (0)', () => (sources.logHealth() === 'ok' ? 1 : 0));
-    new Gauge({
-      name: 'edge_exit_operating_point_info',
-      help: 'The operating point in use (the label), always 1',
-      labelNames: ['point'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.set({ point: sources.status().operatingPoint }, 1);
-      },
-    });
+    const info = (name: string, help: string, label: string, read: (status: AgentStatus) => string) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: [label],
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.set({ [label]: read(sources.status()) }, 1);
+        },
+      });
+    info('edge_exit_operating_point_info', 'The operating point in use (the label), always 1', 'point', (s) => s.operatingPoint);
+    info('edge_exit_backend_info', 'What the model segments run on (edgetpu, xnnpack, stock), always 1', 'backend', (s) => s.backend);
   }
 
   /** One frame's segment times (ms); segments after its exit did not run, and skipped ones took 0. */

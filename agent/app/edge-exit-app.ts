@@ -255,7 +255,7 @@ export class EdgeExitApp {
         // Before the first frame the clock runs from the start: a camera that never sends one is a stall too.
         sinceLastFrameMs: () => Date.now() - Math.max(this.pipeline.lastFrameAtMs, this.runningSinceMs),
         anyFrameYet: () => Number.isFinite(this.pipeline.lastFrameAtMs),
-        engineBackend: () => this.engine.backend,
+        engineBackend: () => (this.engine.backendNote === undefined ? this.engine.backend : `${this.engine.backend}: ${this.engine.backendNote}`),
         missingReadings: () => this.pipeline.status().missingReadings,
         logHealth: () => this.logHealth(),
         mqttProblem: () => this.link?.problem,

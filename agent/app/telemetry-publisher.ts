@@ -44,6 +44,8 @@ export class TelemetryPublisher {
       ...(status.plan === undefined ? {} : { plan: status.plan.slice(0, 500) }),
       ...(status.planWarning === undefined ? {} : { planWarning: status.planWarning.slice(0, 500) }),
       ...(status.sleep === undefined ? {} : { sleep: status.sleep.slice(0, 300) }),
+      backend: status.backend,
+      ...(status.backendNote === undefined ? {} : { backendNote: status.backendNote.slice(0, 500) }),
     });
     this.previousOffloaded = status.offloaded;
     this.previousGated = status.gated;

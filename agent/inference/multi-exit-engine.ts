@@ -2,8 +2,8 @@ import { skippedExits, type ExitPolicy } from '../exit-policy/policy.js';
 import { argmax, dequantizeSoftmax } from '../exit-policy/probabilities.js';
 import type { HeadEntry } from '../model-package/manifest.js';
 import type { ModelPackage } from '../model-package/load.js';
-import type { InterpreterOptions, TfliteInterpreter } from '../runtime/interpreter.js';
-import { SegmentChain } from './segment-chain.js';
+import type { TfliteInterpreter } from '../runtime/interpreter.js';
+import { SegmentChain, type ChainOptions } from './segment-chain.js';
 
 export interface ExitResult {
   label: number;
@@ -59,7 +59,7 @@ export class MultiExitEngine {
     this.probabilityBuffers = heads.map((h) => new Float32Array(h.output.shape.at(-1)!));
   }
 
-  static fromPackage(pkg: ModelPackage, options: InterpreterOptions = {}, task?: string): MultiExitEngine {
+  static fromPackage(pkg: ModelPackage, options: ChainOptions = {}, task?: string): MultiExitEngine {
     const chosenTask = task ?? Object.keys(pkg.manifest.labels)[0]!;
     return new MultiExitEngine(SegmentChain.fromPackage(pkg, options), chosenTask);
   }
@@ -68,9 +68,14 @@ export class MultiExitEngine {
     return this.exits.length;
   }
 
-  /** The backend the segments run on (xnnpack, stock, edgetpu). */
+  /** The backend the segments run on (edgetpu, xnnpack, stock); the heads run on the CPU. */
   get backend(): string {
-    return this.chain.segments[0]?.backend ?? 'none';
+    return this.chain.backend;
+  }
+
+  /** Why a package with Edge TPU segments runs on the CPU here, when it does. */
+  get backendNote(): string | undefined {
+    return this.chain.backendNote;
   }
 
   /** The model input, to be written in place before classify(). */
@@ -90,6 +95,7 @@ export class MultiExitEngine {
     if (!Number.isInteger(maxExit) || maxExit < 0 || maxExit >= this.exitCount) {
       throw new RangeError(`maxExit = ${maxExit} is outside [0, ${this.exitCount - 1}]`);
     }
+    this.chain.beforeFrame();
     const segmentMs: number[] = [];
     const headMs: number[] = [];
     const history: number[] = [];
@@ -146,7 +152,7 @@ export class MultiExitEngine {
       next.data.set(features);
       for (let i = afterSegment + 1; i <= last; i++) {
         // runSegment copies segment i-1's output into segment i; the first resumed one already has its input.
-        ms += i === afterSegment + 1 ? this.chain.segments[i]!.invoke() : this.chain.runSegment(i);
+        ms += i === afterSegment + 1 ? this.chain.invokeSegment(i) : this.chain.runSegment(i);
       }
     }
     const exit = this.runExit(last);
@@ -156,6 +162,7 @@ export class MultiExitEngine {
 
   /** Every segment and every exit head, for evaluation and calibration; probabilities are fresh copies. */
   runAllExits(): AllExitsResult {
+    this.chain.beforeFrame();
     const segmentMs: number[] = [];
     const headMs: number[] = [];
     const probabilities: Float32Array[] = [];

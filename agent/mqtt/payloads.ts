@@ -72,6 +72,10 @@ export const telemetrySchema = z.strictObject({
   planWarning: z.string().min(1).max(500).optional(),
   /** A sleep the plan wants that something holds off (an offload answer, a config change, a snapshot), or cannot take. */
   sleep: z.string().min(1).max(300).optional(),
+  /** What the model's segments run on: edgetpu, xnnpack or stock. */
+  backend: z.string().min(1).max(32).optional(),
+  /** Why a package with Edge TPU segments runs on the CPU, and when the TPU is looked for again. */
+  backendNote: z.string().min(1).max(500).optional(),
 });
 export type Telemetry = z.infer<typeof telemetrySchema>;
 

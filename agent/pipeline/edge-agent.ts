@@ -118,6 +118,10 @@ export interface AgentStatus {
   planWarning?: string;
   /** A sleep the plan wants that is held off or cannot be taken, and why. */
   sleep?: string;
+  /** What the segments run on: edgetpu, xnnpack or stock (the exit heads always run on the CPU). */
+  backend: string;
+  /** Why a package with Edge TPU segments runs on the CPU (none found, or it failed mid-run) and when it is looked for again. */
+  backendNote?: string;
 }
 
 /** The value of the hottest sensor, the one thermal limits are about. */
@@ -470,6 +474,8 @@ export class EdgeAgent {
       missingReadings: this.reading?.missing.map((m) => m.reading) ?? [],
       ...(wokeBy === undefined ? {} : { wokeBy }),
       ...this.planStatus(),
+      backend: this.parts.engine.backend,
+      ...(this.parts.engine.backendNote === undefined ? {} : { backendNote: this.parts.engine.backendNote }),
     };
   }
 

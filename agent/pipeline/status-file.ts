@@ -40,6 +40,8 @@ export function formatStatusLine(status: AgentStatus): string {
   return (
     `${status.frames} frames  ${status.framesPerSecond.toFixed(1)} fps  exits% ${exits}  acc ${pct(status.accuracy, 1)}  ` +
     `battery ${pct(status.stateOfCharge)}  ${temp}  point ${status.operatingPoint} @ ${status.frameRate.toFixed(1)} fps` +
+    // Older status files have no backend.
+    (status.backend === undefined ? '' : `  on ${status.backend}${status.backendNote === undefined ? '' : ' (no Edge TPU: edge-exit status says why)'}`) +
     (status.controller === 'on' || status.controller === undefined ? '' : `  controller ${status.controller}`) +
     (status.skipped > 0 ? `  skipped ${status.skipped}` : '') +
     (status.gated > 0 ? `  still ${status.gated}` : '') +

@@ -33,4 +33,5 @@ export function statusCommand(options: { config?: string; json?: boolean }): voi
   console.log(`point ${status.operatingPoint}: ${describeOperatingPoint(status.operatingPoint)}`);
   if (status.controller !== undefined && status.controller !== 'on') console.log(`controller ${status.controller}`);
   if (status.mqtt !== undefined) console.log(status.mqtt);
+  if (status.backendNote !== undefined) console.log(`segments on ${status.backend}: ${status.backendNote}`);
 }
