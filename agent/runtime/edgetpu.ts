@@ -22,12 +22,17 @@ const CORAL_USB_IDS = [
   { vendor: '18d1', product: '9302' },
 ];
 
+/**
+ * The real system's roots. EDGE_EXIT_SYSROOT puts /sys, /dev and dpkg's status
+ * under another directory (a test's fake tree, or a chroot being prepared).
+ */
 export function defaultSystemRoots(env: NodeJS.ProcessEnv = process.env): SystemRoots {
   const fromEnv = (env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean);
+  const root = env.EDGE_EXIT_SYSROOT ?? '/';
   return {
-    sys: '/sys',
-    dev: '/dev',
-    dpkgStatus: '/var/lib/dpkg/status',
+    sys: path.join(root, 'sys'),
+    dev: path.join(root, 'dev'),
+    dpkgStatus: path.join(root, 'var', 'lib', 'dpkg', 'status'),
     libraryDirs: [
       ...fromEnv,
       '/usr/lib/x86_64-linux-gnu',
