@@ -9,7 +9,12 @@ import { loadModelPackage, ModelPackageError, readManifest, type ModelPackage } 
 import { sha256File } from '../agent/model-package/sha256.js';
 import { imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
 import { ModelLoadError } from '../agent/runtime/errors.js';
+import { BuiltinOperator, TensorType } from '../agent/tflite/model.js';
+import { makeOptions } from '../agent/tflite/options.js';
 import { readTfliteModel } from '../agent/tflite/reader.js';
+import { ModelAssembler, perTensor } from '../tools/tflite/assembler.js';
+import { checkEdgeTpu } from '../tools/tflite/edgetpu-check.js';
+import { writeTfliteModel } from '../tools/tflite/writer.js';
 import { compileEdgeTpuVariants, EdgeTpuCompilerError, parseCompilerLog } from '../tools/model-package/edgetpu-compile.js';
 import { AgentProcess } from './helpers/agent-process.js';
 import { readStatusFile, statusFilePath } from '../agent/pipeline/status-file.js';
@@ -220,4 +225,48 @@ test('the agent keeps classifying when its Edge TPU fails, and its status and lo
   const status = readStatusFile(statusFilePath(agent.logFile))!;
   t.is(status.backend, 'xnnpack');
   t.regex(status.backendNote!, /the Edge TPU failed/);
+});
+
+/** A small hand-built int8 graph: uint8 input, QUANTIZE, HARD_SWISH (not an Edge TPU op), ADD. */
+function handBuilt(options: { dynamicBatch?: boolean } = {}): Uint8Array {
+  const a = new ModelAssembler();
+  const shape = [1, 8, 8, 4];
+  const input = a.tensor({ name: 'image', shape, type: TensorType.UINT8, quantization: perTensor(1 / 255, 0), ...(options.dynamicBatch ? { shapeSignature: [-1, 8, 8, 4] } : {}) });
+  const q = a.tensor({ name: 'q', shape, type: TensorType.INT8, quantization: perTensor(1 / 255, -128) });
+  const swish = a.tensor({ name: 'swish', shape, type: TensorType.INT8, quantization: perTensor(1 / 255, -128) });
+  const sum = a.tensor({ name: 'sum', shape, type: TensorType.INT8, quantization: perTensor(2 / 255, -128) });
+  a.operator(BuiltinOperator.QUANTIZE, 1, { inputs: [input], outputs: [q] });
+  a.operator(BuiltinOperator.HARD_SWISH, 1, { inputs: [q], outputs: [swish], builtinOptions: makeOptions('HardSwishOptions', {}) });
+  a.operator(BuiltinOperator.ADD, 2, { inputs: [swish, q], outputs: [sum], builtinOptions: makeOptions('AddOptions', { fusedActivationFunction: 0, potScaleInt16: true }) });
+  return writeTfliteModel(a.model('main', 'hand-built for the Edge TPU check', [input], [sum]));
+}
+
+function inspect(target: string) {
+  return spawnSync(process.execPath, [CLI, 'inspect', '--edgetpu', target], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+}
+
+test('inspect --edgetpu flags an op the Edge TPU lacks and a dynamic shape, with where the graph splits, and exits 1', (t) => {
+  const report = checkEdgeTpu(readTfliteModel(handBuilt()));
+  t.false(report.passes);
+  t.is(report.splitAt, 1);
+  t.deepEqual(report.ops.map((o) => [o.op, o.onTpu]), [['QUANTIZE', true], ['HARD_SWISH', false], ['ADD', false]]);
+  t.regex(report.ops[1]!.reason!, /HARD_SWISH is not among the operations the Edge TPU supports/);
+  t.regex(report.ops[2]!.reason!, /after the split at op 1/);
+
+  const dir = temporaryDir('edge-exit-inspect-');
+  const file = path.join(dir, 'dynamic.tflite');
+  fs.writeFileSync(file, handBuilt({ dynamicBatch: true }));
+  const run = inspect(file);
+  t.is(run.status, 1);
+  t.regex(run.stdout, /would not compile/);
+  t.regex(run.stdout, /refused: dynamic-sized tensors \(image \[-1, 8, 8, 4\]\).*fixed input size/);
+  t.regex(run.stdout, /split at op 0 \(QUANTIZE\)/);
+});
+
+test('inspect --edgetpu passes every file of the shipped package, segments, their compiled variants and heads', async (t) => {
+  const { pkg } = await compiled;
+  const run = inspect(pkg.dir);
+  t.is(run.status, 0, run.stdout);
+  const files = [...pkg.manifest.segments.flatMap((s) => [s.file, s.edgetpu!.file]), ...pkg.manifest.heads.map((h) => h.file)];
+  for (const file of files) t.regex(run.stdout, new RegExp(`^${file.replace('.', '\\.')}: every op would run on the Edge TPU`, 'm'));
 });

@@ -11,7 +11,6 @@ import { BuildConfigError } from '../tools/model-package/build-config.js';
 import { loadModelPackage } from '../agent/model-package/load.js';
 import { trainingCurveTitle, type EpochAccuracy } from '../tools/plots/training-curve-plot.js';
 import { imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
-import { builtinOperatorName } from '../agent/tflite/model.js';
 import { readTfliteModel } from '../agent/tflite/reader.js';
 import { dequantizeBackbone } from '../tools/training/dequantize-backbone.js';
 import { readFloatGraph, weightOf } from '../tools/training/float-graph.js';
@@ -20,6 +19,8 @@ import { checkPythonDependencies, choosePython, previewAugmentation, runTrainer,
 import { quantizeConvWeight } from '../tools/training/quantize-graph.js';
 import { loadTrainConfig } from '../tools/training/train-config.js';
 import { CIFAR_TEST, MOBILENET_V2, SHARED, temporaryDir } from './helpers/shared.js';
+import { fakeCompilerDir } from './helpers/fake-edgetpu.js';
+import { checkEdgeTpu, formatEdgeTpuReport } from '../tools/tflite/edgetpu-check.js';
 
 const CUTS = ['block_3', 'block_9'];
 
@@ -111,7 +112,9 @@ test('exit weights are checked against the cuts, and the final exit must train',
 test('training a few steps exports a valid multi-exit package that the engine runs', async (t) => {
   const dir = temporaryDir('edge-exit-train-');
   const out = path.join(dir, 'package');
-  const report = await trainCommand({ config: writeTinyTrainConfig(dir), out, cacheDir: path.join(dir, 'cache') });
+  // The export goes through the same Edge TPU step as build-model, here under the fake compiler.
+  process.env.PATH = `${fakeCompilerDir()}${path.delimiter}${process.env.PATH}`;
+  const report = await trainCommand({ config: writeTinyTrainConfig(dir), out, cacheDir: path.join(dir, 'cache'), edgetpu: true });
   t.is(report.steps, 4);
   t.is(report.float.validationAccuracy.length, 3);
   t.is(report.int8.validationAccuracy.length, 3);
@@ -127,12 +130,13 @@ test('training a few steps exports a valid multi-exit package that the engine ru
   const filters = segment.subgraphs[0]!.tensors.filter((tensor) => tensor.name.endsWith('/weights'));
   t.true(filters.length > 0 && filters.every((f) => f.quantization!.scale.length === f.shape[f.quantization!.quantizedDimension]));
 
-  // Only ops the Edge TPU compiler maps, in every file of the package.
-  const edgeTpuOps = new Set(['QUANTIZE', 'CONV_2D', 'DEPTHWISE_CONV_2D', 'ADD', 'AVERAGE_POOL_2D', 'RESHAPE', 'SOFTMAX']);
+  // Every file of the export meets the Edge TPU's requirements, and its segments have compiled variants.
   for (const file of [...m.segments, ...m.heads].map((part) => part.file)) {
-    const model = readTfliteModel(fs.readFileSync(path.join(out, file)));
-    for (const code of model.operatorCodes) t.true(edgeTpuOps.has(builtinOperatorName(code.builtinCode)), `${file}: ${builtinOperatorName(code.builtinCode)}`);
+    const check = checkEdgeTpu(readTfliteModel(fs.readFileSync(path.join(out, file))));
+    t.true(check.passes, `${file}: ${formatEdgeTpuReport(file, check)}`);
   }
+  t.is(m.edgetpu?.compilerVersion, '16.0.384591198');
+  t.true(m.segments.every((s) => s.edgetpu?.compiledFrom === s.sha256 && s.edgetpu.opsOnCpu === 0));
 
   const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 });
   engine.input.data.set(await imageFileToRgb(path.join(CIFAR_TEST, 'ship', '0000.jpg'), { width: 64, height: 64, resize: 'stretch' }));

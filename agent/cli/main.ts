@@ -39,9 +39,9 @@ const program = new Command()
 program
   .command('inspect')
   .description('print a .tflite model: inputs, outputs, ops, shapes, quantization, MACs per op and candidate cut points')
-  .argument('<model>', 'path to a .tflite file')
+  .argument('<model>', 'path to a .tflite file (with --edgetpu, also a package directory: every file in it)')
   .option('--json', 'machine-readable output')
-  .option('--edgetpu', "check it against Coral's Edge TPU requirements: what the compiler would leave on the CPU and why, and where it would split the graph")
+  .option('--edgetpu', "check it against Coral's Edge TPU requirements: what the compiler would leave on the CPU and why, and where it would split the graph (exit status 1 unless every op maps)")
   .action(async (model: string, options: { json?: boolean; edgetpu?: boolean }) => (await workstation.inspect()).inspectCommand(model, options));
 
 program
