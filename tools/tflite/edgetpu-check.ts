@@ -177,7 +177,7 @@ export function checkEdgeTpu(model: TfliteModel): EdgeTpuReport {
   const sg = model.subgraphs[0]!;
   const blockers: string[] = [];
   const notes: string[] = [];
-  if (isEdgeTpuModel(model)) notes.push(`already compiled for the Edge TPU (it holds ${EDGETPU_CUSTOM_OP}); the ops listed are what is left around it`);
+  if (isEdgeTpuModel(model)) notes.push(`already compiled for the Edge TPU (it holds ${EDGETPU_CUSTOM_OP}); the ops outside it are checked as any others`);
   const dynamic = sg.tensors.filter((t) => t.shapeSignature?.some((d) => d < 0) || t.shape.some((d) => d <= 0));
   if (dynamic.length > 0) {
     blockers.push(
@@ -218,10 +218,17 @@ export function checkEdgeTpu(model: TfliteModel): EdgeTpuReport {
   return report;
 }
 
+/** "CONV_2D x8, ADD x1": how many of each op, in order of first appearance. */
+function opCounts(ops: readonly EdgeTpuOpVerdict[]): string {
+  const counts = new Map<string, number>();
+  for (const o of ops) counts.set(o.op, (counts.get(o.op) ?? 0) + 1);
+  return [...counts].map(([op, n]) => `${op} x${n}`).join(', ');
+}
+
 export function formatEdgeTpuReport(label: string, report: EdgeTpuReport): string {
   const lines: string[] = [];
   const verdict = report.blockers.length > 0 ? 'would not compile' : report.passes ? 'every op would run on the Edge TPU' : `${report.onTpu} of ${report.ops.length} ops on the Edge TPU, ${report.onCpu} left on the CPU`;
-  lines.push(`${label}: ${verdict} (${(report.parameterBytes / 1024).toFixed(0)} KiB of parameters on the TPU)`);
+  lines.push(`${label}: ${verdict}: ${report.ops.length} op${report.ops.length === 1 ? '' : 's'} (${opCounts(report.ops)}), ${(report.parameterBytes / 1024).toFixed(0)} KiB of parameters on the TPU`);
   for (const b of report.blockers) lines.push(`  refused: ${b}`);
   for (const n of report.notes) lines.push(`  note: ${n}`);
   if (report.splitAt !== undefined) {
@@ -229,12 +236,8 @@ export function formatEdgeTpuReport(label: string, report: EdgeTpuReport): strin
     lines.push(`  split at op ${first.index} (${first.op}): it and the ${report.ops.length - report.splitAt - 1} op(s) after it run on the CPU`);
     lines.push(`    op ${first.index} ${first.op}: ${first.reason}`);
     const after = report.ops.slice(report.splitAt + 1).filter((op) => !op.onTpu);
-    if (after.length > 0) {
-      const counts = new Map<string, number>();
-      for (const o of after) counts.set(o.op, (counts.get(o.op) ?? 0) + 1);
-      const kinds = [...counts].map(([op, n]) => `${op} x${n}`).join(', ');
-      lines.push(`    ops ${after[0]!.index}-${after.at(-1)!.index} (${kinds}): after the split, left on the CPU whatever they are`);
-    }
+    const range = after.length === 1 ? `op ${after[0]!.index}` : `ops ${after[0]?.index}-${after.at(-1)?.index}`;
+    if (after.length > 0) lines.push(`    ${range} (${opCounts(after)}): after the split, left on the CPU whatever they are`);
   }
   return lines.join('\n');
 }
