@@ -60,3 +60,10 @@ test('`edge-exit run` loads neither tfjs nor anything under tools/ when its pack
   t.deepEqual(loaded.filter((url) => /node_modules\/@tensorflow\/|node_modules\/tfjs-tflite-node\/dist/.test(url)), []);
   t.log(`${project.length} project modules, ${loaded.length - project.length} from node_modules; no tools/, no tfjs`);
 });
+
+test('no symbolic link is tracked: a worktree links node_modules, build outputs and packages, and a tracked link replaces the real directory on checkout', (t) => {
+  const listed = spawnSync('git', ['ls-files', '-s'], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+  if (listed.status !== 0) return t.pass('not a git checkout');
+  const links = listed.stdout.split('\n').filter((line) => line.startsWith('120000 '));
+  t.deepEqual(links.map((line) => line.split('\t')[1]), []);
+});

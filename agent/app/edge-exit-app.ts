@@ -199,7 +199,7 @@ export class EdgeExitApp {
         // An answer that cannot arrive (the link is down) waits in the outbox, which survives the sleep.
         offloadAnswersPending: () => (link.connected ? link.unansweredCount : 0),
         configChangesPending: () => link.configRequestsWaiting,
-        eventPending: () => (this.results.activeEvent ? 'an event is going on' : this.results.busy ? "an event's snapshot is being written" : undefined),
+        eventPending: () => (this.results.eventOpen ? 'an event is going on' : this.results.busy ? "an event's snapshot is being written" : undefined),
       },
     });
     this.planner = this.plannerFor(config);

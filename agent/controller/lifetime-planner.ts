@@ -93,7 +93,7 @@ const TARGET_SLACK_H = 0.25;
 /** The target is said to be out of reach only when the best plan falls this much short of it. */
 const WARNING_MARGIN = 0.05;
 /** Sleep lengths a timer-only duty cycle tries, s. */
-const TIMER_SLEEPS_S = [60, 300, 900, 1800, 3600];
+const TIMER_SLEEPS_S = [60, 300, 600, 900, 1800, 3600];
 /** The drain correction follows the measurement at this weight per re-plan; both readings are noisy. */
 const CORRECTION_WEIGHT = 0.3;
 /** A state-of-charge slope is trusted over at least this long, and this much change: events come in bursts. */
@@ -255,7 +255,7 @@ export class LifetimePlanner {
     if (s.wakeOnMotion) duties.push({ sleepS: s.maxSleepS, awakeS: s.lingerS, wakeOnMotion: true });
     for (const sleepS of TIMER_SLEEPS_S) {
       if (sleepS > s.maxSleepS || sleepS < breakEvenS) continue;
-      for (const awakeS of [60, 300]) duties.push({ sleepS, awakeS, wakeOnMotion: false });
+      for (const awakeS of new Set([s.lingerS, 60, 300])) duties.push({ sleepS, awakeS, wakeOnMotion: false });
     }
     return duties;
   }

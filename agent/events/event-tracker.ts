@@ -64,6 +64,11 @@ export class EventTracker {
   }
 
   /** The event going on (announced or not yet), for status. */
+  /** Whether an event is going on, announced yet or not. */
+  get open(): boolean {
+    return this.current !== undefined;
+  }
+
   get active(): EventSummary | undefined {
     return this.current?.announced ? { ...this.current.summary } : undefined;
   }

@@ -100,6 +100,11 @@ export class ResultPublisher {
     this.updateState({ label, confidence, exit, decidedBy: 'server' }, Date.now());
   }
 
+  /** Whether an event is going on, even one too young to be announced: a sleep would cut it. */
+  get eventOpen(): boolean {
+    return this.tracker?.open ?? false;
+  }
+
   /** Whether an event row or snapshot is still being made or written: the board must not power down under it. */
   get busy(): boolean {
     return this.writesPending > 0;

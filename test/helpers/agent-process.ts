@@ -16,6 +16,8 @@ export interface AgentPackage {
 export interface AgentProcessOptions {
   frames?: number;
   env?: Record<string, string>;
+  /** Leaves what an earlier boot would have (an outbox, remote changes) in the agent's directory before it starts. */
+  beforeStart?: (dir: string) => void;
 }
 
 /** The replay seed of every test agent, so a test can tell which image each frame id was. */
@@ -55,6 +57,7 @@ export class AgentProcess {
       web: { port: 0 },
     };
     fs.writeFileSync(this.configFile, JSON.stringify(mergeSections(defaults, config), null, 2));
+    if (dir === undefined) options.beforeStart?.(this.dir);
     const args = ['run', '-c', this.configFile, ...(options.frames === undefined ? [] : ['--frames', String(options.frames)])];
     this.process = new CliProcess(args, { EDGE_EXIT_MODELS_DIR: pkg.modelsDir, ...options.env });
   }

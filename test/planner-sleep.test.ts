@@ -1,0 +1,108 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import test from 'ava';
+import { Outbox } from '../agent/mqtt/outbox.js';
+import { LogReader } from '../agent/store/log-store.js';
+import { freePort } from '../tools/mqtt/mosquitto.js';
+import { AgentProcess } from './helpers/agent-process.js';
+import { temporaryDir } from './helpers/shared.js';
+import { buildTinyAgentPackage } from './helpers/tiny-package.js';
+
+/*
+ * The lifetime planner taking the board down, end to end through `edge-exit run`: the
+ * simulator's power cycles, and a real halt through a fake RTC in a sysfs tree and a fake
+ * `systemctl` first on PATH. A still video keeps the motion gate quiet, so the plan's sleep
+ * comes due.
+ */
+
+const FFMPEG = ['/usr/bin/ffmpeg', '/usr/local/bin/ffmpeg'].find((file) => fs.existsSync(file));
+const ffmpegTest = FFMPEG ? test.serial : test.skip;
+
+function stillVideo(): string {
+  const video = path.join(temporaryDir('edge-exit-still-'), 'still.mkv');
+  execFileSync(FFMPEG!, ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'color=c=gray:size=160x120:rate=10', '-t', '2', '-c:v', 'ffv1', video]);
+  return video;
+}
+
+/** A planner that cannot meet its target, so it lasts as long as it can: asleep whenever nothing moves. */
+const SLEEPY_PLANNER = { enabled: true, sleep: true, target: { kind: 'hours', hours: 10_000 }, minEventRecall: 0, lingerS: 5, maxSleepS: 600, replanEveryS: 60 };
+
+ffmpegTest('the simulated board wakes on motion, and sleeps again only once the event it saw has ended and its snapshot is written', async (t) => {
+  const agentPackage = await buildTinyAgentPackage();
+  const START_AT = 1_700_000_000_000;
+  const agent = AgentProcess.start(agentPackage, {
+    source: { kind: 'stream', url: stillVideo(), loop: true },
+    gate: { mode: 'on', maxReuseS: 3600 },
+    // The tiny model is sure enough of a gray frame (about 80%) for it to start an event; the PIR fires at 300 s (the wake) and
+    // three times after the 30 s boot, so the event has frames enough to be announced.
+    // It ends 15 s after the last motion, well after the planner's 5 s linger: the sleep must wait for it.
+    events: { minConfidence: 0.5, minDurationS: 0, endAfterS: 15 },
+    bridge: { kind: 'simulated', clock: 'manual', capacityWh: 1000, startAt: START_AT, motionAtS: [300, 335, 337, 339] },
+    planner: { ...SLEEPY_PLANNER, wakeOnMotion: true, minEventRecall: 0.9 },
+  });
+  t.teardown(() => agent.kill());
+  await agent.waitForOutput(/slept \d+ s, woken by motion[\s\S]*sleep postponed: an event is going on[\s\S]*slept \d+ s/);
+  t.is(await agent.stop(), 0, agent.output);
+  const afterWake = agent.output.slice(agent.output.indexOf('woken by motion'));
+  const said = afterWake.split('\n').filter((line) => /slept|postponed|event/.test(line)).slice(0, 6).join('\n');
+  t.true(afterWake.indexOf('an event is going on') < afterWake.search(/slept \d+ s/), `the event held the sleep off:\n${said}`);
+  const times = agent.inferences().map((row) => (row.simTs! - START_AT) / 1000);
+  t.true(times.some((s) => s >= 300 && s < 300 + 40), `frames at ${times.map((s) => s.toFixed(0)).join(', ')} s: one after the wake at 300 s (the boot takes 30 s)`);
+  const reader = LogReader.open(agent.logFile);
+  const events = reader.events();
+  reader.close();
+  t.true(events.some((e) => e.end !== null && e.snapshot !== null), `the event is logged, ended, with its snapshot: ${JSON.stringify(events)}`);
+  const status = JSON.parse(fs.readFileSync(path.join(agent.dir, 'status.json'), 'utf8')) as { wokeBy?: string; plan?: string };
+  t.regex(status.plan ?? '', /asleep until motion/);
+});
+
+ffmpegTest('a real board arms its RTC, stops every part, halts, and loses nothing: log, outbox and remote config are all there on the next boot', async (t) => {
+  const agentPackage = await buildTinyAgentPackage();
+  const sysfs = temporaryDir('edge-exit-sysfs-');
+  fs.mkdirSync(path.join(sysfs, 'class/rtc/rtc0'), { recursive: true });
+  const alarm = path.join(sysfs, 'class/rtc/rtc0/wakealarm');
+  fs.writeFileSync(alarm, '');
+  // A fake systemctl first on PATH: it records how it was called, as poweroff would be.
+  const bin = temporaryDir('edge-exit-fake-systemctl-');
+  const calls = path.join(bin, 'calls.log');
+  fs.writeFileSync(path.join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> ${calls}\n`, { mode: 0o755 });
+  const config = {
+    source: { kind: 'stream', url: stillVideo(), loop: true },
+    gate: { mode: 'on', maxReuseS: 3600 },
+    offload: { queueExpiryMs: 86_400_000 },
+    // Nobody listens there: the offloads queued on an earlier boot wait in the outbox, and no answer can come to hold the sleep.
+    mqtt: { url: `mqtt://127.0.0.1:${await freePort()}`, protocolVersion: 4 },
+    bridge: { kind: 'sysfs', root: sysfs, rtc: 'rtc0' },
+    deviceProfile: 'pi5',
+    planner: SLEEPY_PLANNER,
+  };
+  const env = { PATH: `${bin}:${process.env.PATH}` };
+  const overrides = JSON.stringify({ version: 1, patch: { telemetryIntervalMs: 7000 } });
+  // What an earlier boot left: an offload waiting for its answer, and a change an operator made over MQTT.
+  const beforeStart = (dir: string) => {
+    const outbox = new Outbox(path.join(dir, 'outbox.db'));
+    outbox.add({ requestId: 'queued-before-the-sleep', frame: Buffer.from('an offload frame'), queuedAt: Date.now() });
+    outbox.close();
+    fs.writeFileSync(path.join(dir, 'remote-config.json'), overrides);
+  };
+  const first = AgentProcess.start(agentPackage, config, { env, beforeStart });
+  t.teardown(() => first.kill());
+  t.is(await first.exited, 0, first.output);
+  t.regex(first.output, /with 1 change\(s\) made over MQTT/);
+  t.regex(first.output, /halting for the planned sleep: systemctl poweroff/);
+  t.deepEqual(fs.readFileSync(calls, 'utf8').trim().split('\n'), ['poweroff']);
+  t.regex(fs.readFileSync(alarm, 'utf8'), /^\+\d+$/, 'the wake alarm is armed, relative to now');
+  const frames = Number(/stopped: (\d+) frames/.exec(first.output)?.[1]);
+  t.true(frames >= 1, first.output);
+  t.is(first.inferences().length, frames, 'every frame classified before the halt is in the log');
+  t.deepEqual(first.outboxRequestIds(), ['queued-before-the-sleep'], 'the outbox survives the halt');
+  t.is(fs.readFileSync(path.join(first.dir, 'remote-config.json'), 'utf8'), overrides, 'and so do the remote changes');
+
+  const second = first.restart();
+  t.teardown(() => second.kill());
+  await second.waitForOutput(/with 1 change\(s\) made over MQTT/);
+  t.deepEqual(second.outboxRequestIds(), ['queued-before-the-sleep']);
+  await second.exited;
+  t.true(second.inferences().length > frames, 'the next boot logs on after the frames of the first');
+});
