@@ -1,5 +1,6 @@
 import type { LifetimeTarget } from '../../agent/controller/lifetime-planner.js';
 import type { SolarProfile } from '../../firmware-bridge/simulated.js';
+import { seededRandom } from '../../agent/datasets/split.js';
 
 /** One event in front of the camera: when it starts and how long it lasts, s from the scenario's start. */
 export interface ScenarioEvent {
@@ -33,19 +34,7 @@ export interface LifetimeScenario {
   expectedEventS: number;
 }
 
-/** Deterministic, so every variant sees the same events (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Poisson arrivals hour by hour, non-overlapping. */
+/** Poisson arrivals hour by hour, non-overlapping; seeded, so every variant sees the same events. */
 export function scenarioEvents(scenario: LifetimeScenario, seed: number): ScenarioEvent[] {
   const random = seededRandom(seed);
   const events: ScenarioEvent[] = [];
