@@ -6,6 +6,7 @@ import { controllerSchema } from '../agent/config/agent-config.js';
 import { deviceProfile, type DeviceProfile } from '../agent/energy/device-profiles.js';
 import type { OperatingPoint } from '../agent/model-package/manifest.js';
 import { SimulatedBridge } from '../firmware-bridge/simulated.js';
+import { parseConfigSet } from '../agent/mqtt/payloads.js';
 
 /*
  * The lifetime planner on its own: a package's ladder of points (accuracy and measured cost),
@@ -102,4 +103,13 @@ test('targets are validated by the config schema, naming the field and the form 
   t.throws(() => plannerSchema.parse({ target: { kind: 'until', at: 'tomorrow' } }), { message: /HH:MM or an ISO date-time/ });
   t.throws(() => plannerSchema.parse({ target: { kind: 'until-charging', schedule: '25:00' } }), { message: /HH:MM/ });
   t.notThrows(() => plannerSchema.parse({ target: { kind: 'until', at: '2026-12-24T08:00' } }));
+});
+
+test('the target and floors are set over config/set; the halt command is not, for a broker must never choose what the gateway runs', (t) => {
+  const set = (body: unknown) => parseConfigSet(Buffer.from(JSON.stringify({ id: 'p1', set: body })));
+  const ok = set({ planner: { enabled: true, target: { kind: 'until-charging', schedule: '07:30' }, minAccuracy: 0.8, minEventRecall: 0.95 } });
+  t.true(ok.ok, JSON.stringify(ok));
+  const halt = set({ planner: { haltCommand: ['rm', '-rf', '/'] } });
+  t.false(halt.ok);
+  t.regex(halt.ok ? '' : halt.reason, /haltCommand/);
 });
