@@ -6,7 +6,16 @@ import { imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
 import { detectEdgeTpu, type SystemRoots } from '../agent/runtime/edgetpu.js';
 import { EdgeTpuUnavailableError, ModelLoadError, TensorShapeError } from '../agent/runtime/errors.js';
 import { TfliteInterpreter } from '../agent/runtime/interpreter.js';
-import { CAT_PHOTO, EDGETPU_MODEL, EGYPTIAN_CAT, MOBILENET_V2, cifarSamples, temporaryDir } from './helpers/shared.js';
+import {
+  autoThreadCount,
+  checkXnnpackPlugin,
+  isUint8Quantized,
+  xnnpackFlagsFor,
+  DEFAULT_XNNPACK_PLUGIN_PATH,
+  XNNPACK_FLAG_QS8,
+  XNNPACK_FLAG_QU8,
+} from '../agent/runtime/xnnpack-delegate.js';
+import { CAT_PHOTO, EDGETPU_MODEL, EGYPTIAN_CAT, IMAGENET_LABELS, MOBILENET_V2, MOBILENET_V2_UINT8, cifarSamples, temporaryDir } from './helpers/shared.js';
 
 const size = { width: 224, height: 224, resize: 'stretch' as const };
 
@@ -145,4 +154,65 @@ test('an input of the wrong size is refused with the expected size', (t) => {
 
 test('threads out of range are refused', (t) => {
   t.throws(() => TfliteInterpreter.fromFile(MOBILENET_V2, { threads: 0 }), { instanceOf: RangeError });
+});
+
+test('the thread count reaches the XNNPACK delegate: 2 threads get a thread pool, 1 thread none', (t) => {
+  const one = TfliteInterpreter.fromFile(MOBILENET_V2, { backend: 'xnnpack', threads: 1 });
+  const two = TfliteInterpreter.fromFile(MOBILENET_V2, { backend: 'xnnpack', threads: 2 });
+  t.deepEqual(one.xnnpack, { threads: 1, flags: ['QS8'], threadpool: false });
+  t.deepEqual(two.xnnpack, { threads: 2, flags: ['QS8'], threadpool: true });
+  t.is(two.threads, 2);
+});
+
+test('threads "auto" leaves a core to the rest of the loop, up to 4 threads', (t) => {
+  t.deepEqual([1, 2, 4, 8, 64].map((cores) => autoThreadCount(cores)), [1, 1, 3, 4, 4]);
+  const interpreter = TfliteInterpreter.fromFile(MOBILENET_V2, { backend: 'xnnpack', threads: 'auto' });
+  t.is(interpreter.threads, autoThreadCount());
+  t.is(interpreter.xnnpack!.threads, autoThreadCount());
+});
+
+test('QU8 is asked for per model: the uint8 model, not the int8 one', (t) => {
+  const int8 = TfliteInterpreter.fromFile(MOBILENET_V2, { backend: 'xnnpack' });
+  const uint8 = TfliteInterpreter.fromFile(MOBILENET_V2_UINT8, { backend: 'xnnpack' });
+  t.false(isUint8Quantized(int8.model));
+  t.true(isUint8Quantized(uint8.model));
+  t.is(xnnpackFlagsFor(int8.model), XNNPACK_FLAG_QS8);
+  t.is(xnnpackFlagsFor(uint8.model), XNNPACK_FLAG_QS8 | XNNPACK_FLAG_QU8);
+  t.deepEqual(int8.xnnpack!.flags, ['QS8']);
+  t.is(int8.xnnpack!.qu8Refused, undefined);
+  // The uint8 model either runs with QU8 or says why the delegate could not take it (the bundled TFLite 2.9 cannot).
+  const use = uint8.xnnpack!;
+  t.true(use.flags.includes('QU8') !== (use.qu8Refused !== undefined), JSON.stringify(use));
+  if (use.qu8Refused) t.regex(use.qu8Refused, /failed to delegate CONV_2D/);
+});
+
+test('the uint8 model on the XNNPACK path gives the stock kernels\' top-1 on the cat photo: 286, "Egyptian cat"', async (t) => {
+  const labels = fs.readFileSync(IMAGENET_LABELS, 'utf8').split('\n');
+  t.is(labels[EGYPTIAN_CAT], 'Egyptian cat', 'index 0 of the 1001 outputs is "background"');
+  const rgb = await imageFileToRgb(CAT_PHOTO, size);
+  const top1 = (backend: 'xnnpack' | 'stock') => {
+    const interpreter = TfliteInterpreter.fromFile(MOBILENET_V2_UINT8, { backend, threads: 2 });
+    t.is(interpreter.input().dtype, 'uint8');
+    interpreter.input().data.set(rgb);
+    interpreter.invoke();
+    return argmax(interpreter.output().data);
+  };
+  t.is(top1('xnnpack'), EGYPTIAN_CAT);
+  t.is(top1('stock'), EGYPTIAN_CAT);
+});
+
+test('a plugin without its config addon (a half-finished build) falls back to the stock path, naming the addon', async (t) => {
+  const dir = temporaryDir('edge-exit-plugin-');
+  const plugin = path.join(dir, 'libedge_exit_xnnpack.so');
+  fs.copyFileSync(DEFAULT_XNNPACK_PLUGIN_PATH, plugin);
+  const check = checkXnnpackPlugin(plugin);
+  t.false(check.ok);
+  t.regex((check as { reason: string }).reason, /edge_exit_xnnpack_config\.node cannot be loaded/);
+  t.regex((check as { reason: string }).reason, /node-gyp rebuild --directory agent\/runtime\/xnnpack-shim/);
+  const interpreter = TfliteInterpreter.fromFile(MOBILENET_V2, { backend: 'xnnpack', xnnpackPluginPath: plugin });
+  t.is(interpreter.backend, 'stock');
+  t.is(interpreter.xnnpack, undefined);
+  interpreter.setInput(await imageFileToRgb(CAT_PHOTO, size));
+  interpreter.invoke();
+  t.is(argmax(interpreter.output().data), EGYPTIAN_CAT);
 });

@@ -263,7 +263,8 @@ export const agentConfigSchema = strictSection({
      */
     package: z.string().min(1).default(() => defaultPackage()),
     backend: z.enum(['auto', 'xnnpack', 'stock', 'edgetpu']).default('auto'),
-    threads: z.number().int().min(1).max(16).default(2),
+    /** Interpreter threads; "auto" is all cores but one, at most 4 (3 on a 4-core Pi), so decoding and logging keep a core. */
+    threads: z.union([z.literal('auto'), z.number().int().min(1).max(16)]).default('auto'),
     edgetpuDevice: z.string().regex(/^(usb|pci)(:\d+)?$/, 'usb, usb:N, pci or pci:N').optional(),
   }).prefault({}),
   /** The default run watches the demo camera; without ffmpeg it replays CIFAR-10 instead, and says so. */

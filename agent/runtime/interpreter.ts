@@ -6,7 +6,17 @@ import { detectEdgeTpu, defaultSystemRoots, type SystemRoots } from './edgetpu.j
 import { EdgeTpuUnavailableError, ModelLoadError, TensorShapeError } from './errors.js';
 import { nativeInterpreterClass, type NativeInterpreterOptions, type NativeTensor } from './native-binding.js';
 import { checkSharedLibrary } from './shared-library.js';
-import { checkXnnpackPlugin, warnXnnpackFallback, xnnpackDelegateOptions, DEFAULT_XNNPACK_PLUGIN_PATH } from './xnnpack-delegate.js';
+import {
+  autoThreadCount,
+  checkXnnpackPlugin,
+  warnQu8Refused,
+  warnXnnpackFallback,
+  xnnpackFlagNames,
+  xnnpackFlagsFor,
+  XNNPACK_FLAG_QU8,
+  DEFAULT_XNNPACK_PLUGIN_PATH,
+  type XnnpackFlagName,
+} from './xnnpack-delegate.js';
 
 export { isEdgeTpuModel };
 
@@ -31,13 +41,23 @@ export interface TensorView {
 export interface InterpreterOptions {
   /** 'auto' picks the Edge TPU for *_edgetpu models and XNNPACK otherwise. */
   backend?: Backend | 'auto';
-  threads?: number;
+  /** 'auto': all cores but one, at most 4 (see autoThreadCount). */
+  threads?: number | 'auto';
   /** coral-tflite-delegate device: usb, usb:N, pci, pci:N. */
   edgetpuDevice?: string;
   systemRoots?: SystemRoots;
   xnnpackPluginPath?: string;
 }
 
+/** What the XNNPACK delegate of an interpreter was made with, as the plugin reports it. */
+export interface XnnpackUse {
+  threads: number;
+  flags: XnnpackFlagName[];
+  /** Whether XNNPACK runs its own thread pool (more than one thread). */
+  threadpool: boolean;
+  /** Why QU8 was asked for this uint8 model but left off: the delegate could not be prepared with it. */
+  qu8Refused?: string;
+}
 
 function parseModel(bytes: Uint8Array, label: string): TfliteModel {
   try {
@@ -103,6 +123,8 @@ export class TfliteInterpreter {
     model: TfliteModel,
     inputs: TensorView[],
     outputs: TensorView[],
+    /** Set on the xnnpack backend. */
+    readonly xnnpack: XnnpackUse | undefined,
   ) {
     this.model = model;
     this.inputs = inputs;
@@ -123,7 +145,7 @@ export class TfliteInterpreter {
 
   static fromBytes(bytes: Uint8Array, label: string, options: InterpreterOptions = {}): TfliteInterpreter {
     const model = parseModel(bytes, label);
-    const threads = options.threads ?? 1;
+    const threads = options.threads === 'auto' ? autoThreadCount() : (options.threads ?? 1);
     if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
       throw new RangeError(`threads must be an integer in [1, 64], got ${threads}`);
     }
@@ -136,29 +158,46 @@ export class TfliteInterpreter {
       throw new ModelLoadError(`Model ${label} is not compiled for the Edge TPU (no ${EDGETPU_CUSTOM_OP}): compile it with edgetpu_compiler, or use backend "xnnpack".`);
     }
 
-    const nativeOptions: NativeInterpreterOptions = { threads };
+    const Interpreter = nativeInterpreterClass();
+    // The binding copies the model into its own storage, so a view is enough.
+    const arrayBuffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    const create = (nativeOptions: NativeInterpreterOptions) => {
+      try {
+        return { native: new Interpreter(arrayBuffer, nativeOptions) };
+      } catch (error) {
+        return { error: error as Error };
+      }
+    };
+    let created: ReturnType<typeof create> | undefined;
+    let xnnpack: XnnpackUse | undefined;
     if (backend === 'edgetpu') {
-      nativeOptions.delegate = edgeTpuDelegate(label, options);
+      created = create({ threads, delegate: edgeTpuDelegate(label, options) });
     } else if (backend === 'xnnpack') {
-      const pluginPath = options.xnnpackPluginPath ?? DEFAULT_XNNPACK_PLUGIN_PATH;
-      const check = checkXnnpackPlugin(pluginPath);
+      const check = checkXnnpackPlugin(options.xnnpackPluginPath ?? DEFAULT_XNNPACK_PLUGIN_PATH);
       if (check.ok) {
-        nativeOptions.delegate = xnnpackDelegateOptions(threads, pluginPath);
+        const flags = xnnpackFlagsFor(model);
+        created = create({ threads, delegate: check.plugin.delegateFor(threads, flags) });
+        let qu8Refused: string | undefined;
+        if (created.error && flags & XNNPACK_FLAG_QU8) {
+          // Some TFLite builds have no QU8 kernels; the model still gets XNNPACK for whatever QS8 covers.
+          qu8Refused = created.error.message.trim();
+          warnQu8Refused(label, qu8Refused);
+          created = create({ threads, delegate: check.plugin.delegateFor(threads, flags & ~XNNPACK_FLAG_QU8) });
+        }
+        const made = check.plugin.lastDelegate();
+        if (created.native && made) {
+          xnnpack = { threads: made.threads, flags: xnnpackFlagNames(made.flags), threadpool: made.threadpool, ...(qu8Refused ? { qu8Refused } : {}) };
+        }
       } else {
         warnXnnpackFallback(check.reason);
         backend = 'stock';
       }
     }
-
-    const Interpreter = nativeInterpreterClass();
-    // The binding copies the model into its own storage, so a view is enough.
-    const arrayBuffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-    let native;
-    try {
-      native = new Interpreter(arrayBuffer, nativeOptions);
-    } catch (error) {
-      throw new ModelLoadError(`TFLite could not prepare model ${label} on the ${backend} backend: ${(error as Error).message.trim()}`, { cause: error });
+    created ??= create({ threads });
+    if (!created.native) {
+      throw new ModelLoadError(`TFLite could not prepare model ${label} on the ${backend} backend: ${created.error!.message.trim()}`, { cause: created.error });
     }
+    const native = created.native;
     const subgraph = model.subgraphs[0]!;
     const view = (tensors: NativeTensor[], indices: number[]): TensorView[] =>
       tensors.map((t, i) => {
@@ -172,7 +211,7 @@ export class TfliteInterpreter {
           quantization: q && q.scale.length > 0 ? { scale: q.scale[0]!, zeroPoint: q.zeroPoint[0] ?? 0 } : undefined,
         };
       });
-    return new TfliteInterpreter(label, backend, threads, native, model, view(native.getInputs(), subgraph.inputs), view(native.getOutputs(), subgraph.outputs));
+    return new TfliteInterpreter(label, backend, threads, native, model, view(native.getInputs(), subgraph.inputs), view(native.getOutputs(), subgraph.outputs), xnnpack);
   }
 
   input(index = 0): TensorView {

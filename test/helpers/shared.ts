@@ -6,6 +6,8 @@ import { sharedDir } from '../../agent/config/paths.js';
 /** Real data beside the checkout (../shared), never copied into the repo. */
 export const SHARED = sharedDir();
 export const MOBILENET_V2 = path.join(SHARED, 'models', 'tf2_mobilenet_v2_1.0_224_ptq.tflite');
+/** Coral's TF1 quantization-aware MobileNetV2: uint8 (asymmetric) weights and activations throughout, same labels. */
+export const MOBILENET_V2_UINT8 = path.join(SHARED, 'models', 'mobilenet_v2_1.0_224_quant.tflite');
 export const EDGETPU_MODEL = path.join(SHARED, 'models', 'mobilenet_v1_0.25_128_quant_edgetpu.tflite');
 export const IMAGENET_LABELS = path.join(SHARED, 'models', 'imagenet_labels.txt');
 export const CAT_PHOTO = path.join(SHARED, 'images', 'cat.bmp');

@@ -7,6 +7,8 @@ import { TfliteInterpreter } from '../../agent/runtime/interpreter.js';
 import { cutBackbone, cutModel } from '../segmenter/segment.js';
 import type { TfliteModel } from '../../agent/tflite/model.js';
 import { readTfliteModel } from '../../agent/tflite/reader.js';
+import { isUint8Quantized } from '../../agent/runtime/xnnpack-delegate.js';
+import { convertUint8ToInt8 } from '../tflite/uint8-to-int8.js';
 import { resizeModelInput } from '../tflite/shape-inference.js';
 import { writeTfliteModel } from '../tflite/writer.js';
 import { BuildConfigError, type ResolvedBuildConfig } from './build-config.js';
@@ -85,8 +87,11 @@ export async function buildModelPackage(config: ResolvedBuildConfig, options: Bu
   const labels = task ? split!.classes : readLabels(config.labelsPath!);
   const taskName = task ? task.name : config.labels!.task;
   const { configFile: _configFile, baseModelPath: _base, labelsPath: _labels, datasetPath: _dataset, ...portableConfig } = config;
+  const parsed = readTfliteModel(base);
+  // The bundled XNNPACK refuses uint8 (QU8) convolutions: a uint8 model is cut as its int8 equivalent, which it runs fast.
+  const fromUint8 = isUint8Quantized(parsed);
   const imagesKey = split ? sha256Hex(JSON.stringify([split.train.map((s) => s.file), split.validation.map((s) => s.file)])) : '';
-  const buildKey = sha256Hex(JSON.stringify({ BUILDER_VERSION, base: sha256Hex(base), labels, imagesKey, config: portableConfig }));
+  const buildKey = sha256Hex(JSON.stringify({ BUILDER_VERSION, base: sha256Hex(base), labels, imagesKey, config: portableConfig, ...(fromUint8 ? { uint8: 'as int8' } : {}) }));
 
   if (!options.force && fs.existsSync(path.join(dir, MANIFEST_FILE))) {
     try {
@@ -99,7 +104,7 @@ export async function buildModelPackage(config: ResolvedBuildConfig, options: Bu
   }
 
   progress?.({ stage: 'cut segments', done: 0, total: 1 });
-  let model = readTfliteModel(base);
+  let model = fromUint8 ? convertUint8ToInt8(parsed).model : parsed;
   if (config.inputSize) model = resizeModelInput(model, config.inputSize, config.inputSize);
   const inputShape = tensorSpecOf(model, 'input').shape;
   const target = { width: inputShape[2]!, height: inputShape[1]!, resize: config.resize };

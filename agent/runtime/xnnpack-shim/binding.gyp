@@ -1,5 +1,7 @@
 # Builds libedge_exit_xnnpack.so, a plain shared library (not a Node addon)
-# that the tfjs-tflite-node binding loads as an external delegate plugin.
+# that the tfjs-tflite-node binding loads as an external delegate plugin, and
+# edge_exit_xnnpack_config.node, the addon through which the runtime hands it
+# its options (see xnnpack_plugin.c).
 {
   'variables': {
     'tflite_root': '<!(node -p "require(\'path\').dirname(require.resolve(\'tfjs-tflite-node/package.json\'))")',
@@ -24,5 +26,11 @@
         ],
       }],
     ],
+  }, {
+    'target_name': 'edge_exit_xnnpack_config',
+    'sources': ['config_addon.c'],
+    'dependencies': ['edge_exit_xnnpack'],
+    # The plugin sits beside the addon in build/Release.
+    'ldflags': ['-Wl,-rpath,\'$$ORIGIN\''],
   }],
 }

@@ -8,9 +8,12 @@
  * API, but nothing in the binding enables it, and never with QS8. This file is
  * that missing glue and nothing more.
  *
- * Options understood: "num_threads" (int, default 1), "flags" (int bitfield,
- * default 1 = QS8). QU8 (2) makes preparation fail on the MobileNetV2 model
- * (per-channel int8 weights), so it is not set by default.
+ * Options: "num_threads" (int, default 1) and "flags" (int bitfield, default
+ * 1 = QS8), as keys, or staged by edge_exit_xnnpack_stage() just before the
+ * interpreter is made. The runtime stages them (through config_addon.c)
+ * because tfjs-tflite-node 0.0.2 hands every key and value as a pointer into
+ * one loop-local string copy: the plugin sees the last option under every key,
+ * so "num_threads" never arrived and 2 threads ran as 1.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -22,23 +25,47 @@
 typedef struct TfLiteDelegate TfLiteDelegate;
 
 /*
- * Prefix of TfLiteXNNPackDelegateOptions as declared in
- * tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h. Later TFLite releases
- * append fields; the padding leaves room for them because the library fills the
- * whole struct it knows in TfLiteXNNPackDelegateOptionsDefault() (returned
- * through a hidden pointer on x86-64 and arm64, since it is larger than 16
- * bytes) and reads it back by pointer.
+ * TfLiteXNNPackDelegateOptions of the bundled TFLite 2.9 is { int32 num_threads;
+ * uint32 flags; } (its ...OptionsDefault() returns it in one register). Later
+ * releases append fields whose zero value is their default, so the struct is
+ * zero-padded and ...OptionsDefault(), whose return convention changes with the
+ * struct's size, is not called.
  */
 typedef struct {
   int32_t num_threads;
   uint32_t flags;
-  void* weights_cache;
-  unsigned char reserved[256];
+  unsigned char reserved[248];
 } XnnpackOptions;
 
-extern XnnpackOptions TfLiteXNNPackDelegateOptionsDefault(void);
 extern TfLiteDelegate* TfLiteXNNPackDelegateCreate(const XnnpackOptions* options);
 extern void TfLiteXNNPackDelegateDelete(TfLiteDelegate* delegate);
+extern void* TfLiteXNNPackDelegateGetThreadPool(TfLiteDelegate* delegate);
+
+#define EXPORT __attribute__((visibility("default")))
+
+static int staged = 0;
+static int32_t staged_threads = 1;
+static uint32_t staged_flags = 1;
+
+/* What the last delegate was made with, and whether XNNPACK made a thread pool for it. */
+static int32_t last_threads = 0;
+static uint32_t last_flags = 0;
+static int last_threadpool = 0;
+
+/* Options for the next delegate only (the interpreter's constructor creates it synchronously); checked by the caller. */
+EXPORT void edge_exit_xnnpack_stage(int32_t num_threads, uint32_t flags) {
+  staged = 1;
+  staged_threads = num_threads;
+  staged_flags = flags;
+}
+
+/* Returns 0 when no delegate has been made yet. */
+EXPORT int edge_exit_xnnpack_last(int32_t* num_threads, uint32_t* flags, int* threadpool) {
+  *num_threads = last_threads;
+  *flags = last_flags;
+  *threadpool = last_threadpool;
+  return last_threads > 0;
+}
 
 static int parse_int(const char* text, long min, long max, long* out) {
   char* end = NULL;
@@ -69,10 +96,10 @@ static TfLiteDelegate* create_quietly(const XnnpackOptions* options) {
   return delegate;
 }
 
-__attribute__((visibility("default")))
-TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t count,
+EXPORT TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t count,
                                               void (*report_error)(const char*)) {
-  XnnpackOptions options = TfLiteXNNPackDelegateOptionsDefault();
+  XnnpackOptions options;
+  memset(&options, 0, sizeof options);
   options.num_threads = 1;
   options.flags = 1; /* TFLITE_XNNPACK_DELEGATE_FLAG_QS8 */
   for (size_t i = 0; i < count; ++i) {
@@ -93,10 +120,20 @@ TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t
       report_error("edge-exit xnnpack plugin: unknown option ignored");
     }
   }
-  return create_quietly(&options);
+  if (staged) {
+    staged = 0;
+    options.num_threads = staged_threads;
+    options.flags = staged_flags;
+  }
+  TfLiteDelegate* delegate = create_quietly(&options);
+  if (delegate) {
+    last_threads = options.num_threads;
+    last_flags = options.flags;
+    last_threadpool = TfLiteXNNPackDelegateGetThreadPool(delegate) != NULL;
+  }
+  return delegate;
 }
 
-__attribute__((visibility("default")))
-void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate) {
+EXPORT void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate) {
   TfLiteXNNPackDelegateDelete(delegate);
 }
