@@ -69,7 +69,7 @@ program
   .description('side-by-side benchmarks: stock vs XNNPACK, monolithic vs segment chain, operating points vs the full model')
   .option('-c, --config <name|file>', 'build config of the runtime suite\'s package', DEFAULT_RUNTIME_BENCH_PACKAGE)
   .option('--task-config <name|file>', 'build config of the exits suite\'s multi-exit package', defaultPackage())
-  .option('--suites <list>', 'runtime (stock vs XNNPACK, monolithic vs chain), exits (operating points vs full model), day (simulated day), logging (log overhead in the loop), offload (MQTT round trips and server throughput, needs mosquitto), stream (every-frame inference vs the motion gate on generated videos, needs ffmpeg), web (what the dashboard, /metrics and discovery cost the loop), lifetime (multi-day battery scenarios: static, controller, planner with duty cycling, oracle)', 'runtime,exits')
+  .option('--suites <list>', 'runtime (stock vs XNNPACK, monolithic vs chain), exits (operating points vs full model), day (simulated day), logging (log overhead in the loop), offload (MQTT round trips and server throughput, needs mosquitto), stream (every-frame inference vs the motion gate on generated videos, needs ffmpeg), web (what the dashboard, /metrics and discovery cost the loop), lifetime (multi-day battery scenarios: static, controller, planner with duty cycling, oracle), cpu-path (1 vs 2 threads in a C harness and the runtime, int8 vs uint8 models)', 'runtime,exits')
   .option('--images-per-class <n>', 'CIFAR-10 test images per class (the runtime suite adds cat.bmp)', '20')
   .option('--threads <list>', 'thread counts to measure', '1,2')
   .option('--no-write', 'do not update docs/benchmarks.md')

@@ -32,6 +32,7 @@ import { makeScene } from '../bench/stream-scenes.js';
 import { runWebBench } from '../bench/web-bench.js';
 import { describeLifetimeBench, runLifetimeBench } from '../bench/lifetime-bench.js';
 import { DECODE_AND_GATE_MS } from '../../agent/controller/lifetime-planner.js';
+import { formatCpuPathBench, runCpuPathBench } from '../bench/cpu-path-bench.js';
 
 export interface BenchOptions {
   config: string;
@@ -402,6 +403,37 @@ async function webSuite(options: BenchOptions): Promise<void> {
   }
 }
 
+/** 1 vs 2 threads (C harness and runtime) and the int8 vs the uint8 MobileNetV2 (tools/bench/cpu-path-bench.ts). */
+async function cpuPathSuite(options: BenchOptions): Promise<void> {
+  const int8Config = loadBuildConfig(buildConfigPath('mobilenet_v2_imagenet'));
+  const uint8Config = loadBuildConfig(buildConfigPath('mobilenet_v2_imagenet_uint8'));
+  const int8Package = loadModelPackage((await ensureModelPackage('mobilenet_v2_imagenet')).dir);
+  const uint8Package = loadModelPackage((await ensureModelPackage('mobilenet_v2_imagenet_uint8')).dir);
+  const chunks = 10;
+  const roundsPerChunk = Math.max(1, Math.round(Number(options.imagesPerClass)));
+  const bar = progressBar('bench cpu-path');
+  const result = await runCpuPathBench({
+    int8Model: int8Config.baseModelPath,
+    uint8Model: uint8Config.baseModelPath,
+    int8Package,
+    uint8Package,
+    catPhoto: path.join(sharedDir(), 'images', 'cat.bmp'),
+    chunks,
+    roundsPerChunk,
+    onProgress: (d, t) => bar.update(d, t),
+  });
+  bar.stop();
+  const tables = formatCpuPathBench(result, int8Package.manifest.labels.imagenet!);
+  console.log(`${tables.threads}\n\n${tables.uint8}\n\n${tables.load}\n`);
+  if (options.write) {
+    const how =
+      `Produced by \`edge-exit bench --suites cpu-path --images-per-class ${options.imagesPerClass}\` on ${today()}, Node ${process.version}, ${process.arch}: ` +
+      `${chunks} chunks of ${roundsPerChunk} rounds; in each chunk the C harness (tools/bench/native/cpu_harness.c, on tfjs-tflite-node's own libtensorflowlite_c.so) runs its variants in turn, ` +
+      'then the runtime runs its variants in turn, one invoke each on cat.bmp, in a rotating order. Times are per invoke, from writing the input to reading the output.';
+    writeBenchSection('cpu-path', 'CPU path: 1 vs 2 threads, int8 vs uint8', `${how}\n\n${tables.load}\n\n${tables.threads}\n\n${tables.uint8}`);
+  }
+}
+
 export async function benchCommand(options: BenchOptions): Promise<void> {
   const suites = options.suites.split(',');
   if (suites.includes('runtime')) await runtimeSuite(options);
@@ -412,5 +444,6 @@ export async function benchCommand(options: BenchOptions): Promise<void> {
   if (suites.includes('stream')) await streamSuite(options);
   if (suites.includes('web')) await webSuite(options);
   if (suites.includes('lifetime')) await lifetimeSuite(options);
+  if (suites.includes('cpu-path')) await cpuPathSuite(options);
   if (options.write) console.log(`Written to ${BENCHMARKS_FILE}`);
 }
