@@ -18,12 +18,12 @@ import { checkXnnpackPlugin, xnnpackFlagNames, DEFAULT_XNNPACK_PLUGIN_PATH, XNNP
 import { medianOf } from '../stats/summary.js';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
-const HARNESS_SOURCE = path.join(here, 'native', 'cpu_harness.c');
+const HARNESS_SOURCES = [path.join(here, 'native', 'cpu_harness.c'), path.join(here, '..', '..', 'agent', 'runtime', 'xnnpack-shim', 'xnnpack_options.h')];
 const HARNESS_BINARY = path.join(here, 'native', 'build', 'cpu_harness');
 
-/** Builds the C harness (tools/bench/native/build.sh) when it is missing or older than its source. */
+/** Builds the C harness (tools/bench/native/build.sh) when it is missing or older than its sources. */
 export function ensureCpuHarness(): string {
-  const stale = !fs.existsSync(HARNESS_BINARY) || fs.statSync(HARNESS_BINARY).mtimeMs < fs.statSync(HARNESS_SOURCE).mtimeMs;
+  const stale = !fs.existsSync(HARNESS_BINARY) || HARNESS_SOURCES.some((file) => fs.statSync(HARNESS_BINARY).mtimeMs < fs.statSync(file).mtimeMs);
   if (stale) execFileSync(path.join(here, 'native', 'build.sh'), { stdio: ['ignore', 'ignore', 'inherit'] });
   return HARNESS_BINARY;
 }

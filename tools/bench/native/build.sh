@@ -13,6 +13,6 @@ case "$(uname -m)" in
 esac
 lib="$tflite/cc_deps/$arch"
 mkdir -p "$here/build"
-${CC:-cc} -O2 -std=c11 -Wall -Wextra -I"$tflite/cc_deps/include" "$here/cpu_harness.c" -o "$here/build/cpu_harness" \
+${CC:-cc} -O2 -std=c11 -Wall -Wextra -I"$tflite/cc_deps/include" -I"$root/agent/runtime/xnnpack-shim" "$here/cpu_harness.c" -o "$here/build/cpu_harness" \
   "$lib/libtensorflowlite_c.so" "$lib/libexternal_delegate_obj.so" -Wl,-rpath,"$lib"
 echo "$here/build/cpu_harness"

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "tensorflow/lite/c/c_api.h"
+#include "xnnpack_options.h" /* agent/runtime/xnnpack-shim: the plugin's own declarations */
 
 /* external_delegate.h is C++ only (it sizes an array with a const int); its layout in C: */
 typedef struct ExternalDelegateOptions {
@@ -36,14 +37,6 @@ typedef struct ExternalDelegateOptions {
 extern ExternalDelegateOptions TfLiteExternalDelegateOptionsDefault(const char* lib_path);
 extern TfLiteDelegate* TfLiteExternalDelegateCreate(const ExternalDelegateOptions* options);
 
-/* The options struct this library's XNNPACK delegate reads (8 bytes); zeros elsewhere. */
-typedef struct {
-  int32_t num_threads;
-  uint32_t flags;
-  unsigned char reserved[248];
-} XnnpackOptions;
-extern TfLiteDelegate* TfLiteXNNPackDelegateCreate(const XnnpackOptions* options);
-extern void* TfLiteXNNPackDelegateGetThreadPool(TfLiteDelegate* delegate);
 
 typedef struct {
   char mode[16];
