@@ -403,6 +403,26 @@ async function webSuite(options: BenchOptions): Promise<void> {
   }
 }
 
+/** What the cpu-path suite's figures were explained by (found with the C harness, gdb and /proc; see the commits of the thread fix). */
+const CPU_PATH_FINDINGS = {
+  threads:
+    '**Why 2 threads gave no speed-up before: the runtime, not the machine.** `nproc` and `lscpu` give 2 CPUs, 1 thread per core (AMD EPYC under KVM), and `taskset -p` an affinity mask of 3 (both). ' +
+    'The C harness on the same library scales, both making the XNNPACK delegate itself and going through edge-exit\'s plugin with key/value options. ' +
+    'The runtime did not because tfjs-tflite-node 0.0.2\'s binding hands the plugin each option as a pointer into a loop-local copy of the pair (`for (auto option : options) insert(option.first.c_str(), option.second.c_str())`): ' +
+    'every key and value points at the same, already destroyed copy, which holds the last pair. The plugin was given `flags=1` twice and never `num_threads`, and made a one-thread delegate without a thread pool ' +
+    '(seen with gdb at `tflite_plugin_create_delegate`, and in /proc/self/task: no thread started). The "before the fix" row rebuilds that path. ' +
+    'Now no key/value options go through the binding: a small Node addon built beside the plugin, linked to the same loaded copy of it, stages the thread count and flags just before the interpreter is made ' +
+    'and reads back what the delegate was made with (the last column). ' +
+    'On a machine others share, 2 threads can also be far slower than 1: XNNPACK\'s workers meet after every layer, so a worker that loses its core to another process holds the layer for a time slice ' +
+    '(invokes of 40-600 ms instead of 6 ms were seen here while other jobs ran; the "fastest" figures show the cost without that). Hence `model.threads: auto`, all cores but one (at most 4): 3 on a 4-core Pi.',
+  uint8:
+    '**uint8 models.** The runtime asks for XNNPACK\'s QU8 kernels per model, when its convolutions carry uint8 weights (the int8 model, uint8 only at its edges, gets QS8 alone). ' +
+    'The TFLite 2.9 XNNPACK bundled with tfjs-tflite-node refuses them: every uint8 convolution, depthwise convolution and addition fails to be defined ("failed to delegate CONV_2D node #0"), ' +
+    'also in a one-layer model fed by a QUANTIZE that XNNPACK did accept with QU8, whatever the zero points; so preparation fails, the runtime retries without QU8 (reported as "QU8 asked and refused") and the uint8 layers run on the stock kernels. ' +
+    '(The arm64 build of the library was not tried.) `edge-exit build-model` therefore cuts a uint8 base model as its int8 equivalent (tools/tflite/uint8-to-int8.ts): activations shifted by 128 exactly, weights symmetric per channel, ' +
+    'exact for all but 63 of the 18,057 channels of this model, which are scaled down to fit int8 and rounded by at most half a step.',
+};
+
 /** 1 vs 2 threads (C harness and runtime) and the int8 vs the uint8 MobileNetV2 (tools/bench/cpu-path-bench.ts). */
 async function cpuPathSuite(options: BenchOptions): Promise<void> {
   const int8Config = loadBuildConfig(buildConfigPath('mobilenet_v2_imagenet'));
@@ -430,7 +450,7 @@ async function cpuPathSuite(options: BenchOptions): Promise<void> {
       `Produced by \`edge-exit bench --suites cpu-path --images-per-class ${options.imagesPerClass}\` on ${today()}, Node ${process.version}, ${process.arch}: ` +
       `${chunks} chunks of ${roundsPerChunk} rounds; in each chunk the C harness (tools/bench/native/cpu_harness.c, on tfjs-tflite-node's own libtensorflowlite_c.so) runs its variants in turn, ` +
       'then the runtime runs its variants in turn, one invoke each on cat.bmp, in a rotating order. Times are per invoke, from writing the input to reading the output.';
-    writeBenchSection('cpu-path', 'CPU path: 1 vs 2 threads, int8 vs uint8', `${how}\n\n${tables.load}\n\n${tables.threads}\n\n${tables.uint8}`);
+    writeBenchSection('cpu-path', 'CPU path: 1 vs 2 threads, int8 vs uint8', `${how}\n\n${tables.load}\n\n${tables.threads}\n\n${CPU_PATH_FINDINGS.threads}\n\n${tables.uint8}\n\n${CPU_PATH_FINDINGS.uint8}`);
   }
 }
 
