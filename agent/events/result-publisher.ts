@@ -37,11 +37,20 @@ export interface ResultPublisherOptions {
 
 /** The state is republished at most this often while only its confidence moves. */
 const STATE_REFRESH_MS = 5000;
+/**
+ * A new label goes out at once, but at most this often (wall clock): a replay or a busy scene can change
+ * the label at every frame, hundreds a second, and the retained state only needs to end up the latest.
+ * The last state of a burst goes out when the interval ends.
+ */
+const STATE_MIN_INTERVAL_MS = 100;
 
 export class ResultPublisher {
   private tracker: EventTracker | undefined;
   private state: DeviceState | undefined;
   private lastStatePublishedAt = -Infinity;
+  private lastStateSentWallMs = -Infinity;
+  /** The latest state waits for the end of the minimum interval. */
+  private stateTimer: NodeJS.Timeout | undefined;
   /** The request id of the frame the state came from, so that its server answer can overrule it. */
   private stateRequestId: string | undefined;
   private bestFrame: Uint8Array | undefined;
@@ -112,6 +121,7 @@ export class ResultPublisher {
 
   /** Ends the event going on and waits for its snapshot (the agent stops). */
   async finish(at = Date.now()): Promise<void> {
+    if (this.stateTimer) this.publishState();
     if (this.tracker) this.send(this.tracker.finish(at));
     await this.snapshotChain;
   }
@@ -120,9 +130,18 @@ export class ResultPublisher {
     const changed = !this.state || this.state.label !== next.label || this.state.decidedBy !== next.decidedBy;
     this.state = { ...next, confidence: Math.min(1, Math.max(0, next.confidence)), since: changed ? Math.trunc(at) : this.state!.since, at: Math.trunc(at) };
     // A new label is said at once; the same label again only now and then, so the retained state stays fresh without a message per frame.
-    if (!changed && at - this.lastStatePublishedAt < STATE_REFRESH_MS) return;
-    this.lastStatePublishedAt = at;
-    this.options.link?.publishRetained('state', encodeJsonPayload(stateSchema, this.state));
+    if (!changed && this.stateTimer === undefined && at - this.lastStatePublishedAt < STATE_REFRESH_MS) return;
+    const wait = this.lastStateSentWallMs + STATE_MIN_INTERVAL_MS - performance.now();
+    if (wait <= 0) this.publishState();
+    else this.stateTimer ??= setTimeout(() => this.publishState(), wait);
+  }
+
+  private publishState(): void {
+    clearTimeout(this.stateTimer);
+    this.stateTimer = undefined;
+    this.lastStatePublishedAt = this.state!.at;
+    this.lastStateSentWallMs = performance.now();
+    this.options.link?.publishRetained('state', encodeJsonPayload(stateSchema, this.state!));
   }
 
   private send(messages: EventMessage[]): void {

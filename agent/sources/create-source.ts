@@ -17,7 +17,7 @@ import type { RgbTarget } from '../preprocess/image-to-rgb.js';
 export async function createFrameSource(config: SourceConfig, target: RgbTarget, baseDir = PROJECT_ROOT): Promise<FrameSource> {
   switch (config.kind) {
     case 'replay':
-      return new ReplaySource(expandPath(config.dataset, baseDir), { loop: config.loop, seed: config.seed });
+      return new ReplaySource(expandPath(config.dataset, baseDir), { loop: config.loop, seed: config.seed, target });
     case 'folder':
       return new FolderSource(expandPath(config.path, baseDir), {
         pollMs: config.pollMs,

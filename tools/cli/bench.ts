@@ -33,6 +33,10 @@ import { runWebBench } from '../bench/web-bench.js';
 import { describeLifetimeBench, runLifetimeBench } from '../bench/lifetime-bench.js';
 import { DECODE_AND_GATE_MS } from '../../agent/controller/lifetime-planner.js';
 import { formatCpuPathBench, runCpuPathBench } from '../bench/cpu-path-bench.js';
+import { loopOverhead, runLoopBench, summarizeLoopRuns } from '../bench/loop-bench.js';
+import { runPeerBench } from '../bench/peer-bench.js';
+import { ensurePeerOnnx } from '../bench/peer-network.js';
+import { modelsDir } from '../../agent/config/paths.js';
 
 export interface BenchOptions {
   config: string;
@@ -41,6 +45,7 @@ export interface BenchOptions {
   imagesPerClass: string;
   threads: string;
   write: boolean;
+  baseline?: string;
 }
 
 const today = () => new Date().toISOString().slice(0, 10);
@@ -454,6 +459,108 @@ async function cpuPathSuite(options: BenchOptions): Promise<void> {
   }
 }
 
+/** The real `edge-exit run` flat out on a replay and on a video, its frames/s against the model's time; before and after with --baseline (tools/bench/loop-bench.ts). */
+async function loopSuite(options: BenchOptions): Promise<void> {
+  const { pkg, testDir } = await openTaskPackage(options.taskConfig);
+  const point = pkg.manifest.operatingPoints.find((p) => p.name === 'balanced') ?? pkg.manifest.operatingPoints[0]!;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-loop-scenes-'));
+  const settings = { rounds: 3, warmupS: 5, measureS: 20 };
+  const checkouts = [...(options.baseline ? [{ name: 'before', root: path.resolve(options.baseline) }] : []), { name: options.baseline ? 'after' : 'this checkout', root: PROJECT_ROOT }];
+  let runs;
+  try {
+    const busy = await makeScene({ kind: 'busy', seconds: 30, fps: 10, background: path.join(sharedDir(), 'images', 'cat.bmp'), objects: path.join(sharedDir(), 'data', 'cifar10', 'test'), outDir: dir, seed: 7 });
+    const scenarios = [
+      { name: 'replay (CIFAR-10 test JPEGs, decoded by sharp)', source: { kind: 'replay', dataset: testDir, loop: true, seed: 1 } },
+      { name: 'video (busy scene, H.264 320x240, decoded and scaled by ffmpeg)', source: { kind: 'stream', url: busy.file, loop: true, realtime: false } },
+    ];
+    const bar = progressBar('bench loop');
+    runs = await runLoopBench({ checkouts, scenarios, packageDir: pkg.dir, operatingPoint: point.name, ...settings, onProgress: (d, t) => bar.update(d, t) });
+    bar.stop();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+  const summary = summarizeLoopRuns(runs);
+  const table = [
+    '| source | checkout | frames/s end to end | model ms/frame | loop overhead over the model (median; range) | share of the model-only rate | CPU ms/frame (agent process) |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...summary.map(
+      (s) =>
+        `| ${s.scenario} | ${s.checkout} | ${s.framesPerSecond.toFixed(0)} | ${s.modelMsPerFrame.toFixed(2)} | ${pct(s.overhead)} (${pct(s.overheadRange[0])} to ${pct(s.overheadRange[1])}) | ${pct(1 / (1 + s.overhead))} | ${s.cpuMsPerFrame.toFixed(2)} |`,
+    ),
+  ].join('\n');
+  const eachRun = runs.map((r) => `${r.checkout}, ${r.scenario.split(' ')[0]}, round ${r.round + 1}: ${r.framesPerSecond.toFixed(0)} frames/s, ${pct(loopOverhead(r))}`).join('; ');
+  const goal = summary
+    .filter((s) => s.checkout !== 'before')
+    .map((s) => `- ${s.scenario.split(' (')[0]}: the loop costs ${pct(s.overhead)} of the model's time, ${s.overhead <= 0.2 ? 'met' : 'missed'}`)
+    .join('\n');
+  console.log(`${table}\n\nGoal, under 20%:\n${goal}\n\n${eachRun}\n`);
+  if (options.write) {
+    const how =
+      `Produced by \`edge-exit bench --suites loop --task-config ${options.taskConfig}${options.baseline ? ' --baseline <worktree of the commit before>' : ''}\` on ${today()}, Node ${process.version}, package ${pkg.manifest.name} pinned to its "${point.name}" point (controller off), 1 interpreter thread, load average ${os.loadavg()[0]!.toFixed(1)} at the end. ` +
+      `Each run is the real \`edge-exit run\` as a child process (embedded broker, state and events published, every classified frame logged to SQLite, dashboard and /metrics on, offload off so that no server runs in the agent's process) on the simulated bridge's manual clock, so the loop never waits for a frame slot. ` +
+      `${settings.measureS} s are measured after ${settings.warmupS} s of warm-up, in ${settings.rounds} rounds; ${options.baseline ? 'before and after alternate their order from round to round. ' : ''}` +
+      'Frames/s counts the frames logged in the window; the model time is the engine\'s own (segments and heads, the log\'s total_ms) over the same frames, so the overhead (wall time per frame over model time per frame, minus one) compares each run with itself. ' +
+      'The video is the stream bench\'s busy scene (motion in every frame, so the gate passes every frame to the model), looped, read as fast as ffmpeg decodes it: ffmpeg runs beside the agent on the other core and the agent takes the latest frame, so the model is the bottleneck. CPU is the agent process\'s user + system time (ffmpeg\'s is not in it; the stream section gives it).';
+    writeBenchSection('loop', "The agent loop's overhead over the model, before and after", `${how}\n\n${table}\n\nGoal, under 20% of the model's time:\n${goal}\n\nEach run: ${eachRun}.`);
+  }
+}
+
+/** The same network in onnxruntime-node, exported from PyTorch, against edge-exit's int8 path (tools/bench/peer-bench.ts). */
+async function peersSuite(options: BenchOptions): Promise<void> {
+  const { pkg, taskName, testDir } = await openTaskPackage(options.taskConfig);
+  const file = buildConfigPath(options.taskConfig);
+  const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as { baseModel?: unknown };
+  if (!raw.baseModel) throw new Error(`the peers suite exports a package that build-model made from its base model (like mobilenet_v2_cifar10); ${file} is not a build config`);
+  const baseModelPath = loadBuildConfig(file).baseModelPath;
+  const onnx = await ensurePeerOnnx(pkg, baseModelPath, path.join(modelsDir(), '.cache', 'peers'));
+  const full = pkg.manifest.operatingPoints.find((p) => p.name === 'full');
+  if (!full) throw new Error(`package ${pkg.manifest.name} has no "full" operating point`);
+  const images = balancedSubset(readImageFolder(testDir), Number(options.imagesPerClass));
+  const threads = options.threads.split(',').map(Number);
+  const bar = progressBar('bench peers');
+  const rows = await runPeerBench({
+    engineFor: (t) => MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: t }, taskName),
+    full,
+    onnx: [{ name: 'float32', file: onnx.float32 }, ...(onnx.int8 ? [{ name: 'int8 (QDQ)', file: onnx.int8 }] : [])],
+    images,
+    target: { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize },
+    threads,
+    onProgress: (d, t) => bar.update(d, t),
+  });
+  bar.stop();
+  const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+  const table = [
+    '| runtime | threads | median ms | p95 ms | images/s | top-1 accuracy | top-1 agreement with edge-exit int8 |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.variant} | ${r.threads} | ${r.medianMs.toFixed(2)} | ${r.p95Ms.toFixed(2)} | ${r.imagesPerSecond.toFixed(0)} | ${pct(r.accuracy)} | ${pct(r.agreement)} |`),
+  ].join('\n');
+  const ratios = threads
+    .flatMap((t) => {
+      const mine = rows.find((r) => r.threads === t && r.variant.startsWith('edge-exit'))!;
+      return rows.filter((r) => r.threads === t && r !== mine).map((r) => `- ${t} thread(s): ${r.variant} takes ${(r.medianMs / mine.medianMs).toFixed(2)}x edge-exit's median time`);
+    })
+    .join('\n');
+  const scaling = rows
+    .filter((r) => r.threads === threads[0])
+    .map((r) => {
+      const two = rows.find((o) => o.variant === r.variant && o.threads === threads.at(-1));
+      return two && two !== r ? `- ${r.variant}: ${threads[0]} to ${threads.at(-1)} threads, ${(r.medianMs / two.medianMs).toFixed(2)}x` : undefined;
+    })
+    .filter(Boolean)
+    .join('\n');
+  console.log(`${table}\n\n${ratios}\n${scaling}\n`);
+  if (options.write) {
+    const how =
+      `Produced by \`edge-exit bench --suites peers --task-config ${options.taskConfig} --images-per-class ${options.imagesPerClass} --threads ${options.threads}\` on ${today()}, Node ${process.version}, ${process.arch}, onnxruntime-node ${(await import('onnxruntime-node')).env.versions.node}, load average ${os.loadavg()[0]!.toFixed(1)} at the end. ` +
+      `The network is package ${pkg.manifest.name} to its final exit (${pkg.manifest.heads.at(-1)!.name}): its backbone is the int8 base model ${path.basename(baseModelPath)} (frozen; this package was not fine-tuned, only its exit heads were trained), its final head an average pool and two dense layers. ` +
+      'For onnxruntime the same weights are dequantized to float32 (tools/bench/peer-network.ts), built in PyTorch with the trainer\'s units and exported to ONNX (tools/bench/peer_onnx.py, a build artifact under models/.cache/peers, made when missing); it takes the same uint8 NHWC input and normalizes inside the graph. ' +
+      `edge-exit runs the package's segment chain at its "full" point (every segment, the final head). Images: ${images.length} CIFAR-10 test images (decoded beforehand by the agent's preprocessing), all variants in turn image by image; times are from handing over the input to having the top-1, intraOpNumThreads for onnxruntime (sequential execution, all graph optimizations). ` +
+      `${onnx.notes.join(' ')}`;
+    writeBenchSection('peers', 'A peer: the same network in onnxruntime-node', `${how}\n\n${table}\n\n${ratios}\n\nThreads:\n${scaling}`);
+  }
+}
+
 export async function benchCommand(options: BenchOptions): Promise<void> {
   const suites = options.suites.split(',');
   if (suites.includes('runtime')) await runtimeSuite(options);
@@ -465,5 +572,7 @@ export async function benchCommand(options: BenchOptions): Promise<void> {
   if (suites.includes('web')) await webSuite(options);
   if (suites.includes('lifetime')) await lifetimeSuite(options);
   if (suites.includes('cpu-path')) await cpuPathSuite(options);
+  if (suites.includes('loop')) await loopSuite(options);
+  if (suites.includes('peers')) await peersSuite(options);
   if (options.write) console.log(`Written to ${BENCHMARKS_FILE}`);
 }

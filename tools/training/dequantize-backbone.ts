@@ -10,7 +10,8 @@ import { FLOAT_GRAPH_FORMAT, FLOAT_GRAPH_VERSION, FloatGraphError, WeightPacker,
 
 const tensorName = (index: number) => `t${index}`;
 
-function constantValues(model: TfliteModel, tensor: Tensor, what: string): Float32Array {
+/** A quantized constant (int8 weights, int32 biases) as float32, per-channel scales applied. */
+export function constantValues(model: TfliteModel, tensor: Tensor, what: string): Float32Array {
   const bytes = model.buffers[tensor.buffer];
   const q = tensor.quantization;
   if (!bytes || bytes.length === 0 || !q || q.scale.length === 0) throw new FloatGraphError(`${what} (tensor "${tensor.name}") is not a quantized constant`);
