@@ -8,6 +8,7 @@ import { startEmbeddedBroker } from '../agent/mqtt/embedded-broker.js';
 import { stateSchema } from '../agent/mqtt/payloads.js';
 import { encodedImageToRgb } from '../agent/preprocess/image-to-rgb.js';
 import { RgbDecoder } from '../agent/preprocess/rgb-decoder.js';
+import { FixedSizeSplitter } from '../agent/sources/child-stream.js';
 import { ReplaySource } from '../agent/sources/replay-source.js';
 import { freePort } from '../tools/mqtt/mosquitto.js';
 import { MqttWatch } from './helpers/mqtt-watch.js';
@@ -65,12 +66,21 @@ test('an undecodable file in a replay reaches the agent as bytes alone, so that 
   t.is(good.pixels?.length, target.width * target.height * 3);
 });
 
-test('the decoding thread rejects what sharp rejects, and decodes in place once closed', async (t) => {
+test('the decoding thread says why a file does not decode, rejects one that cannot be read, and works in place once closed', async (t) => {
+  const dir = temporaryDir('edge-exit-decoder-');
   const decoder = new RgbDecoder(target);
-  const jpeg = fs.readFileSync(path.join(CIFAR_TEST, 'dog', fs.readdirSync(path.join(CIFAR_TEST, 'dog')).sort()[0]!));
-  await t.throwsAsync(decoder.decode(Buffer.from('garbage'), 'garbage.jpg'), { message: /garbage\.jpg/ });
+  const jpeg = path.join(CIFAR_TEST, 'dog', fs.readdirSync(path.join(CIFAR_TEST, 'dog')).sort()[0]!);
+  fs.writeFileSync(path.join(dir, 'garbage.jpg'), 'garbage');
+  const garbage = await decoder.decodeFile(path.join(dir, 'garbage.jpg'));
+  t.is(garbage.pixels, undefined);
+  t.regex(garbage.error ?? '', /garbage\.jpg/);
+  await t.throwsAsync(decoder.decodeFile(path.join(dir, 'missing.jpg')), { code: 'ENOENT' });
+  const threaded = await decoder.decodeFile(jpeg);
   await decoder.close();
-  t.true((await decoder.decode(jpeg, 'dog.jpg')).equals(await encodedImageToRgb(jpeg, target)));
+  const inPlace = await decoder.decodeFile(jpeg);
+  const reference = await encodedImageToRgb(fs.readFileSync(jpeg), target);
+  t.true(threaded.pixels!.equals(reference));
+  t.true(inPlace.pixels!.equals(reference));
 });
 
 test('a label that changes every frame is not a state message per frame, and the retained state ends on the latest', async (t) => {
@@ -96,3 +106,20 @@ test('a label that changes every frame is not a state message per frame, and the
   t.true(watch.on(link.topics.state).length <= 5, `${watch.on(link.topics.state).length} state messages for 400 frames`);
   await results.finish();
 });
+
+test('raw frames are cut from chunks of any size, each its own bytes, with a partial frame dropped on reset', (t) => {
+  const frameBytes = 1000;
+  const stream = Buffer.from(Array.from({ length: 3500 }, (_, i) => (i * 31 + (i >> 8)) & 255));
+  for (const chunkSize of [1, 7, 999, 1000, 1001, 2500, 3500]) {
+    const splitter = new FixedSizeSplitter(frameBytes);
+    const frames: Buffer[] = [];
+    for (let at = 0; at < stream.length; at += chunkSize) frames.push(...splitter.push(stream.subarray(at, at + chunkSize)));
+    t.is(frames.length, 3, `chunks of ${chunkSize}`);
+    frames.forEach((frame, i) => t.true(frame.equals(stream.subarray(i * frameBytes, (i + 1) * frameBytes)), `frame ${i}, chunks of ${chunkSize}`));
+    frames[0]!.fill(0);
+    t.true(frames[1]!.equals(stream.subarray(frameBytes, 2 * frameBytes)), 'no frame shares bytes with another');
+    splitter.reset();
+    t.deepEqual(splitter.push(stream.subarray(0, 999)), [], 'the half frame before the reset is gone');
+  }
+});
+

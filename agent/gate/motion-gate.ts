@@ -45,6 +45,8 @@ export class MotionGate {
   private readonly grayHeight: number;
   private readonly gray: Float32Array;
   private background: Float32Array | undefined;
+  /** Sum of the background's cells, kept as it is learnt. */
+  private backgroundSum = 0;
   /** 1 for grey cells inside a zone; undefined when the whole frame counts. */
   private zoneMask: Uint8Array | undefined;
   private zoneCells: number;
@@ -87,71 +89,96 @@ export class MotionGate {
 
   /** Looks at one RGB frame (frameWidth x frameHeight x 3) and learns it into the background. */
   observe(rgb: Uint8Array): MotionReading {
-    this.toGray(rgb);
+    const grayMean = this.toGray(rgb) / this.gray.length;
     const gray = this.gray;
     if (!this.background) {
       // The first frame is the background: nothing is known to have moved (the agent classifies it anyway, having no result yet).
       this.background = Float32Array.from(gray);
+      this.backgroundSum = sumOf(this.background);
       return { motion: false, changedShare: 0, lighting: false };
     }
     const background = this.background;
     const n = gray.length;
-    let grayMean = 0;
-    let backgroundMean = 0;
-    for (let i = 0; i < n; i++) {
-      grayMean += gray[i]!;
-      backgroundMean += background[i]!;
-    }
-    const offset = (grayMean - backgroundMean) / n;
+    const offset = grayMean - this.backgroundSum / n;
     const { threshold, minArea, lightningThreshold, backgroundAlpha } = this.settings;
     let changed = 0;
     let [left, top, right, bottom] = [Infinity, Infinity, -1, -1];
     const mask = this.zoneMask;
-    for (let i = 0; i < n; i++) {
-      if ((mask && mask[i] === 0) || Math.abs(gray[i]! - background[i]! - offset) <= threshold) continue;
-      changed++;
-      const gx = i % this.grayWidth;
-      const gy = (i - gx) / this.grayWidth;
-      if (gx < left) left = gx;
-      if (gx > right) right = gx;
-      if (gy < top) top = gy;
-      if (gy > bottom) bottom = gy;
+    const width = this.grayWidth;
+    for (let gy = 0, i = 0; gy < this.grayHeight; gy++) {
+      for (let gx = 0; gx < width; gx++, i++) {
+        if ((mask && mask[i] === 0) || Math.abs(gray[i]! - background[i]! - offset) <= threshold) continue;
+        changed++;
+        if (gx < left) left = gx;
+        if (gx > right) right = gx;
+        if (gy < top) top = gy;
+        if (gy > bottom) bottom = gy;
+      }
     }
     // A share of the zones' area: a small zone is as sensitive as the whole frame.
     const changedShare = changed / this.zoneCells;
     if (changedShare > lightningThreshold) {
       background.set(gray);
+      this.backgroundSum = sumOf(background);
       return { motion: false, changedShare, lighting: true };
     }
-    for (let i = 0; i < n; i++) background[i]! += backgroundAlpha * (gray[i]! - background[i]!);
+    // The background learns the frame, and its sum (the next frame's brightness reference) is taken in the same pass.
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      background[i]! += backgroundAlpha * (gray[i]! - background[i]!);
+      sum += background[i]!;
+    }
+    this.backgroundSum = sum;
     if (changedShare < minArea) return { motion: false, changedShare, lighting: false };
     const f = this.factor;
     return { motion: true, changedShare, lighting: false, region: { x: left * f, y: top * f, width: (right - left + 1) * f, height: (bottom - top + 1) * f } };
   }
 
-  /** Block-averaged luma (BT.601 weights); averaging also evens out sensor noise. */
-  private toGray(rgb: Uint8Array): void {
-    const { factor, grayWidth, grayHeight, frameWidth } = this;
+  /** Block-averaged luma (BT.601 weights); averaging also evens out sensor noise. It runs on every frame: integer sums, one division a cell. */
+  private toGray(rgb: Uint8Array): number {
+    const { factor, grayWidth, grayHeight, frameWidth, gray } = this;
     if (rgb.length !== frameWidth * this.frameHeight * 3) throw new RangeError(`motion gate: expected ${frameWidth}x${this.frameHeight} RGB, got ${rgb.length} bytes`);
-    const area = factor * factor;
+    const scale = 1 / (1000 * factor * factor);
+    const rowStride = frameWidth * 3;
+    const blockStride = factor * 3;
     let min = 255;
     let max = 0;
+    let cell = 0;
     for (let gy = 0; gy < grayHeight; gy++) {
-      for (let gx = 0; gx < grayWidth; gx++) {
+      const rowStart = gy * factor * rowStride;
+      for (let gx = 0; gx < grayWidth; gx++, cell++) {
         let sum = 0;
-        for (let dy = 0; dy < factor; dy++) {
-          let p = ((gy * factor + dy) * frameWidth + gx * factor) * 3;
-          for (let dx = 0; dx < factor; dx++, p += 3) sum += 0.299 * rgb[p]! + 0.587 * rgb[p + 1]! + 0.114 * rgb[p + 2]!;
+        const p = rowStart + gx * blockStride;
+        if (factor === 2) {
+          // The usual case (a 128-pixel input on the default 64-wide gate), unrolled.
+          const q = p + rowStride;
+          sum =
+            299 * (rgb[p]! + rgb[p + 3]! + rgb[q]! + rgb[q + 3]!) +
+            587 * (rgb[p + 1]! + rgb[p + 4]! + rgb[q + 1]! + rgb[q + 4]!) +
+            114 * (rgb[p + 2]! + rgb[p + 5]! + rgb[q + 2]! + rgb[q + 5]!);
+        } else {
+          for (let dy = 0; dy < factor; dy++) {
+            let at = p + dy * rowStride;
+            for (const end = at + blockStride; at < end; at += 3) sum += 299 * rgb[at]! + 587 * rgb[at + 1]! + 114 * rgb[at + 2]!;
+          }
         }
-        const value = sum / area;
-        this.gray[gy * grayWidth + gx] = value;
+        const value = sum * scale;
+        gray[cell] = value;
         if (value < min) min = value;
         if (value > max) max = value;
       }
     }
     if (this.settings.improveContrast && max - min > 1) {
-      const scale = 255 / (max - min);
-      for (let i = 0; i < this.gray.length; i++) this.gray[i] = (this.gray[i]! - min) * scale;
+      const stretch = 255 / (max - min);
+      for (let i = 0; i < gray.length; i++) gray[i] = (gray[i]! - min) * stretch;
     }
+    return sumOf(gray);
   }
+}
+
+/** In index order, as the float32 cells are: the same sum wherever it is taken. */
+function sumOf(values: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) sum += values[i]!;
+  return sum;
 }

@@ -1,17 +1,23 @@
-// The thread behind RgbDecoder (rgb-decoder.ts): the agent's own decoding (image-to-rgb.ts), off the loop's thread.
+// The thread behind RgbDecoder (rgb-decoder.ts): reading and the agent's own decoding (image-to-rgb.ts), off the loop's thread.
 // Plain JavaScript, so that it starts under any loader; it loads the TypeScript through tsx as bin/edge-exit.js does.
+import fs from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import { register } from 'tsx/esm/api';
 
 register();
 const { encodedImageToRgb } = await import('./image-to-rgb.ts');
 
-parentPort.on('message', async ({ id, bytes, target, label }) => {
+parentPort.on('message', async ({ id, file, target, label }) => {
+  let bytes;
   try {
-    const pixels = await encodedImageToRgb(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), target, label);
-    parentPort.postMessage({ id, pixels });
+    bytes = await fs.readFile(file);
   } catch (error) {
-    parentPort.postMessage({ id, error: error.message });
+    parentPort.postMessage({ id, readError: error.message });
+    return;
+  }
+  try {
+    parentPort.postMessage({ id, bytes, pixels: await encodedImageToRgb(bytes, target, label) });
+  } catch (error) {
+    parentPort.postMessage({ id, bytes, error: error.message });
   }
 });
-parentPort.postMessage({ ready: true });

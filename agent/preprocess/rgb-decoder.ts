@@ -1,22 +1,31 @@
+import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { encodedImageToRgb, type RgbTarget } from './image-to-rgb.js';
 
-interface Pending {
-  resolve: (pixels: Buffer) => void;
-  reject: (error: Error) => void;
+/** An image file read and decoded to the model input; `pixels` is absent when it did not decode (`error` says why). */
+export interface DecodedFile {
   bytes: Buffer;
-  label: string;
+  pixels?: Buffer;
+  error?: string;
 }
 
+interface Job {
+  file: string;
+  resolve: (decoded: DecodedFile) => void;
+  reject: (error: Error) => void;
+}
+
+const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
 /**
- * Decodes encoded frames to the model input on a thread of its own. sharp does much of a small
- * image's work on the calling thread (building the pipeline costs more than decoding a 32x32 JPEG),
- * so a source that decodes ahead on this thread leaves the loop's thread to the model.
- * Same function, same pixels as `encodedImageToRgb`; without a thread it decodes in place.
+ * Reads image files and decodes them to the model input on a thread of its own. sharp does much
+ * of a small image's work on the calling thread (building its pipeline costs more than decoding a
+ * 32x32 JPEG), so a source that decodes ahead here leaves the loop's thread to the model.
+ * The same function gives the same pixels as `encodedImageToRgb`; without the thread it works in place.
  */
 export class RgbDecoder {
   private worker: Worker | undefined;
-  private readonly pending = new Map<number, Pending>();
+  private readonly jobs = new Map<number, Job>();
   private nextId = 0;
 
   constructor(private readonly target: RgbTarget) {
@@ -26,33 +35,49 @@ export class RgbDecoder {
       return;
     }
     this.worker.unref();
-    this.worker.on('message', (message: { id?: number; pixels?: Uint8Array; error?: string }) => {
-      if (message.id === undefined) return;
-      const job = this.pending.get(message.id);
+    this.worker.on('message', (message: { id: number; bytes?: Uint8Array; pixels?: Uint8Array; error?: string; readError?: string }) => {
+      const job = this.jobs.get(message.id);
       if (!job) return;
-      this.pending.delete(message.id);
-      if (message.pixels) job.resolve(Buffer.from(message.pixels.buffer, message.pixels.byteOffset, message.pixels.byteLength));
-      else job.reject(new Error(message.error ?? `cannot decode ${job.label}`));
+      this.jobs.delete(message.id);
+      // A file that cannot be read is read again here, so that the error is the file system's own.
+      if (message.readError !== undefined || !message.bytes) this.inPlace(job);
+      else job.resolve({ bytes: asBuffer(message.bytes), ...(message.pixels ? { pixels: asBuffer(message.pixels) } : { error: message.error }) });
     });
-    // A thread that dies takes nothing with it: what it held is decoded here.
+    // A thread that dies takes nothing with it: what it held is done here.
     this.worker.on('error', () => this.fallBack());
     this.worker.on('exit', () => this.fallBack());
   }
 
   private fallBack(): void {
     this.worker = undefined;
-    for (const [id, job] of this.pending) {
-      this.pending.delete(id);
-      encodedImageToRgb(job.bytes, this.target, job.label).then(job.resolve, job.reject);
+    for (const [id, job] of this.jobs) {
+      this.jobs.delete(id);
+      this.inPlace(job);
     }
   }
 
-  decode(bytes: Buffer, label: string): Promise<Buffer> {
-    if (!this.worker) return encodedImageToRgb(bytes, this.target, label);
-    const id = this.nextId++;
+  private inPlace(job: Job): void {
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(job.file);
+    } catch (error) {
+      job.reject(error as Error);
+      return;
+    }
+    encodedImageToRgb(bytes, this.target, job.file).then(
+      (pixels) => job.resolve({ bytes, pixels }),
+      (error: Error) => job.resolve({ bytes, error: error.message }),
+    );
+  }
+
+  /** Reads and decodes `file`; rejects only when it cannot be read. */
+  decodeFile(file: string): Promise<DecodedFile> {
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, bytes, label });
-      this.worker!.postMessage({ id, bytes, target: this.target, label });
+      const job = { file, resolve, reject };
+      if (!this.worker) return this.inPlace(job);
+      const id = this.nextId++;
+      this.jobs.set(id, job);
+      this.worker.postMessage({ id, file, target: this.target, label: file });
     });
   }
 

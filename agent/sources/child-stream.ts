@@ -22,28 +22,31 @@ export interface FrameSplitter {
 
 /** Frames of a fixed size, as ffmpeg's rawvideo writes them. */
 export class FixedSizeSplitter implements FrameSplitter {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  /** The frame being filled: chunks are copied straight into it, once. */
+  private current: Buffer | undefined;
+  private filled = 0;
 
   constructor(private readonly frameBytes: number) {}
 
   push(chunk: Buffer): Buffer[] {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    if (this.pendingBytes < this.frameBytes) return [];
-    const joined = Buffer.concat(this.pending, this.pendingBytes);
     const frames: Buffer[] = [];
-    let offset = 0;
-    for (; offset + this.frameBytes <= joined.length; offset += this.frameBytes) frames.push(Buffer.from(joined.subarray(offset, offset + this.frameBytes)));
-    const rest = joined.subarray(offset);
-    this.pending = rest.length > 0 ? [rest] : [];
-    this.pendingBytes = rest.length;
+    for (let at = 0; at < chunk.length; ) {
+      this.current ??= Buffer.allocUnsafe(this.frameBytes);
+      const copied = chunk.copy(this.current, this.filled, at, Math.min(chunk.length, at + this.frameBytes - this.filled));
+      this.filled += copied;
+      at += copied;
+      if (this.filled === this.frameBytes) {
+        frames.push(this.current);
+        this.current = undefined;
+        this.filled = 0;
+      }
+    }
     return frames;
   }
 
   reset(): void {
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.current = undefined;
+    this.filled = 0;
   }
 }
 

@@ -55,20 +55,10 @@ export class ReplaySource implements FrameSource {
       this.pass++;
     }
     const sample = this.order[this.position++]!;
-    // Read at once: for a small file a synchronous read costs less than the event-loop turns of an asynchronous one.
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(sample.file);
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
-    const frame: Frame = { id: `${this.pass}:${this.position - 1}`, origin: sample.file, bytes, trueLabel: this.classes[sample.label], capturedAt: Date.now() };
-    if (!this.decoder) return Promise.resolve(frame);
+    const frame = { id: `${this.pass}:${this.position - 1}`, origin: sample.file, trueLabel: this.classes[sample.label], capturedAt: Date.now() };
     // An image that does not decode goes to the agent as bytes alone: it tries, says why and skips it, as for any source.
-    return this.decoder.decode(bytes, sample.file).then(
-      (pixels) => ({ ...frame, pixels }),
-      () => frame,
-    );
+    if (this.decoder) return this.decoder.decodeFile(sample.file).then(({ bytes, pixels }) => ({ ...frame, bytes, ...(pixels ? { pixels } : {}) }));
+    return fs.promises.readFile(sample.file).then((bytes) => ({ ...frame, bytes }));
   }
 
   async close(): Promise<void> {
