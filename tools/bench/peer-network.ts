@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModelPackage } from '../../agent/model-package/load.js';
+import { imageFileToRgb } from '../../agent/preprocess/image-to-rgb.js';
 import { BuiltinOperator, type TfliteModel } from '../../agent/tflite/model.js';
 import { ActivationFunctionType, Padding } from '../../agent/tflite/options.js';
 import { readTfliteModel } from '../../agent/tflite/reader.js';
@@ -88,8 +89,9 @@ export function writePeerNetwork(pkg: ModelPackage, baseModelPath: string, dir: 
 }
 
 /** A key of everything the export depends on: the package's files and the exporter itself. */
-function exportKey(pkg: ModelPackage, baseModelPath: string): string {
+function exportKey(pkg: ModelPackage, baseModelPath: string, calibration: readonly string[]): string {
   const hash = crypto.createHash('sha256');
+  hash.update(calibration.join('\n'));
   hash.update(fs.readFileSync(path.join(pkg.dir, 'manifest.json')));
   hash.update(fs.readFileSync(baseModelPath));
   hash.update(fs.readFileSync(EXPORTER));
@@ -97,11 +99,11 @@ function exportKey(pkg: ModelPackage, baseModelPath: string): string {
 }
 
 /**
- * The ONNX files of the package's network (float32, and int8 when the exporter could quantize it),
- * built under `cacheDir` when missing (a build artifact: models/.cache is not committed).
+ * The ONNX files of the package's network (float32, and int8 when the exporter could quantize it on the
+ * `calibration` images), built under `cacheDir` when missing (a build artifact: models/.cache is not committed).
  */
-export async function ensurePeerOnnx(pkg: ModelPackage, baseModelPath: string, cacheDir: string): Promise<{ float32: string; int8?: string; notes: string[] }> {
-  const dir = path.join(cacheDir, `${pkg.manifest.name}-${exportKey(pkg, baseModelPath)}`);
+export async function ensurePeerOnnx(pkg: ModelPackage, baseModelPath: string, cacheDir: string, calibration: readonly string[]): Promise<{ float32: string; int8?: string; notes: string[] }> {
+  const dir = path.join(cacheDir, `${pkg.manifest.name}-${exportKey(pkg, baseModelPath, calibration)}`);
   const float32 = path.join(dir, 'model-float32.onnx');
   const int8 = path.join(dir, 'model-int8.onnx');
   const notesFile = path.join(dir, 'notes.json');
@@ -109,8 +111,12 @@ export async function ensurePeerOnnx(pkg: ModelPackage, baseModelPath: string, c
     const work = `${dir}.partial`;
     fs.rmSync(work, { recursive: true, force: true });
     writePeerNetwork(pkg, baseModelPath, work);
+    // Calibration images for int8, decoded as the agent decodes its frames.
+    const target = { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize };
+    fs.writeFileSync(path.join(work, 'calibration.u8'), Buffer.concat(await Promise.all(calibration.map((file) => imageFileToRgb(file, target)))));
     if (!fs.existsSync(PYTHON)) throw new Error(`the ONNX export runs PyTorch under ${PYTHON}: apt-get install python3-torch`);
-    const child = spawn(PYTHON, [EXPORTER, '--graph', work, '--out', work, '--height', String(pkg.manifest.input.height), '--width', String(pkg.manifest.input.width)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const size = ['--height', String(target.height), '--width', String(target.width)];
+    const child = spawn(PYTHON, [EXPORTER, '--graph', work, '--out', work, ...size, '--calibration', path.join(work, 'calibration.u8')], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -513,7 +513,9 @@ async function peersSuite(options: BenchOptions): Promise<void> {
   const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as { baseModel?: unknown };
   if (!raw.baseModel) throw new Error(`the peers suite exports a package that build-model made from its base model (like mobilenet_v2_cifar10); ${file} is not a build config`);
   const baseModelPath = loadBuildConfig(file).baseModelPath;
-  const onnx = await ensurePeerOnnx(pkg, baseModelPath, path.join(modelsDir(), '.cache', 'peers'));
+  // Calibration from the training split, never the test images measured.
+  const calibration = balancedSubset(readImageFolder(path.join(path.dirname(testDir), 'train')), 20).map((image) => image.file);
+  const onnx = await ensurePeerOnnx(pkg, baseModelPath, path.join(modelsDir(), '.cache', 'peers'), calibration);
   const full = pkg.manifest.operatingPoints.find((p) => p.name === 'full');
   if (!full) throw new Error(`package ${pkg.manifest.name} has no "full" operating point`);
   const images = balancedSubset(readImageFolder(testDir), Number(options.imagesPerClass));
