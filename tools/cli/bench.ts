@@ -351,7 +351,8 @@ async function streamSuite(options: BenchOptions): Promise<void> {
     `- busy, at least 98% label agreement: ${pct(busy.gated.agreement)}, ${mark(busy.gated.agreement >= 0.98)} (its event figures say little: motion never stops, so it is one long event)`,
     `- busy, decode + gate + log + publish cost at most 20% of the model-only rate: ${pct(overhead)}, ${mark(overhead <= 0.2)}; ` +
       `gate, log and publish alone add ${pct(gateLogPublish)} to the model's time, decode (ffmpeg's H.264 at 320x240, scaled) the rest. The goal is stated for a model that is the bottleneck; ` +
-      `this package runs in ${busy.everyFrame.msPerFrame.toFixed(1)} ms a frame here, so decoding costs about as much as inference.`,
+      `this package runs in ${busy.everyFrame.msPerFrame.toFixed(1)} ms a frame here, so decoding costs about as much as inference. ` +
+      'This adds ffmpeg\'s CPU time to the loop\'s, as on one core; run live, with ffmpeg beside the agent and the model the bottleneck, the loop suite below measures what the real `edge-exit run` loses.',
   ].join('\n');
   console.log(`${table}\n\n${goals}\n`);
   if (options.write) {
