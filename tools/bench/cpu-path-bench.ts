@@ -15,7 +15,7 @@ import { imageFileToRgb } from '../../agent/preprocess/image-to-rgb.js';
 import { TfliteInterpreter, type TensorData } from '../../agent/runtime/interpreter.js';
 import { nativeInterpreterClass } from '../../agent/runtime/native-binding.js';
 import { checkXnnpackPlugin, xnnpackFlagNames, DEFAULT_XNNPACK_PLUGIN_PATH, XNNPACK_FLAG_QS8 } from '../../agent/runtime/xnnpack-delegate.js';
-import { medianOf } from '../stats/summary.js';
+import { medianOf, quantileOf } from '../stats/summary.js';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const HARNESS_SOURCES = [path.join(here, 'native', 'cpu_harness.c'), path.join(here, '..', '..', 'agent', 'runtime', 'xnnpack-shim', 'xnnpack_options.h')];
@@ -186,8 +186,10 @@ export async function runCpuPathBench(options: CpuPathOptions): Promise<CpuPathR
 }
 
 const ms = (times: number[]) => medianOf(times).toFixed(2);
+const p10 = (times: number[]) => quantileOf(times, 0.1);
 const fastest = (times: number[]) => Math.min(...times);
-const cell = (times: number[]) => `${ms(times)} (${fastest(times).toFixed(2)})`;
+const cell = (times: number[]) => `${ms(times)} / ${p10(times).toFixed(2)} / ${fastest(times).toFixed(2)}`;
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 
 export function formatCpuPathBench(result: CpuPathResult, labels: string[]): { threads: string; uint8: string; load: string } {
   const find = (list: Timed[], name: string, threads: number) => list.find((v) => v.name === name && v.threads === threads);
@@ -195,12 +197,12 @@ export function formatCpuPathBench(result: CpuPathResult, labels: string[]): { t
     const one = find(list, oneName, 1);
     const two = find(list, name, 2)!;
     const speedUp = one
-      ? `${(medianOf(one.times) / medianOf(two.times)).toFixed(2)}x (${(fastest(one.times) / fastest(two.times)).toFixed(2)}x)`
+      ? `${ratio(medianOf(one.times), medianOf(two.times))} / ${ratio(p10(one.times), p10(two.times))} / ${ratio(fastest(one.times), fastest(two.times))}`
       : '–';
     return `| ${name} | ${one ? cell(one.times) : '–'} | ${cell(two.times)} | ${speedUp} | ${two.delegate ?? 'n/a'} |`;
   };
   const threads = [
-    '| path, int8 MobileNetV2 224x224 | 1 thread: median ms (fastest) | 2 threads: median ms (fastest) | 2-thread speed-up: medians (fastest) | at 2 threads, as reported |',
+    '| path, int8 MobileNetV2 224x224 | 1 thread, ms: median / p10 / fastest | 2 threads, ms: median / p10 / fastest | 2-thread speed-up: medians / p10s / fastest | at 2 threads, as reported |',
     '| --- | --- | --- | --- | --- |',
     threadRow(result.harness, 'C harness, XNNPACK delegate made directly'),
     threadRow(result.harness, 'C harness, through the plugin with key/value options'),
@@ -209,13 +211,13 @@ export function formatCpuPathBench(result: CpuPathResult, labels: string[]): { t
     threadRow(result.runtime, 'runtime, int8 model'),
     threadRow(result.runtime, 'runtime, int8 model cut by build-model (segment chain)'),
   ].join('\n');
-  const int8 = (threadCount: number) => medianOf(find(result.runtime, 'runtime, int8 model', threadCount)!.times);
   const uint8Row = (name: string, threadCount: number) => {
     const v = find(result.runtime, name, threadCount)!;
-    return `| ${name.replace('runtime, ', '')} | ${threadCount} | ${v.delegate} | ${cell(v.times)} | ${(medianOf(v.times) / int8(threadCount)).toFixed(2)}x | ${v.top1} "${labels[v.top1!] ?? '?'}" |`;
+    const base = find(result.runtime, 'runtime, int8 model', threadCount)!.times;
+    return `| ${name.replace('runtime, ', '')} | ${threadCount} | ${v.delegate} | ${cell(v.times)} | ${ratio(medianOf(v.times), medianOf(base))} / ${ratio(p10(v.times), p10(base))} | ${v.top1} "${labels[v.top1!] ?? '?'}" |`;
   };
   const uint8 = [
-    '| model | threads | delegate, as reported | median ms (fastest) | x the int8 model (medians) | top-1 on cat.bmp |',
+    '| model | threads | delegate, as reported | ms: median / p10 / fastest | x the int8 model: medians / p10s | top-1 on cat.bmp |',
     '| --- | --- | --- | --- | --- | --- |',
     ...[1, 2].flatMap((t) => [
       uint8Row('runtime, int8 model', t),
