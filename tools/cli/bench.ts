@@ -420,7 +420,8 @@ const CPU_PATH_FINDINGS = {
     'Now no key/value options go through the binding: a small Node addon built beside the plugin, linked to the same loaded copy of it, stages the thread count and flags just before the interpreter is made ' +
     'and reads back what the delegate was made with (the last column). ' +
     'On a machine others share, 2 threads can also be far slower than 1: XNNPACK\'s workers meet after every layer, so a worker that loses its core to another process holds the layer for a time slice ' +
-    '(invokes of 40-600 ms instead of 6 ms were seen here while other jobs ran; the 10th-percentile and fastest figures show the cost without most of that). Hence `model.threads: auto`, all cores but one (at most 4): 3 on a 4-core Pi.',
+    '(invokes of 40-600 ms instead of 6 ms were seen here while other jobs ran; the 10th-percentile and fastest figures show the cost without most of that). Hence `model.threads: auto`, all cores but one (at most 4): 3 on a 4-core Pi. ' +
+    'With a load average above the core count (see above), judge the 2-thread speed-up by the 10th-percentile and fastest columns: the medians then measure the other jobs.',
   uint8:
     '**uint8 models.** The runtime asks for XNNPACK\'s QU8 kernels per model, when its convolutions carry uint8 weights (the int8 model, uint8 only at its edges, gets QS8 alone). ' +
     'The TFLite 2.9 XNNPACK bundled with tfjs-tflite-node refuses them: every uint8 convolution, depthwise convolution and addition fails to be defined ("failed to delegate CONV_2D node #0"), ' +
