@@ -70,7 +70,14 @@ export async function runPeerBench(options: {
       labels: [],
     });
     for (const model of options.onnx) {
-      const session = await ort.InferenceSession.create(model.file, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+      // No spinning: idle onnxruntime threads would spin between its turns and take the cores from edge-exit's (all run in one process, in turn).
+      const session = await ort.InferenceSession.create(model.file, {
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
+      });
       const input = session.inputNames[0]!;
       const output = session.outputNames[0]!;
       variants.push({
