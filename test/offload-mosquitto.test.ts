@@ -35,6 +35,8 @@ const OFFLOAD_EVERY_FRAME = { policy: { policy: 'max-probability', thresholds: [
 /** Checks the server answers in the log against the full model run here on the same images. */
 async function assertFullModelAnswers(t: ExecutionContext, rows: InferenceRecord[], frames: number): Promise<void> {
   const files = await replayedFiles(CIFAR_TEST, AGENT_REPLAY_SEED, frames);
+  const unknown = rows.filter((row) => !files.has(row.frameId)).map((row) => row.frameId);
+  t.deepEqual(unknown, [], `frame ids beyond the ${frames} frames logged`);
   const expected = await fullModelLabels(pkg, rows.map((row) => files.get(row.frameId)!));
   for (const row of rows) t.is(row.serverLabel, expected.get(files.get(row.frameId)!) ?? null, `${row.requestId} (frame ${row.frameId})`);
 }

@@ -21,6 +21,7 @@ export class ReplaySource implements FrameSource {
   private pass = 0;
   private readonly ahead: Promise<Frame>[] = [];
   private readonly decoder: RgbDecoder | undefined;
+  private closed = false;
 
   constructor(
     root: string,
@@ -34,6 +35,8 @@ export class ReplaySource implements FrameSource {
   }
 
   async next(): Promise<Frame | undefined> {
+    // Closed (the agent stopping): the frames decoded ahead were dropped, so none may follow them out of order.
+    if (this.closed) return undefined;
     const frame = this.ahead.shift() ?? this.take();
     if (frame && this.decoder) {
       while (this.ahead.length < AHEAD) {
@@ -62,6 +65,7 @@ export class ReplaySource implements FrameSource {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.ahead.length = 0;
     await this.decoder?.close();
   }
