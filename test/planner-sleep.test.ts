@@ -99,9 +99,13 @@ ffmpegTest('a real board arms its RTC, stops every part, halts, and loses nothin
   t.deepEqual(first.outboxRequestIds(), ['queued-before-the-sleep'], 'the outbox survives the halt');
   t.is(fs.readFileSync(path.join(first.dir, 'remote-config.json'), 'utf8'), overrides, 'and so do the remote changes');
 
+  const targetFile = path.join(first.dir, 'planner-target.json');
+  const targetSet = fs.readFileSync(targetFile, 'utf8');
   const second = first.restart();
   t.teardown(() => second.kill());
   await second.waitForOutput(/with 1 change\(s\) made over MQTT/);
+  await second.waitForOutput(/planner: plan/);
+  t.is(fs.readFileSync(targetFile, 'utf8'), targetSet, 'the 10,000 h target still counts from the first boot');
   t.deepEqual(second.outboxRequestIds(), ['queued-before-the-sleep']);
   await second.exited;
   t.true(second.inferences().length > frames, 'the next boot logs on after the frames of the first');

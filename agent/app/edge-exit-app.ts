@@ -35,6 +35,7 @@ import { sendJson, WebServer, type RouteHandler } from './web-server.js';
 import { StatusReporter } from './status-reporter.js';
 import { TelemetryPublisher } from './telemetry-publisher.js';
 import { UnitStack } from './unit.js';
+import { writeFileAtomically } from '../config/atomic-write.js';
 import { PowerManager } from './power-manager.js';
 
 /** An offload server run beside the embedded broker; the server side is handed in, so the agent never imports it. */
@@ -434,8 +435,31 @@ export class EdgeExitApp {
     return new LifetimePlanner(
       plannerSettings(config.planner, profile),
       { profile, ladder: ladderWithin(chosen.points, config.controller), maxFrameRate: config.maxFrameRate, computeTimeScale: scale, gateMsPerFrame: DECODE_AND_GATE_MS * scale, maxReuseS: config.gate.maxReuseS },
-      this.platform.clock.nowMs(),
+      this.targetStartedAt(config.planner.target),
     );
+  }
+
+  /**
+   * When the target in force was first set: an "hours" target counts from then, not from this boot, so
+   * a board that sleeps and reboots keeps its deadline. Kept beside the log; a new target starts afresh.
+   */
+  private targetStartedAt(target: AgentConfig['planner']['target']): number {
+    const file = path.join(path.dirname(this.dbFile), 'planner-target.json');
+    const key = JSON.stringify(target);
+    const now = this.platform.clock.nowMs();
+    try {
+      const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as { target?: string; startedAt?: unknown };
+      // A simulated clock starts anew each run: only a wall clock's start carries over.
+      if (this.platform.clock.kind === 'wall' && saved.target === key && typeof saved.startedAt === 'number' && saved.startedAt <= now) return saved.startedAt;
+    } catch {
+      // None yet, or unreadable: the target starts now.
+    }
+    try {
+      writeFileAtomically(file, JSON.stringify({ target: key, startedAt: now }));
+    } catch (error) {
+      logger.warn(`planner: cannot keep the target's start in ${file} (${(error as Error).message}); after a reboot it counts from the boot`);
+    }
+    return now;
   }
 
   /** A new target or floors keep what the planner has learnt (drain, activity); turning it on or off starts or drops it. */
