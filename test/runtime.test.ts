@@ -8,6 +8,7 @@ import { EdgeTpuUnavailableError, ModelLoadError, TensorShapeError } from '../ag
 import { TfliteInterpreter } from '../agent/runtime/interpreter.js';
 import {
   autoThreadCount,
+  canShareDelegate,
   checkXnnpackPlugin,
   isUint8Quantized,
   xnnpackFlagsFor,
@@ -15,6 +16,11 @@ import {
   XNNPACK_FLAG_QS8,
   XNNPACK_FLAG_QU8,
 } from '../agent/runtime/xnnpack-delegate.js';
+import { BuiltinOperator, TensorType } from '../agent/tflite/model.js';
+import { makeOptions } from '../agent/tflite/options.js';
+import { readTfliteModel } from '../agent/tflite/reader.js';
+import { ModelAssembler } from '../tools/tflite/assembler.js';
+import { writeTfliteModel } from '../tools/tflite/writer.js';
 import { CAT_PHOTO, EDGETPU_MODEL, EGYPTIAN_CAT, IMAGENET_LABELS, MOBILENET_V2, MOBILENET_V2_UINT8, cifarSamples, temporaryDir } from './helpers/shared.js';
 
 const size = { width: 224, height: 224, resize: 'stretch' as const };
@@ -159,9 +165,55 @@ test('threads out of range are refused', (t) => {
 test('the thread count reaches the XNNPACK delegate: 2 threads get a thread pool, 1 thread none', (t) => {
   const one = TfliteInterpreter.fromFile(MOBILENET_V2, { backend: 'xnnpack', threads: 1 });
   const two = TfliteInterpreter.fromFile(MOBILENET_V2, { backend: 'xnnpack', threads: 2 });
-  t.deepEqual(one.xnnpack, { threads: 1, flags: ['QS8'], threadpool: false });
-  t.deepEqual(two.xnnpack, { threads: 2, flags: ['QS8'], threadpool: true });
+  t.deepEqual(one.xnnpack, { threads: 1, flags: ['QS8'], threadpool: false, sharedPool: false });
+  t.deepEqual(two.xnnpack, { threads: 2, flags: ['QS8'], threadpool: true, sharedPool: true });
   t.is(two.threads, 2);
+});
+
+test('interpreters with the same threads share one XNNPACK pool, and give the 1-thread answer', async (t) => {
+  const check = checkXnnpackPlugin(DEFAULT_XNNPACK_PLUGIN_PATH);
+  if (!check.ok) return t.fail(check.reason);
+  const before = check.plugin.sharedUsers();
+  const rgb = await imageFileToRgb(CAT_PHOTO, size);
+  const outputs = [1, 2, 2].map((threads) => {
+    const interpreter = TfliteInterpreter.fromFile(MOBILENET_V2, { backend: 'xnnpack', threads });
+    interpreter.input().data.set(rgb);
+    return interpreter;
+  });
+  t.is(check.plugin.sharedUsers(), before + 2, 'the 1-thread interpreter has no pool to share');
+  // Each invoke after the other's, on the one pool: same logits as the private 1-thread delegate.
+  for (const interpreter of [outputs[1]!, outputs[2]!, outputs[0]!]) interpreter.invoke();
+  t.deepEqual([...outputs[1]!.output().data], [...outputs[0]!.output().data]);
+  t.deepEqual([...outputs[2]!.output().data], [...outputs[0]!.output().data]);
+  t.is(argmax(outputs[2]!.output().data), EGYPTIAN_CAT);
+});
+
+/** A float model whose weights are fp16 constants behind a DEQUANTIZE: XNNPACK unpacks them into the delegate itself. */
+function fp16WeightsModel(): Uint8Array {
+  const a = new ModelAssembler();
+  const weights = new Uint16Array(16);
+  for (let i = 0; i < 16; i++) weights[i] = i % 5 === 0 ? 0x3c00 : 0; // 1.0 on the diagonal
+  const input = a.tensor({ name: 'x', shape: [1, 4], type: TensorType.FLOAT32 });
+  const packed = a.tensor({ name: 'w16', shape: [4, 4], type: TensorType.FLOAT16 }, new Uint8Array(weights.buffer));
+  const unpacked = a.tensor({ name: 'w', shape: [4, 4], type: TensorType.FLOAT32 });
+  const output = a.tensor({ name: 'y', shape: [1, 4], type: TensorType.FLOAT32 });
+  a.operator(BuiltinOperator.DEQUANTIZE, 2, { inputs: [packed], outputs: [unpacked] });
+  a.operator(BuiltinOperator.FULLY_CONNECTED, 1, { inputs: [input, unpacked, -1], outputs: [output], builtinOptions: makeOptions('FullyConnectedOptions', { fusedActivationFunction: 0 }) });
+  return writeTfliteModel(a.model('main', 'fp16 weights, for the delegate-sharing rule', [input], [output]));
+}
+
+test('a model with constants XNNPACK unpacks into its delegate keeps a delegate of its own', (t) => {
+  const bytes = fp16WeightsModel();
+  t.false(canShareDelegate(readTfliteModel(bytes)));
+  t.true(canShareDelegate(TfliteInterpreter.fromFile(MOBILENET_V2).model));
+  const [first, second] = [0, 1].map(() => TfliteInterpreter.fromBytes(bytes, 'fp16-weights', { backend: 'xnnpack', threads: 2 }));
+  for (const interpreter of [first!, second!]) {
+    t.false(interpreter.xnnpack!.sharedPool);
+    interpreter.input().data.set([1, 2, 3, 4]);
+  }
+  // The first one's weights are still its own after the second was prepared.
+  first!.invoke();
+  t.deepEqual([...first!.output().data], [1, 2, 3, 4]);
 });
 
 test('threads "auto" leaves a core to the rest of the loop, up to 4 threads', (t) => {

@@ -8,6 +8,7 @@ import { nativeInterpreterClass, type NativeInterpreterOptions, type NativeTenso
 import { checkSharedLibrary } from './shared-library.js';
 import {
   autoThreadCount,
+  canShareDelegate,
   checkXnnpackPlugin,
   warnQu8Refused,
   warnXnnpackFallback,
@@ -47,6 +48,12 @@ export interface InterpreterOptions {
   edgetpuDevice?: string;
   systemRoots?: SystemRoots;
   xnnpackPluginPath?: string;
+  /**
+   * Share one XNNPACK delegate, and so one thread pool, with the other interpreters
+   * of the same threads (default true, where the model allows it). False gives this
+   * interpreter a pool of its own, as before; the cpu-path bench measures both.
+   */
+  shareXnnpackPool?: boolean;
 }
 
 /** What the XNNPACK delegate of an interpreter was made with, as the plugin reports it. */
@@ -55,6 +62,8 @@ export interface XnnpackUse {
   flags: XnnpackFlagName[];
   /** Whether XNNPACK runs its own thread pool (more than one thread). */
   threadpool: boolean;
+  /** Whether that pool is the one every interpreter of the process with the same options runs on. */
+  sharedPool: boolean;
   /** Why QU8 was asked for this uint8 model but left off: the delegate could not be prepared with it. */
   qu8Refused?: string;
 }
@@ -176,17 +185,18 @@ export class TfliteInterpreter {
       const check = checkXnnpackPlugin(options.xnnpackPluginPath ?? DEFAULT_XNNPACK_PLUGIN_PATH);
       if (check.ok) {
         const flags = xnnpackFlagsFor(model);
-        created = create({ threads, delegate: check.plugin.delegateFor(threads, flags) });
+        const share = (options.shareXnnpackPool ?? true) && canShareDelegate(model);
+        created = create({ threads, delegate: check.plugin.delegateFor(threads, flags, share) });
         let qu8Refused: string | undefined;
         if (created.error && flags & XNNPACK_FLAG_QU8) {
           // Some TFLite builds have no QU8 kernels; the model still gets XNNPACK for whatever QS8 covers.
           qu8Refused = created.error.message.trim();
           warnQu8Refused(label, qu8Refused);
-          created = create({ threads, delegate: check.plugin.delegateFor(threads, flags & ~XNNPACK_FLAG_QU8) });
+          created = create({ threads, delegate: check.plugin.delegateFor(threads, flags & ~XNNPACK_FLAG_QU8, share) });
         }
         const made = check.plugin.lastDelegate();
         if (created.native && made) {
-          xnnpack = { threads: made.threads, flags: xnnpackFlagNames(made.flags), threadpool: made.threadpool, ...(qu8Refused ? { qu8Refused } : {}) };
+          xnnpack = { threads: made.threads, flags: xnnpackFlagNames(made.flags), threadpool: made.threadpool, sharedPool: made.shared, ...(qu8Refused ? { qu8Refused } : {}) };
         }
       } else {
         warnXnnpackFallback(check.reason);

@@ -43,17 +43,32 @@ export function xnnpackFlagsFor(model: TfliteModel): number {
   return XNNPACK_FLAG_QS8 | (isUint8Quantized(model) ? XNNPACK_FLAG_QU8 : 0);
 }
 
+const UNPACKED_CONSTANT_OPS: ReadonlySet<number> = new Set([BuiltinOperator.DEQUANTIZE, BuiltinOperator.DENSIFY]);
+
+/**
+ * Whether the model may run on a delegate other interpreters share (one XNNPACK
+ * thread pool for a whole segment chain). XNNPACK unpacks the constants these ops
+ * produce into the delegate itself, and forgets them when it prepares the next
+ * graph, so a model with any of them keeps a delegate of its own.
+ */
+export function canShareDelegate(model: TfliteModel): boolean {
+  return model.subgraphs.every((graph) => graph.operators.every((op) => !UNPACKED_CONSTANT_OPS.has(model.operatorCodes[op.opcodeIndex]?.builtinCode ?? -1)));
+}
+
 /** What the plugin made the last delegate with, read back from it. */
 export interface XnnpackDelegateReport {
   threads: number;
   flags: number;
   /** Whether XNNPACK created its own thread pool (it does for more than one thread). */
   threadpool: boolean;
+  /** Whether the delegate, and so its thread pool, is shared with the other interpreters made with the same options. */
+  shared: boolean;
 }
 
 interface ConfigAddon {
-  stage(threads: number, flags: number): void;
+  stage(threads: number, flags: number, share: boolean): void;
   lastDelegate(): XnnpackDelegateReport | null;
+  sharedUsers(): number;
 }
 
 /** The plugin and the addon that hands it its options, once both load. */
@@ -61,10 +76,13 @@ export interface XnnpackPlugin {
   path: string;
   /**
    * Hands the next delegate its options and returns what the binding's delegate
-   * settings must be. Call it right before the interpreter is constructed.
+   * settings must be. Call it right before the interpreter is constructed. With
+   * share, interpreters with the same threads and flags get one delegate and pool.
    */
-  delegateFor(threads: number, flags: number): { path: string; options: Array<[string, string]> };
+  delegateFor(threads: number, flags: number, share: boolean): { path: string; options: Array<[string, string]> };
   lastDelegate(): XnnpackDelegateReport | null;
+  /** Interpreters alive on a shared delegate. */
+  sharedUsers(): number;
 }
 
 export type XnnpackPluginCheck = ({ ok: true } & { plugin: XnnpackPlugin }) | { ok: false; reason: string };
@@ -91,17 +109,18 @@ export function checkXnnpackPlugin(pluginPath = DEFAULT_XNNPACK_PLUGIN_PATH): Xn
       const module = { exports: {} } as NodeJS.Module;
       process.dlopen(module, addonPath, os.constants.dlopen.RTLD_NOW);
       const addon = module.exports as ConfigAddon;
-      if (typeof addon.stage !== 'function' || typeof addon.lastDelegate !== 'function') throw new Error('it does not export stage() and lastDelegate()');
+      if (typeof addon.stage !== 'function' || typeof addon.lastDelegate !== 'function' || typeof addon.sharedUsers !== 'function') throw new Error('it does not export stage(), lastDelegate() and sharedUsers(): rebuild it');
       result = {
         ok: true,
         plugin: {
           path: pluginPath,
-          delegateFor(threads, flags) {
-            addon.stage(threads, flags);
+          delegateFor(threads, flags, share) {
+            addon.stage(threads, flags, share);
             // No key/value options: the binding cannot pass them intact (see xnnpack-shim/xnnpack_plugin.c).
             return { path: pluginPath, options: [] };
           },
           lastDelegate: () => addon.lastDelegate(),
+          sharedUsers: () => addon.sharedUsers(),
         },
       };
     } catch (error) {

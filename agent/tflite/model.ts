@@ -87,6 +87,7 @@ export const BuiltinOperator = {
   PADV2: 60,
   QUANTIZE: 114,
   HARD_SWISH: 117,
+  DENSIFY: 124,
 } as const;
 export type BuiltinOperator = number;
 

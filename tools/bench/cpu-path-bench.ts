@@ -34,6 +34,8 @@ export interface CpuPathOptions {
   /** The int8 model and the uint8 model cut by build-model (the uint8 one as its int8 form). */
   int8Package: ModelPackage;
   uint8Package: ModelPackage;
+  /** A package with many small interpreters (the CIFAR-10 one: 4 segments, 4 heads), run with pools of their own and with one shared pool. */
+  chainPackage: ModelPackage;
   catPhoto: string;
   /** Chunks of harness rounds and runtime rounds, taken in turn. */
   chunks: number;
@@ -60,12 +62,14 @@ export interface CpuPathResult {
 
 interface RuntimeVariant extends Timed {
   run(rgb: Uint8Array): TensorData;
+  /** Its own input, when it is not the 224x224 cat. */
+  input?: Uint8Array;
 }
 
 function describe(interpreter: TfliteInterpreter): string {
   const x = interpreter.xnnpack;
   if (!x) return `${interpreter.backend} kernels`;
-  return `${x.threads} thread(s), ${x.flags.join('+')}, thread pool ${x.threadpool ? 'yes' : 'no'}${x.qu8Refused ? ', QU8 asked and refused' : ''}`;
+  return `${x.threads} thread(s), ${x.flags.join('+')}, thread pool ${x.threadpool ? (x.sharedPool ? 'yes, shared' : 'yes') : 'no'}${x.qu8Refused ? ', QU8 asked and refused' : ''}`;
 }
 
 function whole(name: string, file: string, backend: 'xnnpack' | 'stock', threads: number): RuntimeVariant {
@@ -83,8 +87,8 @@ function whole(name: string, file: string, backend: 'xnnpack' | 'stock', threads
   };
 }
 
-function chain(name: string, pkg: ModelPackage, threads: number): RuntimeVariant {
-  const segments = SegmentChain.fromPackage(pkg, { backend: 'xnnpack', threads });
+function chain(name: string, pkg: ModelPackage, threads: number, shareXnnpackPool = true): RuntimeVariant {
+  const segments = SegmentChain.fromPackage(pkg, { backend: 'xnnpack', threads, shareXnnpackPool });
   const head = pkg.manifest.heads.find((h) => h.afterSegment === pkg.manifest.segments.length - 1)!.name;
   return {
     name,
@@ -127,6 +131,9 @@ function keyValueOptions(file: string, threads: number): RuntimeVariant {
   };
 }
 
+const CHAIN_SHARED = 'runtime, CIFAR-10 package at 128x128 (4 segments, 4 heads), one shared thread pool';
+const CHAIN_OWN_POOLS = 'runtime, CIFAR-10 package at 128x128 (4 segments, 4 heads), a thread pool each (before)';
+
 export async function runCpuPathBench(options: CpuPathOptions): Promise<CpuPathResult> {
   const loadBefore = os.loadavg();
   const harness = ensureCpuHarness();
@@ -139,11 +146,16 @@ export async function runCpuPathBench(options: CpuPathOptions): Promise<CpuPathR
     runtime.push(whole('runtime, uint8 model (QU8 asked)', options.uint8Model, 'xnnpack', threads));
     runtime.push(chain('runtime, uint8 model cut by build-model (as int8)', options.uint8Package, threads));
   }
+  const chainInput = options.chainPackage.manifest.input;
+  const chainRgb = await imageFileToRgb(options.catPhoto, { width: chainInput.width, height: chainInput.height, resize: 'stretch' });
+  for (const variant of [chain(CHAIN_SHARED, options.chainPackage, 1), chain(CHAIN_SHARED, options.chainPackage, 2), chain(CHAIN_OWN_POOLS, options.chainPackage, 2, false)]) {
+    runtime.push({ ...variant, input: chainRgb });
+  }
   runtime.push(keyValueOptions(options.int8Model, 2));
   runtime.push(whole('runtime, uint8 model on the stock kernels', options.uint8Model, 'stock', 1));
   for (const variant of runtime) {
-    for (let i = 0; i < 3; i++) variant.run(rgb);
-    variant.top1 = argmax(variant.run(rgb));
+    for (let i = 0; i < 3; i++) variant.run(variant.input ?? rgb);
+    variant.top1 = argmax(variant.run(variant.input ?? rgb));
   }
 
   const specs: Array<{ name: string; spec: string }> = [];
@@ -176,7 +188,7 @@ export async function runCpuPathBench(options: CpuPathOptions): Promise<CpuPathR
       for (let k = 0; k < runtime.length; k++) {
         const variant = runtime[(round + k) % runtime.length]!;
         const start = process.hrtime.bigint();
-        variant.run(rgb);
+        variant.run(variant.input ?? rgb);
         variant.times.push(Number(process.hrtime.bigint() - start) / 1e6);
       }
       options.onProgress?.(round + 1, total);
@@ -210,6 +222,8 @@ export function formatCpuPathBench(result: CpuPathResult, labels: string[]): { t
     threadRow(result.runtime, 'runtime, options as key/value pairs (before the fix)', 'runtime, int8 model'),
     threadRow(result.runtime, 'runtime, int8 model'),
     threadRow(result.runtime, 'runtime, int8 model cut by build-model (segment chain)'),
+    threadRow(result.runtime, CHAIN_OWN_POOLS, CHAIN_SHARED),
+    threadRow(result.runtime, CHAIN_SHARED),
   ].join('\n');
   const uint8Row = (name: string, threadCount: number) => {
     const v = find(result.runtime, name, threadCount)!;

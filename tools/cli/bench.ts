@@ -421,7 +421,10 @@ const CPU_PATH_FINDINGS = {
     'and reads back what the delegate was made with (the last column). ' +
     'On a machine others share, 2 threads can also be far slower than 1: XNNPACK\'s workers meet after every layer, so a worker that loses its core to another process holds the layer for a time slice ' +
     '(invokes of 40-600 ms instead of 6 ms were seen here while other jobs ran; the 10th-percentile and fastest figures show the cost without most of that). Hence `model.threads: auto`, all cores but one (at most 4): 3 on a 4-core Pi. ' +
-    'With a load average above the core count (see above), judge the 2-thread speed-up by the 10th-percentile and fastest columns: the medians then measure the other jobs.',
+    'With a load average above the core count (see above), judge the 2-thread speed-up by the 10th-percentile and fastest columns: the medians then measure the other jobs. ' +
+    '**A chain of small interpreters needs one pool.** With the fix, a multi-exit package at 2 threads was far slower than at 1 even on a quiet machine (the CIFAR-10 package, 8 interpreters, about 80 ms a frame against 3): each interpreter had a delegate, and so a thread pool, of its own, ' +
+    'and the workers of the pool that had just finished spun on the second core while the next pool\'s worker waited for it. The plugin now gives every interpreter made with the same threads and flags one delegate, ' +
+    'so a chain runs on one pool whose worker stays warm (the "one shared thread pool" rows; "a thread pool each" rebuilds the earlier path). A model with constants XNNPACK unpacks into the delegate (DEQUANTIZE, DENSIFY) keeps its own: the delegate forgets them when it prepares the next graph.',
   uint8:
     '**uint8 models.** The runtime asks for XNNPACK\'s QU8 kernels per model, when its convolutions carry uint8 weights (the int8 model, uint8 only at its edges, gets QS8 alone). ' +
     'The TFLite 2.9 XNNPACK bundled with tfjs-tflite-node refuses them: every uint8 convolution, depthwise convolution and addition fails to be defined ("failed to delegate CONV_2D node #0"), ' +
@@ -436,6 +439,7 @@ async function cpuPathSuite(options: BenchOptions): Promise<void> {
   const uint8Config = loadBuildConfig(buildConfigPath('mobilenet_v2_imagenet_uint8'));
   const int8Package = loadModelPackage((await ensureModelPackage('mobilenet_v2_imagenet')).dir);
   const uint8Package = loadModelPackage((await ensureModelPackage('mobilenet_v2_imagenet_uint8')).dir);
+  const chainPackage = (await openTaskPackage(options.taskConfig)).pkg;
   const chunks = 10;
   const roundsPerChunk = Math.max(1, Math.round(Number(options.imagesPerClass)));
   const bar = progressBar('bench cpu-path');
@@ -444,6 +448,7 @@ async function cpuPathSuite(options: BenchOptions): Promise<void> {
     uint8Model: uint8Config.baseModelPath,
     int8Package,
     uint8Package,
+    chainPackage,
     catPhoto: path.join(sharedDir(), 'images', 'cat.bmp'),
     chunks,
     roundsPerChunk,
