@@ -37,6 +37,8 @@ import { loopOverhead, runLoopBench, summarizeLoopRuns } from '../bench/loop-ben
 import { runPeerBench } from '../bench/peer-bench.js';
 import { ensurePeerOnnx } from '../bench/peer-network.js';
 import { modelsDir } from '../../agent/config/paths.js';
+import { GLANCE_SUITES, glanceTable, verdict, type GlanceRow } from '../bench/at-a-glance.js';
+import { medianOf } from '../stats/summary.js';
 
 export interface BenchOptions {
   config: string;
@@ -434,7 +436,7 @@ const CPU_PATH_FINDINGS = {
 };
 
 /** 1 vs 2 threads (C harness and runtime) and the int8 vs the uint8 MobileNetV2 (tools/bench/cpu-path-bench.ts). */
-async function cpuPathSuite(options: BenchOptions): Promise<void> {
+async function cpuPathSuite(options: BenchOptions): Promise<GlanceRow[]> {
   const int8Config = loadBuildConfig(buildConfigPath('mobilenet_v2_imagenet'));
   const uint8Config = loadBuildConfig(buildConfigPath('mobilenet_v2_imagenet_uint8'));
   const int8Package = loadModelPackage((await ensureModelPackage('mobilenet_v2_imagenet')).dir);
@@ -464,10 +466,21 @@ async function cpuPathSuite(options: BenchOptions): Promise<void> {
       'then the runtime runs its variants in turn, one invoke each on cat.bmp, in a rotating order. Times are per invoke, from writing the input to reading the output.';
     writeBenchSection('cpu-path', 'CPU path: 1 vs 2 threads, int8 vs uint8', `${how}\n\n${tables.load}\n\n${tables.threads}\n\n${CPU_PATH_FINDINGS.threads}\n\n${tables.uint8}\n\n${CPU_PATH_FINDINGS.uint8}`);
   }
+  const median = (prefix: string, threads: number) => medianOf(result.runtime.find((v) => v.name.startsWith(prefix) && v.threads === threads)!.times);
+  const int8 = median('runtime, int8 model', 1);
+  const asked = median('runtime, uint8 model (QU8', 1) / int8;
+  const cut = median('runtime, uint8 model cut', 1) / int8;
+  const speedUp = (prefix: string) => median(prefix, 1) / median(prefix, 2);
+  const chainBefore = median('runtime, CIFAR-10 package at 128x128 (4 segments, 4 heads), one', 1) / median('runtime, CIFAR-10 package at 128x128 (4 segments, 4 heads), a thread pool each', 2);
+  return [
+    { suite: 'cpu-path', question: 'uint8 MobileNetV2 (Coral\'s) vs int8, 1 thread, median', measured: `QU8 asked: ${asked.toFixed(2)}x (refused by the bundled TFLite 2.9, stock kernels); cut by build-model as int8: ${cut.toFixed(2)}x`, goal: `at most 1.3x: ${verdict(cut, 1.3, 'at most')} through the int8 cut; ${verdict(asked, 1.3, 'at most')} with QU8` },
+    { suite: 'cpu-path', question: '2 threads vs 1, int8 MobileNetV2 224x224, median', measured: `${speedUp('runtime, int8 model').toFixed(2)}x (before the fix ${(median('runtime, int8 model', 1) / median('runtime, options as key/value pairs', 2)).toFixed(2)}x)`, goal: `at least 1.6x: ${verdict(speedUp('runtime, int8 model'), 1.6, 'at least')}` },
+    { suite: 'cpu-path', question: '2 threads vs 1, the CIFAR-10 multi-exit chain, median', measured: `${speedUp('runtime, CIFAR-10 package at 128x128 (4 segments, 4 heads), one').toFixed(2)}x with one shared pool (a pool per interpreter: ${chainBefore.toFixed(2)}x)`, goal: `at least 1.6x: ${verdict(speedUp('runtime, CIFAR-10 package at 128x128 (4 segments, 4 heads), one'), 1.6, 'at least')}` },
+  ];
 }
 
 /** The real `edge-exit run` flat out on a replay and on a video, its frames/s against the model's time; before and after with --baseline (tools/bench/loop-bench.ts). */
-async function loopSuite(options: BenchOptions): Promise<void> {
+async function loopSuite(options: BenchOptions): Promise<GlanceRow[]> {
   const { pkg, testDir } = await openTaskPackage(options.taskConfig);
   const point = pkg.manifest.operatingPoints.find((p) => p.name === 'balanced') ?? pkg.manifest.operatingPoints[0]!;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-loop-scenes-'));
@@ -511,10 +524,21 @@ async function loopSuite(options: BenchOptions): Promise<void> {
       'The video is the stream bench\'s busy scene (motion in every frame, so the gate passes every frame to the model), looped, read as fast as ffmpeg decodes it: ffmpeg runs beside the agent on the other core and the agent takes the latest frame, so the model is the bottleneck. CPU is the agent process\'s user + system time (ffmpeg\'s is not in it; the stream section gives it).';
     writeBenchSection('loop', "The agent loop's overhead over the model, before and after", `${how}\n\n${table}\n\nGoal, under 20% of the model's time:\n${goal}\n\nEach run: ${eachRun}.`);
   }
+  return [...new Set(summary.map((s) => s.scenario))].map((scenario) => {
+    const mine = summary.filter((s) => s.scenario === scenario);
+    const after = mine.find((s) => s.checkout !== 'before')!;
+    const before = mine.find((s) => s.checkout === 'before');
+    return {
+      suite: 'loop' as const,
+      question: `loop overhead over the model, ${scenario.split(' (')[0]}, median of ${settings.rounds}`,
+      measured: `${before ? `before ${pct(before.overhead)}, after ` : ''}${pct(after.overhead)} (${after.framesPerSecond.toFixed(0)} frames/s, model ${after.modelMsPerFrame.toFixed(2)} ms)`,
+      goal: `under 20%: ${verdict(after.overhead, 0.2, 'at most')}`,
+    };
+  });
 }
 
 /** The same network in onnxruntime-node, exported from PyTorch, against edge-exit's int8 path (tools/bench/peer-bench.ts). */
-async function peersSuite(options: BenchOptions): Promise<void> {
+async function peersSuite(options: BenchOptions): Promise<GlanceRow[]> {
   const { pkg, taskName, testDir } = await openTaskPackage(options.taskConfig);
   const file = buildConfigPath(options.taskConfig);
   const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as { baseModel?: unknown };
@@ -568,6 +592,11 @@ async function peersSuite(options: BenchOptions): Promise<void> {
       `${onnx.notes.join(' ')}`;
     writeBenchSection('peers', 'A peer: the same network in onnxruntime-node', `${how}\n\n${table}\n\n${ratios}\n\nThreads:\n${scaling}`);
   }
+  return threads.map((t) => {
+    const mine = rows.find((r) => r.threads === t && r.variant.startsWith('edge-exit'))!;
+    const peers = rows.filter((r) => r.threads === t && r !== mine).map((r) => `${r.variant.replace('onnxruntime-node ', 'ORT ')} ${r.medianMs.toFixed(2)} ms (agrees ${pct(r.agreement)})`);
+    return { suite: 'peers' as const, question: `edge-exit vs onnxruntime-node, ${t} thread(s), median per image`, measured: `edge-exit int8 ${mine.medianMs.toFixed(2)} ms; ${peers.join('; ')}` };
+  });
 }
 
 export async function benchCommand(options: BenchOptions): Promise<void> {
@@ -580,8 +609,17 @@ export async function benchCommand(options: BenchOptions): Promise<void> {
   if (suites.includes('stream')) await streamSuite(options);
   if (suites.includes('web')) await webSuite(options);
   if (suites.includes('lifetime')) await lifetimeSuite(options);
-  if (suites.includes('cpu-path')) await cpuPathSuite(options);
-  if (suites.includes('loop')) await loopSuite(options);
-  if (suites.includes('peers')) await peersSuite(options);
+  const glance: GlanceRow[] = [];
+  if (suites.includes('cpu-path')) glance.push(...(await cpuPathSuite(options)));
+  if (suites.includes('peers')) glance.push(...(await peersSuite(options)));
+  if (suites.includes('loop')) glance.push(...(await loopSuite(options)));
+  if (GLANCE_SUITES.every((suite) => suites.includes(suite))) {
+    const table = glanceTable(glance);
+    console.log(table);
+    if (options.write) {
+      const how = `Produced by \`edge-exit bench --suites ${GLANCE_SUITES.join(',')}${options.baseline ? ' --baseline <worktree of the commit before the loop work>' : ''}\` on ${today()}: every line comes from this one invocation, its sections below give the details. Load average ${os.loadavg().map((l) => l.toFixed(2)).join(', ')} at the end, on ${os.availableParallelism()} cores.`;
+      writeBenchSection('cpu-glance', 'CPU path at a glance: uint8, threads, a peer and the loop, from one run', `${how}\n\n${table}`);
+    }
+  }
   if (options.write) console.log(`Written to ${BENCHMARKS_FILE}`);
 }
