@@ -2,10 +2,14 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
+import mqtt from 'mqtt';
+import { operatingLadder } from '../agent/controller/operating-ladder.js';
+import { decodeOffload, encodeOffloadAnswer } from '../agent/mqtt/offload-codec.js';
 import { Outbox } from '../agent/mqtt/outbox.js';
 import { LogReader } from '../agent/store/log-store.js';
 import { freePort } from '../tools/mqtt/mosquitto.js';
 import { AgentProcess } from './helpers/agent-process.js';
+import { startAedes } from './helpers/brokers.js';
 import { temporaryDir } from './helpers/shared.js';
 import { buildTinyAgentPackage } from './helpers/tiny-package.js';
 
@@ -109,4 +113,48 @@ ffmpegTest('a real board arms its RTC, stops every part, halts, and loses nothin
   t.deepEqual(second.outboxRequestIds(), ['queued-before-the-sleep']);
   await second.exited;
   t.true(second.inferences().length > frames, 'the next boot logs on after the frames of the first');
+});
+
+ffmpegTest('an offload answer that can still arrive holds the sleep off; the board sleeps once it is in, and the answer is logged', async (t) => {
+  const agentPackage = await buildTinyAgentPackage();
+  const broker = await startAedes();
+  t.teardown(() => broker.close());
+  // The test is the offload server: up, and answering only when it is told to.
+  const server = await mqtt.connectAsync(broker.url, { clientId: 'slow-offload-server' });
+  t.teardown(() => server.endAsync());
+  await server.publishAsync('edge-exit/servers/slow-1/availability', 'online', { qos: 1, retain: true });
+  const held: Array<{ topic: string; requestId: string; modelHash: string }> = [];
+  server.on('message', (topic, payload) => {
+    const decoded = decodeOffload(payload);
+    if (decoded.ok) held.push({ topic, requestId: decoded.payload.requestId, modelHash: decoded.payload.modelHashPrefix });
+  });
+  await server.subscribeAsync('edge-exit/+/offload/request', { qos: 1 });
+  // A target out of reach makes the planner run the package's cheapest point; capped at the first exit, every frame there is offloaded.
+  const cheapest = operatingLadder(agentPackage.pkg.manifest.operatingPoints, 5).at(-1)!.name;
+  const agent = AgentProcess.start(agentPackage, {
+    source: { kind: 'stream', url: stillVideo(), loop: true },
+    gate: { mode: 'on', maxReuseS: 3600 },
+    mqtt: { url: broker.url, protocolVersion: 4 },
+    policy: { operatingPoint: cheapest, maxExit: 0 },
+    // Every unsure answer goes to the server, and it may take a minute to come.
+    offload: { minConfidence: 0.99, queueExpiryMs: 60_000 },
+    bridge: { kind: 'simulated', clock: 'manual', capacityWh: 1000 },
+    planner: SLEEPY_PLANNER,
+  });
+  t.teardown(() => agent.kill());
+  await agent.waitForOutput(/planner: plan \S+/);
+  t.regex(agent.output, new RegExp(`planner: plan ${cheapest.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `), 'the planner runs the cheapest point, the one capped here');
+  await agent.waitForOutput(/sleep postponed: \d+ offload answers? pending/);
+  t.notRegex(agent.output, /slept \d+ s/, 'no sleep while an answer can arrive');
+  t.true(held.length >= 1, 'the server has the request');
+  for (const request of held.splice(0)) {
+    const answerTopic = request.topic.replace(/\/offload\/request$/, `/offload/response/${request.requestId}`);
+    await server.publishAsync(answerTopic, encodeOffloadAnswer({ requestId: request.requestId, label: 'ship', confidence: 0.97, serverMs: 4, modelHash: request.modelHash }), { qos: 1 });
+  }
+  await agent.waitForOutput(/slept \d+ s/);
+  t.is(await agent.stop(), 0, agent.output);
+  const answered = agent.inferences().filter((row) => row.serverLabel === 'ship');
+  t.true(answered.length >= 1, 'the answer that held the sleep off is in the log');
+  const afterAnswer = agent.output.slice(agent.output.search(/sleep postponed: \d+ offload answers? pending/));
+  t.regex(afterAnswer, /slept \d+ s/);
 });
