@@ -158,3 +158,42 @@ ffmpegTest('an offload answer that can still arrive holds the sleep off; the boa
   const afterAnswer = agent.output.slice(agent.output.search(/sleep postponed: \d+ offload answers? pending/));
   t.regex(afterAnswer, /slept \d+ s/);
 });
+
+ffmpegTest('config changes still waiting hold the sleep off; every one is applied and answered before the board sleeps', async (t) => {
+  const agentPackage = await buildTinyAgentPackage();
+  const broker = await startAedes();
+  t.teardown(() => broker.close());
+  const operator = await mqtt.connectAsync(broker.url, { clientId: 'operator' });
+  t.teardown(() => operator.endAsync());
+  const responses: Array<{ id: string; status: string }> = [];
+  operator.on('message', (_topic, payload) => responses.push(JSON.parse(payload.toString()) as { id: string; status: string }));
+  await operator.subscribeAsync('edge-exit/test-gw/config/response', { qos: 1 });
+  const agent = AgentProcess.start(agentPackage, {
+    source: { kind: 'stream', url: stillVideo(), loop: true },
+    gate: { mode: 'on', maxReuseS: 3600 },
+    mqtt: { url: broker.url, protocolVersion: 4 },
+    bridge: { kind: 'simulated', clock: 'manual', capacityWh: 1000 },
+    // Awake until the operator allows sleep over MQTT.
+    planner: { ...SLEEPY_PLANNER, sleep: false },
+  });
+  t.teardown(() => agent.kill());
+  await agent.waitForOutput(/mqtt: connected to/);
+  await agent.waitForOutput(/planner: plan/);
+  t.notRegex(agent.output, /slept \d+ s/);
+  // The first change makes the sleep due at once; the rest are still being applied when it comes due.
+  const CHANGES = 300;
+  const publishes = [operator.publishAsync('edge-exit/test-gw/config/set', JSON.stringify({ id: 'allow-sleep', set: { planner: { sleep: true } } }), { qos: 1 })];
+  for (let i = 1; i < CHANGES; i++) {
+    publishes.push(operator.publishAsync('edge-exit/test-gw/config/set', JSON.stringify({ id: `change-${i}`, set: { telemetryIntervalMs: 10_000 + i } }), { qos: 1 }));
+  }
+  await Promise.all(publishes);
+  await agent.waitForOutput(/sleep postponed: \d+ config changes? pending[\s\S]*slept \d+ s/);
+  const postponedAt = agent.output.search(/sleep postponed: \d+ config changes? pending/);
+  t.true(postponedAt < agent.output.search(/slept \d+ s/), 'postponed first');
+  t.is(await agent.stop(), 0, agent.output);
+  t.is(responses.length, CHANGES, 'every change answered');
+  t.true(responses.every((r) => r.status === 'ok'), JSON.stringify(responses.filter((r) => r.status !== 'ok').slice(0, 3)));
+  const saved = JSON.parse(fs.readFileSync(path.join(agent.dir, 'remote-config.json'), 'utf8')) as { patch: { telemetryIntervalMs?: number; planner?: { sleep?: boolean } } };
+  t.is(saved.patch.telemetryIntervalMs, 10_000 + CHANGES - 1, 'the last change is the one kept across the sleep');
+  t.true(saved.patch.planner?.sleep);
+});

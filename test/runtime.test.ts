@@ -173,14 +173,15 @@ test('the thread count reaches the XNNPACK delegate: 2 threads get a thread pool
 test('interpreters with the same threads share one XNNPACK pool, and give the 1-thread answer', async (t) => {
   const check = checkXnnpackPlugin(DEFAULT_XNNPACK_PLUGIN_PATH);
   if (!check.ok) return t.fail(check.reason);
-  const before = check.plugin.sharedUsers();
   const rgb = await imageFileToRgb(CAT_PHOTO, size);
   const outputs = [1, 2, 2].map((threads) => {
     const interpreter = TfliteInterpreter.fromFile(MOBILENET_V2, { backend: 'xnnpack', threads });
     interpreter.input().data.set(rgb);
     return interpreter;
   });
-  t.is(check.plugin.sharedUsers(), before + 2, 'the 1-thread interpreter has no pool to share');
+  // Other tests of this file make interpreters at the same time, so the count is a floor.
+  t.deepEqual(outputs.map((i) => i.xnnpack!.sharedPool), [false, true, true], 'the 1-thread interpreter has no pool to share');
+  t.true(check.plugin.sharedUsers() >= 2);
   // Each invoke after the other's, on the one pool: same logits as the private 1-thread delegate.
   for (const interpreter of [outputs[1]!, outputs[2]!, outputs[0]!]) interpreter.invoke();
   t.deepEqual([...outputs[1]!.output().data], [...outputs[0]!.output().data]);
