@@ -45,7 +45,7 @@ withMosquitto('Home Assistant discovery: valid configs for one device, controls 
   const agent = AgentProcess.start({ modelsDir, buildConfig }, { deviceId: 'ha-gw', mqtt: { url: broker.url }, maxFrameRate: 5 });
   t.teardown(() => agent.kill());
 
-  await waitFor('the discovery configs', () => configsOf(ha).size >= 15, 60_000);
+  await waitFor('the discovery configs', () => configsOf(ha).size >= 17, 60_000);
   const configs = configsOf(ha);
   const components = new Map<string, number>();
   for (const [topic, config] of configs) {
@@ -59,7 +59,7 @@ withMosquitto('Home Assistant discovery: valid configs for one device, controls 
     t.deepEqual(config.device.identifiers, ['edge-exit_ha-gw']);
     t.is(config.device.model, 'tiny_cifar10');
   }
-  t.deepEqual(Object.fromEntries(components), { sensor: 9, select: 1, switch: 2, number: 3 });
+  t.deepEqual(Object.fromEntries(components), { sensor: 11, select: 1, switch: 2, number: 3 });
   t.is(new Set([...configs.values()].map((c) => c.unique_id)).size, configs.size, 'unique ids');
   const battery = [...configs.values()].find((c) => c.device_class === 'battery');
   t.is(battery?.state_topic, topics.telemetry);
@@ -89,15 +89,15 @@ withMosquitto('Home Assistant discovery: valid configs for one device, controls 
   await broker.stop();
   await broker.start();
   index = ha.messages.length;
-  await waitFor('the configs again after the broker restart', () => configsOf(ha, index).size >= 15, 30_000);
+  await waitFor('the configs again after the broker restart', () => configsOf(ha, index).size >= 17, 30_000);
   // Home Assistant restarts: `online` on its status topic brings the configs again.
   index = ha.messages.length;
   await client.publishAsync('homeassistant/status', 'online', { qos: 1 });
-  await waitFor('the configs again on online', () => configsOf(ha, index).size >= 15, 20_000);
+  await waitFor('the configs again on online', () => configsOf(ha, index).size >= 17, 20_000);
 
   // Removing the device from Home Assistant: its retained configs are deleted.
   await client.publishAsync(topics.configSet, JSON.stringify({ id: 'remove', set: { homeassistant: { enabled: false } } }), { qos: 1 });
-  await waitFor('the configs deleted', () => ha.messages.filter((m) => m.topic.startsWith('homeassistant/') && m.payload.length === 0).length >= 15, 20_000);
+  await waitFor('the configs deleted', () => ha.messages.filter((m) => m.topic.startsWith('homeassistant/') && m.payload.length === 0).length >= 17, 20_000);
   const late = await MqttWatch.connect(broker.url, ['homeassistant/+/edge-exit_ha-gw/#']);
   t.teardown(() => late.close());
   await new Promise((resolve) => setTimeout(resolve, 500));

@@ -70,6 +70,15 @@ function entities(device: DiscoveryDevice): Entity[] {
     sensor('operating_point', 'Operating point', topics.telemetry, '{{ value_json.operatingPoint }}'),
     sensor('offloaded', 'Offloaded frames', topics.telemetry, '{{ value_json.offloaded | default(0) }}', { state_class: 'measurement' }),
     sensor('gated', 'Frames without motion', topics.telemetry, '{{ value_json.gated | default(0) }}', { state_class: 'measurement' }),
+    // Home Assistant keeps at most 255 characters of a state: the plan is cut there, its warning and any held-off sleep are attributes.
+    sensor('plan', 'Battery plan', topics.telemetry, "{{ value_json.plan[:255] if value_json.plan is defined else 'planner off' }}", {
+      json_attributes_topic: topics.telemetry,
+      json_attributes_template: '{{ {"warning": value_json.planWarning | default(none), "sleep": value_json.sleep | default(none)} | tojson }}',
+    }),
+    sensor('backend', 'Inference backend', topics.telemetry, "{{ value_json.backend | default('unknown') }}", {
+      json_attributes_topic: topics.telemetry,
+      json_attributes_template: '{{ {"note": value_json.backendNote | default(none)} | tojson }}',
+    }),
     {
       component: 'select',
       object: 'operating_point_select',
