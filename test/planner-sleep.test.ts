@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import mqtt from 'mqtt';
 import { operatingLadder } from '../agent/controller/operating-ladder.js';
 import { decodeOffload, encodeOffloadAnswer } from '../agent/mqtt/offload-codec.js';
@@ -27,6 +27,25 @@ function stillVideo(): string {
   const video = path.join(temporaryDir('edge-exit-still-'), 'still.mkv');
   execFileSync(FFMPEG!, ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'color=c=gray:size=160x120:rate=10', '-t', '2', '-c:v', 'ffv1', video]);
   return video;
+}
+
+/** An aedes broker and one client of the test's on it, both closed after the test. */
+async function brokerWithClient(t: ExecutionContext, clientId: string) {
+  const broker = await startAedes();
+  t.teardown(() => broker.close());
+  const client = await mqtt.connectAsync(broker.url, { clientId });
+  t.teardown(() => client.endAsync());
+  return { broker, client };
+}
+
+/** A simulated board on the manual clock watching a still scene, its results on the given broker. */
+function stillSceneOn(brokerUrl: string) {
+  return {
+    source: { kind: 'stream', url: stillVideo(), loop: true },
+    gate: { mode: 'on', maxReuseS: 3600 },
+    mqtt: { url: brokerUrl, protocolVersion: 4 },
+    bridge: { kind: 'simulated', clock: 'manual', capacityWh: 1000 },
+  };
 }
 
 /** A planner that cannot meet its target, so it lasts as long as it can: asleep whenever nothing moves. */
@@ -117,11 +136,8 @@ ffmpegTest('a real board arms its RTC, stops every part, halts, and loses nothin
 
 ffmpegTest('an offload answer that can still arrive holds the sleep off; the board sleeps once it is in, and the answer is logged', async (t) => {
   const agentPackage = await buildTinyAgentPackage();
-  const broker = await startAedes();
-  t.teardown(() => broker.close());
   // The test is the offload server: up, and answering only when it is told to.
-  const server = await mqtt.connectAsync(broker.url, { clientId: 'slow-offload-server' });
-  t.teardown(() => server.endAsync());
+  const { broker, client: server } = await brokerWithClient(t, 'slow-offload-server');
   await server.publishAsync('edge-exit/servers/slow-1/availability', 'online', { qos: 1, retain: true });
   const held: Array<{ topic: string; requestId: string; modelHash: string }> = [];
   server.on('message', (topic, payload) => {
@@ -132,13 +148,10 @@ ffmpegTest('an offload answer that can still arrive holds the sleep off; the boa
   // A target out of reach makes the planner run the package's cheapest point; capped at the first exit, every frame there is offloaded.
   const cheapest = operatingLadder(agentPackage.pkg.manifest.operatingPoints, 5).at(-1)!.name;
   const agent = AgentProcess.start(agentPackage, {
-    source: { kind: 'stream', url: stillVideo(), loop: true },
-    gate: { mode: 'on', maxReuseS: 3600 },
-    mqtt: { url: broker.url, protocolVersion: 4 },
+    ...stillSceneOn(broker.url),
     policy: { operatingPoint: cheapest, maxExit: 0 },
     // Every unsure answer goes to the server, and it may take a minute to come.
     offload: { minConfidence: 0.99, queueExpiryMs: 60_000 },
-    bridge: { kind: 'simulated', clock: 'manual', capacityWh: 1000 },
     planner: SLEEPY_PLANNER,
   });
   t.teardown(() => agent.kill());
@@ -161,18 +174,12 @@ ffmpegTest('an offload answer that can still arrive holds the sleep off; the boa
 
 ffmpegTest('config changes still waiting hold the sleep off; every one is applied and answered before the board sleeps', async (t) => {
   const agentPackage = await buildTinyAgentPackage();
-  const broker = await startAedes();
-  t.teardown(() => broker.close());
-  const operator = await mqtt.connectAsync(broker.url, { clientId: 'operator' });
-  t.teardown(() => operator.endAsync());
+  const { broker, client: operator } = await brokerWithClient(t, 'operator');
   const responses: Array<{ id: string; status: string }> = [];
   operator.on('message', (_topic, payload) => responses.push(JSON.parse(payload.toString()) as { id: string; status: string }));
   await operator.subscribeAsync('edge-exit/test-gw/config/response', { qos: 1 });
   const agent = AgentProcess.start(agentPackage, {
-    source: { kind: 'stream', url: stillVideo(), loop: true },
-    gate: { mode: 'on', maxReuseS: 3600 },
-    mqtt: { url: broker.url, protocolVersion: 4 },
-    bridge: { kind: 'simulated', clock: 'manual', capacityWh: 1000 },
+    ...stillSceneOn(broker.url),
     // Awake until the operator allows sleep over MQTT.
     planner: { ...SLEEPY_PLANNER, sleep: false },
   });
