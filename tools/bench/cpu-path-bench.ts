@@ -16,6 +16,7 @@ import { TfliteInterpreter, type TensorData } from '../../agent/runtime/interpre
 import { nativeInterpreterClass } from '../../agent/runtime/native-binding.js';
 import { checkXnnpackPlugin, xnnpackFlagNames, DEFAULT_XNNPACK_PLUGIN_PATH, XNNPACK_FLAG_QS8 } from '../../agent/runtime/xnnpack-delegate.js';
 import { medianOf, quantileOf } from '../stats/summary.js';
+import { letProgressDraw } from '../cli/progress.js';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const HARNESS_SOURCES = [path.join(here, 'native', 'cpu_harness.c'), path.join(here, '..', '..', 'agent', 'runtime', 'xnnpack-shim', 'xnnpack_options.h')];
@@ -192,6 +193,7 @@ export async function runCpuPathBench(options: CpuPathOptions): Promise<CpuPathR
         variant.times.push(Number(process.hrtime.bigint() - start) / 1e6);
       }
       options.onProgress?.(round + 1, total);
+      await letProgressDraw();
     }
   }
   return { harness: harnessTimed, runtime, loadBefore, loadAfter: os.loadavg(), cores: os.availableParallelism() };

@@ -1,3 +1,4 @@
+import { letProgressDraw } from '../cli/progress.js';
 import type { LabelledImage } from '../../agent/datasets/image-folder.js';
 import { createExitPolicy, type ExitPolicy } from '../../agent/exit-policy/policy.js';
 import type { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
@@ -52,7 +53,7 @@ export async function runExitBench(
     engine.input.data.set(frames[i % frames.length]!);
     engine.classify(variant.policy, variant.point.maxExit);
   }
-  frames.forEach((frame, n) => {
+  for (const [n, frame] of frames.entries()) {
     for (let k = 0; k < variants.length; k++) {
       const variant = variants[(n + k) % variants.length]!;
       const start = process.hrtime.bigint();
@@ -62,8 +63,11 @@ export async function runExitBench(
       if (result.label === images[n]!.label) variant.correct++;
       variant.exits += result.exit;
     }
-    if (n % 50 === 49 || n === frames.length - 1) onProgress?.(n + 1, frames.length);
-  });
+    if (n % 50 === 49 || n === frames.length - 1) {
+      onProgress?.(n + 1, frames.length);
+      await letProgressDraw();
+    }
+  }
   const rows = variants.map((v) => ({ point: v.point.name, accuracy: v.correct / frames.length, meanExit: v.exits / frames.length, ...summarizeTimings(v.times) }));
   const full = rows.find((r) => r.point === 'full');
   const speedupOverFull = Object.fromEntries(rows.map((r) => [r.point, full ? r.imagesPerSecond / full.imagesPerSecond : Number.NaN]));

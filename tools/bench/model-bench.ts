@@ -1,3 +1,4 @@
+import { letProgressDraw } from '../cli/progress.js';
 import path from 'node:path';
 import { balancedSubset, readImageFolder } from '../../agent/datasets/image-folder.js';
 import { SegmentChain } from '../../agent/inference/segment-chain.js';
@@ -92,7 +93,7 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
   }
   for (const variant of variants) for (let i = 0; i < 3; i++) variant.run(images[i % images.length]!);
 
-  images.forEach((rgb, imageIndex) => {
+  for (const [imageIndex, rgb] of images.entries()) {
     for (let k = 0; k < variants.length; k++) {
       const variant = variants[(imageIndex + k) % variants.length]!;
       const start = process.hrtime.bigint();
@@ -102,7 +103,8 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
       variant.outputs.push(Uint8Array.from(output.data as Uint8Array));
     }
     options.onProgress?.(imageIndex + 1, images.length);
-  });
+    await letProgressDraw();
+  }
 
   const find = (name: string, threads: number) => variants.find((v) => v.name === name && v.threads === threads)!;
   const top1AgreementStockVsXnnpack: Record<string, number> = {};

@@ -30,3 +30,11 @@ export function progressBar(label: string): { update(done: number, total: number
     },
   };
 }
+
+/**
+ * Lets the progress bar draw: it redraws on a timer, which a benchmark's synchronous
+ * loop would hold off until the end. Call it between timed sections, never inside one.
+ */
+export function letProgressDraw(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
