@@ -22,6 +22,18 @@ const here = path.dirname(new URL(import.meta.url).pathname);
 const HARNESS_SOURCES = [path.join(here, 'native', 'cpu_harness.c'), path.join(here, '..', '..', 'agent', 'runtime', 'xnnpack-shim', 'xnnpack_options.h')];
 const HARNESS_BINARY = path.join(here, 'native', 'build', 'cpu_harness');
 
+/** The runtime variants' names, which the tables and the at-a-glance summary look them up by. */
+export const CPU_PATH_VARIANTS = {
+  int8: 'runtime, int8 model',
+  int8Chain: 'runtime, int8 model cut by build-model (segment chain)',
+  uint8QU8: 'runtime, uint8 model (QU8 asked)',
+  uint8AsInt8: 'runtime, uint8 model cut by build-model (as int8)',
+  uint8Stock: 'runtime, uint8 model on the stock kernels',
+  keyValueOptions: 'runtime, options as key/value pairs (before the fix)',
+  chainShared: 'runtime, CIFAR-10 package at 128x128 (4 segments, 4 heads), one shared thread pool',
+  chainOwnPools: 'runtime, CIFAR-10 package at 128x128 (4 segments, 4 heads), a thread pool each (before)',
+} as const;
+
 /** Builds the C harness (tools/bench/native/build.sh) when it is missing or older than its sources. */
 export function ensureCpuHarness(): string {
   const stale = !fs.existsSync(HARNESS_BINARY) || HARNESS_SOURCES.some((file) => fs.statSync(HARNESS_BINARY).mtimeMs < fs.statSync(file).mtimeMs);
@@ -120,7 +132,7 @@ function keyValueOptions(file: string, threads: number): RuntimeVariant {
   const input = native.getInputs()[0]!.data();
   const output = native.getOutputs()[0]!.data();
   return {
-    name: 'runtime, options as key/value pairs (before the fix)',
+    name: CPU_PATH_VARIANTS.keyValueOptions,
     threads,
     times: [],
     delegate: `${made.threads} thread(s), ${xnnpackFlagNames(made.flags).join('+')}, thread pool ${made.threadpool ? 'yes' : 'no'}`,
@@ -132,8 +144,6 @@ function keyValueOptions(file: string, threads: number): RuntimeVariant {
   };
 }
 
-const CHAIN_SHARED = 'runtime, CIFAR-10 package at 128x128 (4 segments, 4 heads), one shared thread pool';
-const CHAIN_OWN_POOLS = 'runtime, CIFAR-10 package at 128x128 (4 segments, 4 heads), a thread pool each (before)';
 
 export async function runCpuPathBench(options: CpuPathOptions): Promise<CpuPathResult> {
   const loadBefore = os.loadavg();
@@ -142,18 +152,18 @@ export async function runCpuPathBench(options: CpuPathOptions): Promise<CpuPathR
 
   const runtime: RuntimeVariant[] = [];
   for (const threads of [1, 2]) {
-    runtime.push(whole('runtime, int8 model', options.int8Model, 'xnnpack', threads));
-    runtime.push(chain('runtime, int8 model cut by build-model (segment chain)', options.int8Package, threads));
-    runtime.push(whole('runtime, uint8 model (QU8 asked)', options.uint8Model, 'xnnpack', threads));
-    runtime.push(chain('runtime, uint8 model cut by build-model (as int8)', options.uint8Package, threads));
+    runtime.push(whole(CPU_PATH_VARIANTS.int8, options.int8Model, 'xnnpack', threads));
+    runtime.push(chain(CPU_PATH_VARIANTS.int8Chain, options.int8Package, threads));
+    runtime.push(whole(CPU_PATH_VARIANTS.uint8QU8, options.uint8Model, 'xnnpack', threads));
+    runtime.push(chain(CPU_PATH_VARIANTS.uint8AsInt8, options.uint8Package, threads));
   }
   const chainInput = options.chainPackage.manifest.input;
   const chainRgb = await imageFileToRgb(options.catPhoto, { width: chainInput.width, height: chainInput.height, resize: 'stretch' });
-  for (const variant of [chain(CHAIN_SHARED, options.chainPackage, 1), chain(CHAIN_SHARED, options.chainPackage, 2), chain(CHAIN_OWN_POOLS, options.chainPackage, 2, false)]) {
+  for (const variant of [chain(CPU_PATH_VARIANTS.chainShared, options.chainPackage, 1), chain(CPU_PATH_VARIANTS.chainShared, options.chainPackage, 2), chain(CPU_PATH_VARIANTS.chainOwnPools, options.chainPackage, 2, false)]) {
     runtime.push({ ...variant, input: chainRgb });
   }
   runtime.push(keyValueOptions(options.int8Model, 2));
-  runtime.push(whole('runtime, uint8 model on the stock kernels', options.uint8Model, 'stock', 1));
+  runtime.push(whole(CPU_PATH_VARIANTS.uint8Stock, options.uint8Model, 'stock', 1));
   for (const variant of runtime) {
     for (let i = 0; i < 3; i++) variant.run(variant.input ?? rgb);
     variant.top1 = argmax(variant.run(variant.input ?? rgb));
@@ -221,27 +231,27 @@ export function formatCpuPathBench(result: CpuPathResult, labels: string[]): { t
     threadRow(result.harness, 'C harness, XNNPACK delegate made directly'),
     threadRow(result.harness, 'C harness, through the plugin with key/value options'),
     threadRow(result.harness, 'C harness, stock kernels'),
-    threadRow(result.runtime, 'runtime, options as key/value pairs (before the fix)', 'runtime, int8 model'),
-    threadRow(result.runtime, 'runtime, int8 model'),
-    threadRow(result.runtime, 'runtime, int8 model cut by build-model (segment chain)'),
-    threadRow(result.runtime, CHAIN_OWN_POOLS, CHAIN_SHARED),
-    threadRow(result.runtime, CHAIN_SHARED),
+    threadRow(result.runtime, CPU_PATH_VARIANTS.keyValueOptions, CPU_PATH_VARIANTS.int8),
+    threadRow(result.runtime, CPU_PATH_VARIANTS.int8),
+    threadRow(result.runtime, CPU_PATH_VARIANTS.int8Chain),
+    threadRow(result.runtime, CPU_PATH_VARIANTS.chainOwnPools, CPU_PATH_VARIANTS.chainShared),
+    threadRow(result.runtime, CPU_PATH_VARIANTS.chainShared),
   ].join('\n');
   const uint8Row = (name: string, threadCount: number) => {
     const v = find(result.runtime, name, threadCount)!;
-    const base = find(result.runtime, 'runtime, int8 model', threadCount)!.times;
+    const base = find(result.runtime, CPU_PATH_VARIANTS.int8, threadCount)!.times;
     return `| ${name.replace('runtime, ', '')} | ${threadCount} | ${v.delegate} | ${cell(v.times)} | ${ratio(medianOf(v.times), medianOf(base))} / ${ratio(p10(v.times), p10(base))} | ${v.top1} "${labels[v.top1!] ?? '?'}" |`;
   };
   const uint8 = [
     '| model | threads | delegate, as reported | ms: median / p10 / fastest | x the int8 model: medians / p10s | top-1 on cat.bmp |',
     '| --- | --- | --- | --- | --- | --- |',
     ...[1, 2].flatMap((t) => [
-      uint8Row('runtime, int8 model', t),
-      uint8Row('runtime, int8 model cut by build-model (segment chain)', t),
-      uint8Row('runtime, uint8 model (QU8 asked)', t),
-      uint8Row('runtime, uint8 model cut by build-model (as int8)', t),
+      uint8Row(CPU_PATH_VARIANTS.int8, t),
+      uint8Row(CPU_PATH_VARIANTS.int8Chain, t),
+      uint8Row(CPU_PATH_VARIANTS.uint8QU8, t),
+      uint8Row(CPU_PATH_VARIANTS.uint8AsInt8, t),
     ]),
-    uint8Row('runtime, uint8 model on the stock kernels', 1),
+    uint8Row(CPU_PATH_VARIANTS.uint8Stock, 1),
   ].join('\n');
   const load =
     `Load average (1, 5, 15 min) ${result.loadBefore.map((l) => l.toFixed(2)).join(', ')} before and ${result.loadAfter.map((l) => l.toFixed(2)).join(', ')} after, ` +
