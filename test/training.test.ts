@@ -48,13 +48,22 @@ function writeTinyTrainConfig(dir: string, training: Record<string, unknown> = {
 }
 
 /** Trains a tiny config to its end in its own work directory under `dir`, and reads the trained float graph. */
-async function trainTiny(dir: string, training: Record<string, unknown>) {
+async function trainTiny(dir: string, training: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env) {
   const config = loadTrainConfig(writeTinyTrainConfig(dir, training));
   const work = planTrainingWork(config, path.join(dir, 'cache'));
   await prepareTrainingWork(config, work);
-  const done = await runTrainer(choosePython(undefined), work.dir, () => {});
-  return { done, trained: readFloatGraph(path.join(work.dir, 'trained')) };
+  const events: TrainerEvent[] = [];
+  const done = await runTrainer(choosePython(undefined), work.dir, (event) => events.push(event), undefined, env);
+  return { done, events, trained: readFloatGraph(path.join(work.dir, 'trained')) };
 }
+
+/** A /proc/cpuinfo of one x86 core with the given flags, for the trainer's bfloat16 check. */
+function fakeCpuinfo(dir: string, flags: string): NodeJS.ProcessEnv {
+  const file = path.join(dir, `cpuinfo-${flags.split(' ').length}`);
+  fs.writeFileSync(file, `processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: ${flags}\n\n`);
+  return { ...process.env, EDGE_EXIT_CPUINFO: file };
+}
+const AVX2_FLAGS = 'fpu sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma';
 
 test('the dequantized backbone keeps every pretrained weight within half a quantization step, in PyTorch layout', (t) => {
   const model = readTfliteModel(fs.readFileSync(MOBILENET_V2));
@@ -360,12 +369,29 @@ test('progressive resizing trains its first epochs on shrunk images, the rest at
 test('bfloat16 autocast trains (relu6 included) and exports a float32 graph that differs from the float32 run of the same seed', async (t) => {
   const dir = temporaryDir('edge-exit-bfloat16-');
   const float32 = await trainTiny(dir, { maxSteps: 2, learningRate: 0.05 });
-  const bfloat16 = await trainTiny(dir, { maxSteps: 2, learningRate: 0.05, bfloat16: true });
+  // Emulated here where the processor lacks the instructions; the fake cpuinfo claims them.
+  const bfloat16 = await trainTiny(dir, { maxSteps: 2, learningRate: 0.05, bfloat16: true }, fakeCpuinfo(dir, `${AVX2_FLAGS} avx512f avx512_bf16`));
   t.is(bfloat16.done.steps, 2);
+  t.is(bfloat16.done.stepPrecision, 'bfloat16');
+  t.is(float32.done.stepPrecision, 'float32');
   const classifier = convWeights(bfloat16.trained, 'final.logits');
   t.true(classifier.every(Number.isFinite));
   // Same seed, same batches: only the arithmetic of the steps differs, so differing weights show autocast was on.
   t.false(classifier.every((v, i) => v === convWeights(float32.trained, 'final.logits')[i]));
+});
+
+test('a bfloat16 recipe on a processor without bfloat16 instructions trains in float32 and says so', async (t) => {
+  const dir = temporaryDir('edge-exit-bfloat16-absent-');
+  const avx2 = fakeCpuinfo(dir, AVX2_FLAGS);
+  const float32 = await trainTiny(dir, { maxSteps: 2, learningRate: 0.05 }, avx2);
+  const asked = await trainTiny(dir, { maxSteps: 2, learningRate: 0.05, bfloat16: true }, avx2);
+  t.is(asked.done.stepPrecision, 'float32');
+  const notices = asked.events.filter((event) => event.event === 'notice').map((event) => String(event.message));
+  t.is(notices.length, 1);
+  t.regex(notices[0]!, /training\.bfloat16.*avx512_bf16.*float32/);
+  t.deepEqual(float32.events.filter((event) => event.event === 'notice'), []);
+  // Same seed and batches, and now the same arithmetic: the same weights.
+  t.deepEqual(convWeights(asked.trained, 'final.logits'), convWeights(float32.trained, 'final.logits'));
 });
 
 test('the weight average replaces the last weights at the end of the joint phase: decay 0 gives the last step, decay near 1 the start', async (t) => {

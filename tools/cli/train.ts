@@ -22,9 +22,11 @@ export interface TrainReport {
   exits: string[];
   float: { validationAccuracy: number[]; testAccuracy?: number[] };
   int8: { validationAccuracy: number[]; testAccuracy?: number[] };
+  /** What the steps computed in: bfloat16 only where asked for and the processor has the instructions. */
+  stepPrecision: string;
   history: unknown[];
   /** A cascade's glance network: how it trained (its final exit is exit 0 above). */
-  glance?: { config: string; trainSeconds: number; steps: number; history: unknown[] };
+  glance?: { config: string; trainSeconds: number; steps: number; stepPrecision: string; history: unknown[] };
 }
 
 /** A package already at the destination must be for the same classes, unless --force replaces it. */
@@ -74,6 +76,8 @@ async function trainNetwork(config: ResolvedTrainConfig, python: string, cacheDi
         } else if (event.event === 'epoch') {
           const averaged = event.averageValidationAccuracy ? `, weight average ${JSON.stringify(event.averageValidationAccuracy)}` : '';
           process.stderr.write(`\nepoch ${event.epoch}/${event.epochs}: validation accuracy per exit ${JSON.stringify(event.validationAccuracy)}${averaged}\n`);
+        } else if (event.event === 'notice') {
+          process.stderr.write(`\n${config.name}: ${event.message}\n`);
         } else if (event.event === 'resumed') {
           process.stderr.write(`resuming from the checkpoint at step ${event.step} of ${event.steps}\n`);
         }
@@ -123,8 +127,19 @@ async function packageTrained(main: TrainedWork, outDir: string, glance?: Traine
     exits: [...(glance ? [`glance ${glance.config.inputSize}x${glance.config.inputSize}`] : []), ...main.config.cuts, 'pooled'],
     float: { validationAccuracy: withGlance(main.done.validationAccuracy, finalOf(glance?.done.validationAccuracy))!, ...(floatTest ? { testAccuracy: floatTest } : {}) },
     int8: result.int8,
+    stepPrecision: String(main.done.stepPrecision),
     history: main.done.history as unknown[],
-    ...(glance ? { glance: { config: glance.config.name, trainSeconds: Number(glance.done.trainSeconds), steps: Number(glance.done.steps), history: glance.done.history as unknown[] } } : {}),
+    ...(glance
+      ? {
+          glance: {
+            config: glance.config.name,
+            trainSeconds: Number(glance.done.trainSeconds),
+            steps: Number(glance.done.steps),
+            stepPrecision: String(glance.done.stepPrecision),
+            history: glance.done.history as unknown[],
+          },
+        }
+      : {}),
   };
   fs.writeFileSync(path.join(result.dir, 'training-report.json'), `${JSON.stringify(report, null, 2)}\n`);
   const history = report.history as EpochAccuracy[];
@@ -162,7 +177,7 @@ async function trainPackage(options: { config: string; out?: string; force?: boo
 
 function printReport(report: TrainReport): void {
   const fmt = (values: number[] | undefined, i: number) => (values ? values[i]!.toFixed(2).padStart(7) : '      -');
-  console.log(`Trained in ${(report.trainSeconds / 60).toFixed(1)} min (${report.steps} steps); package: ${report.package}`);
+  console.log(`Trained in ${(report.trainSeconds / 60).toFixed(1)} min (${report.steps} steps in ${report.stepPrecision}); package: ${report.package}`);
   console.log('exit after     float val  int8 val  float test  int8 test');
   report.exits.forEach((name, i) => {
     console.log(`${name.padEnd(12)} ${fmt(report.float.validationAccuracy, i)}  ${fmt(report.int8.validationAccuracy, i)}   ${fmt(report.float.testAccuracy, i)}    ${fmt(report.int8.testAccuracy, i)}`);

@@ -37,6 +37,36 @@ def emit(event, **fields):
     print(json.dumps({"event": event, **fields}), flush=True)
 
 
+BFLOAT16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # x86 (flags) and Arm (Features) spellings
+
+
+def bfloat16_steps(config):
+    """Whether steps run under bfloat16 autocast, and why not when asked for.
+
+    The recipe asks for bfloat16 to buy epochs; a processor without bfloat16
+    instructions emulates it, many times slower than float32, so there the
+    steps stay float32. EDGE_EXIT_CPUINFO names another /proc/cpuinfo (tests).
+    """
+    if not config.get("bfloat16"):
+        return False, None
+    cpuinfo = os.environ.get("EDGE_EXIT_CPUINFO", "/proc/cpuinfo")
+    try:
+        with open(cpuinfo) as f:
+            text = f.read()
+    except OSError:
+        return True, None
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    if flags & BFLOAT16_FLAGS:
+        return True, None
+    return False, (f"training.bfloat16 is set, but this processor has no bfloat16 instructions ({', '.join(sorted(BFLOAT16_FLAGS))} "
+                   f"absent from {cpuinfo}), where emulated bfloat16 steps are several times slower than float32 ones: "
+                   "training in float32 instead")
+
+
 def load_graph(directory):
     with open(os.path.join(directory, "graph.json")) as f:
         spec = json.load(f)
@@ -518,6 +548,9 @@ def main():
     with open(os.path.join(args.work, "train-config.json")) as f:
         config = json.load(f)
     torch.set_num_threads(config["threads"])
+    use_bfloat16, bfloat16_refusal = bfloat16_steps(config)
+    if bfloat16_refusal:
+        emit("notice", message=bfloat16_refusal)
     random.seed(config["seed"])
     np.random.seed(config["seed"])
     torch.manual_seed(config["seed"])
@@ -633,7 +666,7 @@ def main():
             for group in optimizer.param_groups:
                 backbone = group["part"] == "backbone"
                 group["lr"] = (0.0 if warming_heads or heads_phase else lr * config["backboneLrScale"]) if backbone else lr
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(config.get("bfloat16"))):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bfloat16):
                 outputs = model.head_step_outputs(x) if heads_phase else model(x)
             loss = joint_loss([o.float() for o in outputs], y, config, head_weights if heads_phase else joint_weights,
                               None if partner is None else y[partner], kept)
@@ -673,6 +706,7 @@ def main():
     emit("progress", stage="export", step=0, steps=1)
     export(model, spec, train, classes, os.path.join(args.work, "trained"), config["calibrationImages"])
     report = {"history": history, "trainSeconds": round(elapsed_before + time.time() - started, 1), "steps": global_step,
+              "stepPrecision": "bfloat16" if use_bfloat16 else "float32",
               "validationAccuracy": evaluate(model, validation, spec)}
     if test is not None:
         report["testAccuracy"] = evaluate(model, test, spec)

@@ -39,10 +39,19 @@ export interface TrainerEvent {
   [field: string]: unknown;
 }
 
-/** Resolves with the trainer's final "done" event; stderr is kept for the error message. */
-export function runTrainer(python: string, workDir: string, onEvent: (event: TrainerEvent) => void, signal?: AbortSignal): Promise<TrainerEvent> {
+/**
+ * Resolves with the trainer's final "done" event; stderr is kept for the error message.
+ * `env` reaches the trainer (EDGE_EXIT_CPUINFO points it at another /proc/cpuinfo).
+ */
+export function runTrainer(
+  python: string,
+  workDir: string,
+  onEvent: (event: TrainerEvent) => void,
+  signal?: AbortSignal,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<TrainerEvent> {
   return new Promise((resolve, reject) => {
-    const child = spawn(python, [TRAINER_SCRIPT, '--work', workDir], { stdio: ['ignore', 'pipe', 'pipe'], signal });
+    const child = spawn(python, [TRAINER_SCRIPT, '--work', workDir], { stdio: ['ignore', 'pipe', 'pipe'], signal, env });
     let done: TrainerEvent | undefined;
     let stderrTail = '';
     child.stderr.on('data', (chunk: Buffer) => {

@@ -67,6 +67,8 @@ const recipeSchema = z.object({
    * Training steps run forward under bfloat16 autocast; weights, gradients, the optimizer, evaluation
    * and export stay float32. Where the processor has bfloat16 instructions (avx512_bf16, AMX) a step
    * is cheaper, which buys epochs; tools/experiments/bf16_step_time.py measures it on a work directory.
+   * Elsewhere bfloat16 is emulated (13x slower than float32 on an AVX2 core), so the trainer runs
+   * float32 steps, says so, and records `stepPrecision` in its report.
    */
   // Optional rather than defaulted: a default would enter the work directory's key and orphan earlier runs.
   bfloat16: z.boolean().optional(),
