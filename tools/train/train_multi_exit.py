@@ -53,7 +53,7 @@ def bfloat16_steps(config):
     try:
         with open(cpuinfo) as f:
             text = f.read()
-    except OSError:
+    except OSError:  # no /proc (not Linux): nothing to go by, so the recipe stands
         return True, None
     flags = set()
     for line in text.splitlines():
