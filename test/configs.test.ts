@@ -4,6 +4,7 @@ import test from 'ava';
 import { readConfigObject } from '../agent/config/json-file.js';
 import { agentConfigJsonSchema } from '../agent/config/agent-config.js';
 import { configDirs, PROJECT_ROOT } from '../agent/config/paths.js';
+import { RECOMMENDED_PACKAGE } from '../agent/model-package/locate.js';
 import { loadBuildConfig } from '../tools/model-package/build-config.js';
 import { isCascadeConfigFile, loadCascadeConfig } from '../tools/training/cascade-config.js';
 import { loadTrainConfig } from '../tools/training/train-config.js';
@@ -43,9 +44,12 @@ test('extends lays a config over its base: objects merge, arrays replace; a cycl
   t.throws(() => readConfigObject(path.join(dir, 'orphan.json'), []), { message: /no config "nowhere"/ });
 });
 
-test('the recommended recipe resolves to exactly the settings it was trained with', (t) => {
-  const resolved = readConfigObject(path.join(PROJECT_ROOT, 'models', 'configs', 'mobilenet_v2_cifar10_finetuned_final_first_bf16_seed3.json'));
-  t.like(resolved, { name: 'mobilenet_v2_cifar10_finetuned_final_first_bf16_seed3', inputSize: 128, training: { epochs: 22, seed: 3, bfloat16: true, cutout: 0.5, exitWeights: [0, 0, 0, 0, 1] } });
+test('the recommended cascade resolves to exactly the settings its release was trained with', (t) => {
+  const configFile = (name: string) => path.join(PROJECT_ROOT, 'models', 'configs', `${name}.json`);
+  const cascade = readConfigObject(configFile(RECOMMENDED_PACKAGE));
+  t.like(cascade, { main: 'mobilenet_v2_cifar10_finetuned_final_first_bf16_10ep_seed3', glance: 'mobilenet_v2_cifar10_glance_64_seed3', balancedConfidenceZ: 3 });
+  t.like(readConfigObject(configFile(String(cascade.main))), { inputSize: 128, training: { epochs: 10, seed: 3, bfloat16: true, cutout: 0.5, exitWeights: [0, 0, 0, 0, 1] } });
+  t.like(readConfigObject(configFile(String(cascade.glance))), { inputSize: 64, frameSize: 128, training: { epochs: 10, seed: 3, labelSmoothing: 0 } });
 });
 
 test('docs/agent-config.schema.json is the schema the agent validates with, and checks a config as the agent does', (t) => {
