@@ -9,6 +9,7 @@ import { imageFileToRgb } from '../agent/preprocess/image-to-rgb.js';
 import { CliProcess } from './helpers/cli-process.js';
 import { CAT_PHOTO, temporaryDir } from './helpers/shared.js';
 import { buildTinyAgentPackage } from './helpers/tiny-package.js';
+import { describeSteps } from '../tools/cli/train.js';
 
 const RELEASES = path.join(PROJECT_ROOT, 'models', 'releases');
 const released = fs.existsSync(RELEASES) ? fs.readdirSync(RELEASES) : [];
@@ -50,4 +51,11 @@ test('`edge-exit release` copies a package with its provenance, and a tampered c
   bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
   fs.writeFileSync(path.join(tampered, victim), bytes);
   t.throws(() => loadModelPackage(tampered), { instanceOf: ModelPackageError, message: new RegExp(victim.replace('.', '\\.')) });
+});
+
+test('a cascade whose glance trained in float32 and main network in bfloat16 says so per network', (t) => {
+  const glance = { config: 'glance', trainSeconds: 1, steps: 4914, stepPrecision: 'float32', history: [] };
+  t.is(describeSteps({ steps: 10062, stepPrecision: 'bfloat16', glance }), '5148 main-network steps in bfloat16, 4914 glance steps in float32');
+  t.is(describeSteps({ steps: 10062, stepPrecision: 'float32', glance }), '10062 steps in float32');
+  t.is(describeSteps({ steps: 500, stepPrecision: 'bfloat16' }), '500 steps in bfloat16');
 });

@@ -5,6 +5,7 @@ import { configFileFor, PROJECT_ROOT } from '../../agent/config/paths.js';
 import { loadModelPackage } from '../../agent/model-package/load.js';
 import { findPackageDir, releasesDir } from '../../agent/model-package/locate.js';
 import { MANIFEST_FILE } from '../../agent/model-package/manifest.js';
+import { describeSteps, type TrainReport } from './train.js';
 
 /** A release is committed to git: it must stay small enough for a repository and a gateway's flash. */
 export const MAX_RELEASE_BYTES = 10 * 2 ** 20;
@@ -35,7 +36,7 @@ export function releaseCommand(name: string, options: { command?: string }): voi
   fs.mkdirSync(out, { recursive: true });
   for (const file of files) fs.copyFileSync(path.join(dir, file), path.join(out, file));
   const reportFile = path.join(dir, 'training-report.json');
-  const report = fs.existsSync(reportFile) ? (JSON.parse(fs.readFileSync(reportFile, 'utf8')) as { trainSeconds?: number; stepPrecision?: string; exits?: string[]; int8?: { validationAccuracy?: number[]; testAccuracy?: number[] } }) : undefined;
+  const report = fs.existsSync(reportFile) ? (JSON.parse(fs.readFileSync(reportFile, 'utf8')) as Partial<TrainReport>) : undefined;
   const config = configFileFor(name);
   const figures = report?.exits
     ? ['| exit | int8 validation | int8 test |', '| --- | --- | --- |', ...report.exits.map((exit, i) => `| ${exit} | ${report.int8?.validationAccuracy?.[i]?.toFixed(2) ?? '-'}% | ${report.int8?.testAccuracy?.[i]?.toFixed(2) ?? '-'}% |`)].join('\n')
@@ -53,7 +54,7 @@ sha256 is in \`manifest.json\` and is checked at every load (and by the tests).
 - build key: \`${pkg.manifest.buildKey}\`
 - commit of the release: \`${gitCommit()}\`
 - command: \`${options.command ?? `node bin/edge-exit.js train -c ${name}`}\`, then \`node bin/edge-exit.js release ${name}\`
-${report?.trainSeconds ? `- training time: ${(report.trainSeconds / 60).toFixed(1)} min on this project's 2-core x86-64 machines${report.stepPrecision ? `, ${report.stepPrecision} steps` : ''}\n` : ''}
+${report?.trainSeconds ? `- training time: ${(report.trainSeconds / 60).toFixed(1)} min on this project's 2-core x86-64 machines${report.stepPrecision && report.steps ? `, ${describeSteps({ steps: report.steps, stepPrecision: report.stepPrecision, glance: report.glance })}` : ''}\n` : ''}
 ## Figures (CIFAR-10, from the training report)
 
 ${figures}

@@ -175,9 +175,16 @@ async function trainPackage(options: { config: string; out?: string; force?: boo
   return packageTrained(main, outDir, glance, name);
 }
 
+/** "10062 steps in bfloat16", or per network when a cascade's glance computed in another precision than its main network. */
+export function describeSteps(report: Pick<TrainReport, 'steps' | 'stepPrecision' | 'glance'>): string {
+  const { glance } = report;
+  if (!glance || glance.stepPrecision === report.stepPrecision) return `${report.steps} steps in ${report.stepPrecision}`;
+  return `${report.steps - glance.steps} main-network steps in ${report.stepPrecision}, ${glance.steps} glance steps in ${glance.stepPrecision}`;
+}
+
 function printReport(report: TrainReport): void {
   const fmt = (values: number[] | undefined, i: number) => (values ? values[i]!.toFixed(2).padStart(7) : '      -');
-  console.log(`Trained in ${(report.trainSeconds / 60).toFixed(1)} min (${report.steps} steps in ${report.stepPrecision}); package: ${report.package}`);
+  console.log(`Trained in ${(report.trainSeconds / 60).toFixed(1)} min (${describeSteps(report)}); package: ${report.package}`);
   console.log('exit after     float val  int8 val  float test  int8 test');
   report.exits.forEach((name, i) => {
     console.log(`${name.padEnd(12)} ${fmt(report.float.validationAccuracy, i)}  ${fmt(report.int8.validationAccuracy, i)}   ${fmt(report.float.testAccuracy, i)}    ${fmt(report.int8.testAccuracy, i)}`);
