@@ -41,6 +41,9 @@ test('`edge-exit release` copies a package with its provenance, and a tampered c
   const readme = fs.readFileSync(path.join(dir, 'README.md'), 'utf8');
   t.regex(readme, /command: `built by the test`/);
   t.regex(readme, /build key: `[0-9a-f]{64}`/);
+  const again = new CliProcess(['release', 'tiny_cifar10', '--command', 'built again'], { EDGE_EXIT_MODELS_DIR: modelsDir });
+  t.is(await again.exited, 0, `a retrained package is released over its earlier release: ${again.output}`);
+  t.regex(fs.readFileSync(path.join(dir, 'README.md'), 'utf8'), /command: `built again`/);
   const pkg = loadModelPackage(dir);
   t.true(pkg.files.size >= 2);
 

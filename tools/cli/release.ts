@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { configFileFor, PROJECT_ROOT } from '../../agent/config/paths.js';
+import { configFileFor, modelsDir, PROJECT_ROOT } from '../../agent/config/paths.js';
 import { loadModelPackage } from '../../agent/model-package/load.js';
 import { findPackageDir, releasesDir } from '../../agent/model-package/locate.js';
 import { MANIFEST_FILE } from '../../agent/model-package/manifest.js';
@@ -24,7 +24,9 @@ function gitCommit(): string {
  * command, figures), so that a gateway runs it without building or training.
  */
 export function releaseCommand(name: string, options: { command?: string }): void {
-  const dir = findPackageDir(name);
+  // A fresh build under models/<name>/ goes first: re-releasing a retrained package must not find the old release.
+  const built = path.join(modelsDir(), name);
+  const dir = fs.existsSync(path.join(built, MANIFEST_FILE)) ? built : findPackageDir(name);
   if (!dir) throw new Error(`No package "${name}" to release: build or train it first (edge-exit build-model / train -c ${name}).`);
   const pkg = loadModelPackage(dir);
   const files = [MANIFEST_FILE, ...pkg.files.keys()];
