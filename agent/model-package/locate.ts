@@ -6,7 +6,7 @@ import { MANIFEST_FILE } from './manifest.js';
 /**
  * The recommended package: the fine-tuned glance cascade (docs/exits.md), released under models/releases/.
  * Its 10-epoch recipe, not the 22-epoch one, because a release must be rebuildable from a clean checkout in one
- * sitting on a 2-core host (about 90 minutes against 2.5 hours).
+ * sitting on a 2-core host (81 minutes measured, against 2.5 hours).
  */
 export const RECOMMENDED_PACKAGE = 'mobilenet_v2_cifar10_cascade_64_10ep_seed3';
 /** The post-hoc package a workstation builds from ../shared in minutes, when the recommended one is not released. */
