@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { describeIssues, strictSection } from '../agent/config/issues.js';
+import { describeIssues, strictSection } from '../common/config-issues.js';
 
 /** A number in [min, max]; the message names the range, e.g. "must be 0..1 (fraction)". */
 function within(min: number, max: number, unit = '') {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { type AgentConfig, parseAgentConfig } from '../agent/config/agent-config.js';
 import { chooseOperatingPoint } from '../agent/controller/choose-operating-point.js';
-import { logger } from '../agent/log/logger.js';
+import { logger } from '../common/log/logger.js';
 import { configResponseSchema, configStateSchema, MAX_CONFIG_SET_BYTES } from '../agent/mqtt/payloads.js';
 import { RemoteConfig } from '../agent/mqtt/remote-config.js';
 import type { ConfigChangeRow } from '../agent/store/types.js';

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fillUp, mountTmpfs } from './helpers/tmpfs.js';
 import test from 'ava';
 import Database from 'better-sqlite3';
-import { logger } from '../agent/log/logger.js';
+import { logger } from '../common/log/logger.js';
 import { LogReader, LogStore, type InferenceRow } from '../agent/store/log-store.js';
 
 // These tests replace logger.warn to count warnings: one at a time.

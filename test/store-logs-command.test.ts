@@ -12,7 +12,7 @@ import {
   parseLogsOptions,
   parseTime,
   registerLogsCommand,
-} from '../agent/cli/commands/logs.js';
+} from '../cli/commands/logs.js';
 import { LogReader, LogStore } from '../agent/store/log-store.js';
 
 const T0 = Date.UTC(2026, 2, 10, 8, 0, 0);

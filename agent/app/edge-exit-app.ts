@@ -7,8 +7,8 @@ import { EnergyController, ladderWithin } from '../controller/energy-controller.
 import { DECODE_AND_GATE_MS, LifetimePlanner, plannerSettings } from '../controller/lifetime-planner.js';
 import { deviceProfile } from '../energy/device-profiles.js';
 import { MultiExitEngine } from '../inference/multi-exit-engine.js';
-import { logger } from '../log/logger.js';
-import { endStatusLine } from '../log/terminal.js';
+import { logger } from '../../common/log/logger.js';
+import { endStatusLine } from '../../common/log/terminal.js';
 import type { ModelPackage } from '../model-package/load.js';
 import { AgentLink, type HomeAssistantLink } from '../mqtt/agent-link.js';
 import { discoveryMessages } from '../mqtt/home-assistant.js';
@@ -31,11 +31,11 @@ import { configPatchJsonSchema } from '../mqtt/payloads.js';
 import { AgentMetrics } from './agent-metrics.js';
 import { healthReport, type HealthReport } from './health.js';
 import { SystemdNotifier } from './systemd-notify.js';
-import { sendJson, WebServer, type RouteHandler } from './web-server.js';
+import { sendJson, WebServer, type RouteHandler } from '../../common/web-server.js';
 import { StatusReporter } from './status-reporter.js';
 import { TelemetryPublisher } from './telemetry-publisher.js';
 import { UnitStack } from './unit.js';
-import { writeFileAtomically } from '../config/atomic-write.js';
+import { writeFileAtomically } from '../../common/atomic-write.js';
 import { PowerManager } from './power-manager.js';
 
 /** An offload server run beside the embedded broker; the server side is handed in, so the agent never imports it. */

@@ -1,5 +1,5 @@
-import { logger } from '../log/logger.js';
-import { showStatusLine } from '../log/terminal.js';
+import { logger } from '../../common/log/logger.js';
+import { showStatusLine } from '../../common/log/terminal.js';
 import { formatStatusLine, writeStatusFile, type StatusFile } from '../pipeline/status-file.js';
 import type { AgentStatus } from '../pipeline/edge-agent.js';
 

@@ -7,8 +7,8 @@
  * `systemd-notify` with --pid naming the agent (the unit needs NotifyAccess=all).
  */
 import { execFile } from 'node:child_process';
-import { logger } from '../log/logger.js';
-import { throttledWarning } from '../log/throttled.js';
+import { logger } from '../../common/log/logger.js';
+import { throttledWarning } from '../../common/log/throttled.js';
 import { onPath } from '../sources/child-stream.js';
 
 export class SystemdNotifier {

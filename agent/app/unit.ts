@@ -1,4 +1,4 @@
-import { logger } from '../log/logger.js';
+import { logger } from '../../common/log/logger.js';
 
 /** One part of the running gateway: started in order by the app, stopped in reverse. */
 export interface Unit {

@@ -3,10 +3,10 @@ import path from 'node:path';
 import { z } from 'zod';
 import { PROJECT_ROOT } from './paths.js';
 import { defaultPackage } from '../model-package/locate.js';
-import { describeIssues, redactUrl, strictSection } from './issues.js';
+import { describeIssues, redactUrl, strictSection } from '../../common/config-issues.js';
 import { bridgeConfigSchema } from '../../firmware-bridge/config.js';
 
-export { describeIssues, redactUrl } from './issues.js';
+export { describeIssues, redactUrl } from '../../common/config-issues.js';
 
 /** Device ids become MQTT topic levels and file names: no wildcards, separators or spaces. */
 export const deviceIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only, 1 to 64 of them (it becomes an MQTT topic level)');

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HealthReport } from '../app/health.js';
-import { sendJson, type RouteHandler } from '../app/web-server.js';
+import { sendJson, type RouteHandler } from '../../common/web-server.js';
 import type { AgentStatus } from '../pipeline/edge-agent.js';
 import type { LogReader } from '../store/log-store.js';
 

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import type { EventsConfig } from '../config/agent-config.js';
-import { logger } from '../log/logger.js';
+import { logger } from '../../common/log/logger.js';
 import type { AgentLink } from '../mqtt/agent-link.js';
 import { encodeJsonPayload, eventMessageSchema, stateSchema, type DeviceState } from '../mqtt/payloads.js';
 import type { LogStore } from '../store/log-store.js';

@@ -1,8 +1,8 @@
-import { logger } from '../log/logger.js';
+import { logger } from '../../common/log/logger.js';
 import { imageScaleFactor, isBranchSegment, mainChainStart, readsImage } from '../model-package/image-segments.js';
 import type { ModelPackage } from '../model-package/load.js';
 import { areaDownsample } from '../preprocess/area-downsample.js';
-import { BackoffSchedule, type BackoffBounds } from '../retry/backoff-schedule.js';
+import { BackoffSchedule, type BackoffBounds } from '../../common/retry/backoff-schedule.js';
 import { ModelLoadError } from '../runtime/errors.js';
 import { TfliteInterpreter, type Backend, type InterpreterOptions, type TensorView } from '../runtime/interpreter.js';
 import { cpuOptions, loadCpuSegments, loadEdgeTpuSegments, mayUseEdgeTpu } from './edgetpu-segments.js';

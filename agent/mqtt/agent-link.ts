@@ -1,6 +1,6 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { redactUrl, type AgentConfig } from '../config/agent-config.js';
-import { logger } from '../log/logger.js';
+import { logger } from '../../common/log/logger.js';
 import { brokerConnectOptions } from './connect-options.js';
 import { describeConnectionError } from './connection-errors.js';
 import { disableNagle } from './no-delay.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { type AgentConfig, agentConfigSchema, controllerSchema, describeIssues, eventsSchema, gateSchema, offloadModeSchema, offloadSchema, plannerSchema, policySchema } from '../config/agent-config.js';
-import { strictSection } from '../config/issues.js';
+import { strictSection } from '../../common/config-issues.js';
 import { WAKE_REASONS } from '../../firmware-bridge/types.js';
 
 /** A config/set is a handful of fields; anything bigger is a mistake or an attack. */

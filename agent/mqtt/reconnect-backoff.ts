@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt';
 
-import { BackoffSchedule, type BackoffBounds } from '../retry/backoff-schedule.js';
+import { BackoffSchedule, type BackoffBounds } from '../../common/retry/backoff-schedule.js';
 
 export { BackoffSchedule, type BackoffBounds };
 

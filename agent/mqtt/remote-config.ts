@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { type AgentConfig, ConfigError, parseAgentConfig, publicConfig } from '../config/agent-config.js';
-import { logger } from '../log/logger.js';
-import { writeFileAtomically } from '../config/atomic-write.js';
+import { logger } from '../../common/log/logger.js';
+import { writeFileAtomically } from '../../common/atomic-write.js';
 import type { ConfigChangeRow } from '../store/types.js';
 import {
   applyConfigPatch,

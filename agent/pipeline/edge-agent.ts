@@ -3,7 +3,7 @@ import type { DeviceProfile } from '../energy/device-profiles.js';
 import { frameEnergy } from '../energy/energy-model.js';
 import { createExitPolicy, type ExitPolicy } from '../exit-policy/policy.js';
 import type { MultiExitEngine } from '../inference/multi-exit-engine.js';
-import { logger } from '../log/logger.js';
+import { logger } from '../../common/log/logger.js';
 import type { OperatingPoint } from '../model-package/manifest.js';
 import type { ResultPublisher } from '../events/result-publisher.js';
 import type { MotionGate } from '../gate/motion-gate.js';

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomically } from '../config/atomic-write.js';
+import { writeFileAtomically } from '../../common/atomic-write.js';
 import type { AgentStatus } from './edge-agent.js';
 
 /** The running agent's latest status, next to its log database, for `edge-exit status`. */

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { logger } from '../log/logger.js';
+import { logger } from '../../common/log/logger.js';
 import { BuiltinOperator, TensorType, type TfliteModel } from '../tflite/model.js';
 import { checkSharedLibrary, type LoadCheck } from './shared-library.js';
 

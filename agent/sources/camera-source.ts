@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { BackoffSchedule } from '../retry/backoff-schedule.js';
-import { logger } from '../log/logger.js';
+import { BackoffSchedule } from '../../common/retry/backoff-schedule.js';
+import { logger } from '../../common/log/logger.js';
 import type { Frame, FrameSource } from './frame-source.js';
 
 /** The legacy stack's raspistill is kept open instead (raspistill-source.ts). */

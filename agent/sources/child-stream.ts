@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { throttledWarning } from '../log/throttled.js';
-import { BackoffSchedule } from '../retry/backoff-schedule.js';
+import { throttledWarning } from '../../common/log/throttled.js';
+import { BackoffSchedule } from '../../common/retry/backoff-schedule.js';
 import type { Frame, FrameSource } from './frame-source.js';
 
 /*

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { sourceSchema, type SourceConfig } from '../config/agent-config.js';
-import { logger } from '../log/logger.js';
+import { logger } from '../../common/log/logger.js';
 import { onPath } from './child-stream.js';
 import { ensureDemoVideo } from './demo-scene.js';
 import { expandPath, PROJECT_ROOT, sharedDir } from '../config/paths.js';

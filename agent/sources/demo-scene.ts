@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { logger } from '../log/logger.js';
+import { logger } from '../../common/log/logger.js';
 import { onPath, SourceError } from './child-stream.js';
 
 /*

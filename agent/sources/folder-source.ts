@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { logger } from '../log/logger.js';
+import { logger } from '../../common/log/logger.js';
 import type { Frame, FrameSource } from './frame-source.js';
 
 const IMAGE = /\.(jpe?g|png|webp|bmp)$/i;

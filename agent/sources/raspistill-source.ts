@@ -1,6 +1,6 @@
-import { logger } from '../log/logger.js';
-import { throttledWarning } from '../log/throttled.js';
-import { BackoffSchedule } from '../retry/backoff-schedule.js';
+import { logger } from '../../common/log/logger.js';
+import { throttledWarning } from '../../common/log/throttled.js';
+import { BackoffSchedule } from '../../common/retry/backoff-schedule.js';
 import { JpegSplitter, onPath, SourceError, type ChildStreamStats } from './child-stream.js';
 import type { Frame, FrameSource } from './frame-source.js';
 

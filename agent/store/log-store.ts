@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { logger } from '../log/logger.js';
+import { logger } from '../../common/log/logger.js';
 import * as queries from './queries.js';
 import type { TimelinePoint } from './queries.js';
 import { applyRetention, type RetentionLimits } from './retention.js';

@@ -1,4 +1,4 @@
-import { logger } from '../../agent/log/logger.js';
+import { logger } from '../../common/log/logger.js';
 import { emptyReading } from '../reading.js';
 import type { BridgeReading, FirmwareBridge } from '../types.js';
 import { loadPigpio, type Pigpio, type PigpioLoad, type PigpioPin } from './pigpio-loader.js';

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { throttledWarning } from '../../agent/log/throttled.js';
-import { BackoffSchedule } from '../../agent/retry/backoff-schedule.js';
+import { throttledWarning } from '../../common/log/throttled.js';
+import { BackoffSchedule } from '../../common/retry/backoff-schedule.js';
 import { emptyReading } from '../reading.js';
 import type { BridgeReading, FirmwareBridge } from '../types.js';
 

@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { logger } from '../../agent/log/logger.js';
+import { logger } from '../../common/log/logger.js';
 import { emptyReading, round } from '../reading.js';
 import type { BridgeReading, FirmwareBridge, PowerDownRequest, WakeReason } from '../types.js';
 import { FrameDecoder, type DecoderCounts } from './frame-decoder.js';

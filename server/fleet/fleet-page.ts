@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Gauge, Registry } from 'prom-client';
-import { sendJson, WebServer, type RouteHandler } from '../../agent/app/web-server.js';
+import { sendJson, WebServer, type RouteHandler } from '../../common/web-server.js';
 import type { AgentConfig } from '../../agent/config/agent-config.js';
 import { FleetWatcher, type FleetSnapshot } from './fleet-watcher.js';
 

@@ -5,7 +5,7 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { type AgentConfig, redactUrl } from '../../agent/config/agent-config.js';
-import { logger } from '../../agent/log/logger.js';
+import { logger } from '../../common/log/logger.js';
 import { brokerConnectOptions } from '../../agent/mqtt/connect-options.js';
 import { eventMessageSchema, stateSchema, telemetrySchema } from '../../agent/mqtt/payloads.js';
 import { AVAILABILITY_ONLINE, deviceIdProblem, serverIdProblem } from '../../agent/mqtt/topics.js';

@@ -11,4 +11,4 @@ process.on('exit', () => {
   const required = Object.keys(createRequire(import.meta.url).cache).map((file) => `file://${file}`);
   fs.appendFileSync(out, `${required.join('\n')}\n`);
 });
-await import('../../agent/cli/main.ts');
+await import('../../cli/main.ts');

@@ -1,4 +1,4 @@
-import { logger } from '../../agent/log/logger.js';
+import { logger } from '../../common/log/logger.js';
 
 /** Collects logger.warn messages for the length of one test (serial tests only: the logger is shared). */
 export function captureWarnings(t: { teardown(fn: () => void): void }): string[] {

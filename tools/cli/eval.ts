@@ -7,7 +7,7 @@ import { evaluationPlots } from '../evaluation/report-plots.js';
 import { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
 import { progressBar } from './progress.js';
 import { openTaskPackage, type TaskPackage } from './build-model.js';
-import { openPackage } from '../../agent/cli/open-package.js';
+import { openPackage } from '../../cli/open-package.js';
 
 function fullLatency(report: EvaluationReport): number {
   return report.points.find((point) => point.name === 'full')?.meanLatencyMs ?? Number.NaN;

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { configFileFor, modelsDir } from '../config/paths.js';
-import { logger } from '../log/logger.js';
-import { loadModelPackage, type ModelPackage } from '../model-package/load.js';
-import { findPackageDir, releasesDir } from '../model-package/locate.js';
+import { configFileFor, modelsDir } from '../agent/config/paths.js';
+import { logger } from '../common/log/logger.js';
+import { loadModelPackage, type ModelPackage } from '../agent/model-package/load.js';
+import { findPackageDir, releasesDir } from '../agent/model-package/locate.js';
 
 /**
  * The package a command names: a released or built package as it is, or, on a
@@ -22,6 +22,6 @@ export async function openPackage(nameOrPath: string, onBuild?: (configFile: str
   }
   logger.info(`model package ${nameOrPath}: building it from ${configFile} unless the build there is up to date (once; later starts reuse it)`);
   onBuild?.(configFile);
-  const { ensureModelPackage } = await import('../../tools/cli/build-model.js');
+  const { ensureModelPackage } = await import('../tools/cli/build-model.js');
   return loadModelPackage((await ensureModelPackage(configFile)).dir);
 }

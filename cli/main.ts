@@ -1,8 +1,8 @@
 import { Command } from 'commander';
-import { agentConfigJsonSchema, loadAgentConfig } from '../config/agent-config.js';
-import { agentVersion } from '../config/paths.js';
-import { logger } from '../log/logger.js';
-import { defaultPackage } from '../model-package/locate.js';
+import { agentConfigJsonSchema, loadAgentConfig } from '../agent/config/agent-config.js';
+import { agentVersion } from '../agent/config/paths.js';
+import { logger } from '../common/log/logger.js';
+import { defaultPackage } from '../agent/model-package/locate.js';
 import { classifyCommand } from './commands/classify.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { logPath, runCommand } from './commands/run.js';
@@ -16,12 +16,12 @@ import { statusCommand } from './commands/status.js';
  * training glue.
  */
 const workstation = {
-  buildModel: () => import('../../tools/cli/build-model.js'),
-  train: () => import('../../tools/cli/train.js'),
-  evaluate: () => import('../../tools/cli/eval.js'),
-  bench: () => import('../../tools/cli/bench.js'),
-  inspect: () => import('../../tools/cli/inspect.js'),
-  release: () => import('../../tools/cli/release.js'),
+  buildModel: () => import('../tools/cli/build-model.js'),
+  train: () => import('../tools/cli/train.js'),
+  evaluate: () => import('../tools/cli/eval.js'),
+  bench: () => import('../tools/cli/bench.js'),
+  inspect: () => import('../tools/cli/inspect.js'),
+  release: () => import('../tools/cli/release.js'),
 };
 
 /** The benchmark runtime suite's single-exit package, and its training recipe default. */

@@ -1,10 +1,10 @@
-import { loadAgentConfig } from '../../config/agent-config.js';
-import { EdgeExitApp, logPath } from '../../app/edge-exit-app.js';
-import { StatusReporter } from '../../app/status-reporter.js';
-import { logger } from '../../log/logger.js';
-import { runHaltCommand } from '../../app/power-manager.js';
-import { statusFilePath } from '../../pipeline/status-file.js';
-import { OffloadServer } from '../../../server/offload-server.js';
+import { loadAgentConfig } from '../../agent/config/agent-config.js';
+import { EdgeExitApp, logPath } from '../../agent/app/edge-exit-app.js';
+import { StatusReporter } from '../../agent/app/status-reporter.js';
+import { logger } from '../../common/log/logger.js';
+import { runHaltCommand } from '../../agent/app/power-manager.js';
+import { statusFilePath } from '../../agent/pipeline/status-file.js';
+import { OffloadServer } from '../../server/offload-server.js';
 import { openPackage } from '../open-package.js';
 
 export { logPath };

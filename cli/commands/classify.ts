@@ -1,11 +1,11 @@
-import { createExitPolicy, type ExitPolicy } from '../../exit-policy/policy.js';
-import { MultiExitEngine } from '../../inference/multi-exit-engine.js';
-import { SegmentChain } from '../../inference/segment-chain.js';
-import type { ModelPackage } from '../../model-package/load.js';
-import type { InterpreterOptions } from '../../runtime/interpreter.js';
-import { dequantizeSoftmax } from '../../exit-policy/probabilities.js';
-import { imageFileToRgb } from '../../preprocess/image-to-rgb.js';
-import { defaultPackage } from '../../model-package/locate.js';
+import { createExitPolicy, type ExitPolicy } from '../../agent/exit-policy/policy.js';
+import { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
+import { SegmentChain } from '../../agent/inference/segment-chain.js';
+import type { ModelPackage } from '../../agent/model-package/load.js';
+import type { InterpreterOptions } from '../../agent/runtime/interpreter.js';
+import { dequantizeSoftmax } from '../../agent/exit-policy/probabilities.js';
+import { imageFileToRgb } from '../../agent/preprocess/image-to-rgb.js';
+import { defaultPackage } from '../../agent/model-package/locate.js';
 import { openPackage } from '../open-package.js';
 
 export interface ClassifyOptions {

@@ -1,12 +1,12 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { type AgentConfig, applyEnvironmentOverrides, parseMqttSettings } from '../../config/agent-config.js';
-import { logger } from '../../log/logger.js';
-import { definedOnly } from '../../mqtt/payloads.js';
-import { serverIdProblem } from '../../mqtt/topics.js';
-import { OffloadServer } from '../../../server/offload-server.js';
-import { FleetPage } from '../../../server/fleet/fleet-page.js';
+import { type AgentConfig, applyEnvironmentOverrides, parseMqttSettings } from '../../agent/config/agent-config.js';
+import { logger } from '../../common/log/logger.js';
+import { definedOnly } from '../../agent/mqtt/payloads.js';
+import { serverIdProblem } from '../../agent/mqtt/topics.js';
+import { OffloadServer } from '../../server/offload-server.js';
+import { FleetPage } from '../../server/fleet/fleet-page.js';
 import { openPackage } from '../open-package.js';
 
 export interface ServerOptions {
@@ -31,7 +31,7 @@ export const DEFAULT_SERVER_BROKER = 'mqtt://127.0.0.1:1883';
 /** The flags that carry connection settings, as the options object names them and as the command line spells them. */
 const CONNECTION_FLAGS = { broker: '--broker', prefix: '--prefix', username: '--username', caFile: '--ca-file', certFile: '--cert-file', keyFile: '--key-file' } as const;
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'edge-exit.js');
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'edge-exit.js');
 
 /**
  * The server's broker settings, validated by the agent's own mqtt schema: the

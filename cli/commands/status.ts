@@ -1,6 +1,6 @@
-import { loadAgentConfig } from '../../config/agent-config.js';
-import { describeOperatingPoint } from '../../exit-policy/point-names.js';
-import { formatStatusLine, readStatusFile, statusFilePath } from '../../pipeline/status-file.js';
+import { loadAgentConfig } from '../../agent/config/agent-config.js';
+import { describeOperatingPoint } from '../../agent/exit-policy/point-names.js';
+import { formatStatusLine, readStatusFile, statusFilePath } from '../../agent/pipeline/status-file.js';
 import { logPath } from './run.js';
 
 function alive(pid: number): boolean {

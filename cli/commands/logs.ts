@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Argument, Option, type Command } from 'commander';
-import { LogReader, type InferenceFilter, type TimeRange } from '../../store/log-store.js';
+import { LogReader, type InferenceFilter, type TimeRange } from '../../agent/store/log-store.js';
 
 export const LOG_VIEWS = ['inferences', 'exits', 'energy', 'accuracy', 'controller', 'telemetry', 'config', 'events'] as const;
 export type LogView = (typeof LOG_VIEWS)[number];
