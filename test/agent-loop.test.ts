@@ -5,7 +5,7 @@ import { EnergyController } from '../agent/controller/energy-controller.js';
 import { controllerSchema } from '../agent/config/agent-config.js';
 import { deviceProfile } from '../agent/energy/device-profiles.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
-import { EdgeAgent } from '../agent/pipeline/edge-agent.js';
+import { FramePipeline } from '../agent/pipeline/frame-pipeline.js';
 import type { ModelPackage } from '../agent/model-package/load.js';
 import { FolderSource } from '../agent/sources/folder-source.js';
 import { ReplaySource } from '../agent/sources/replay-source.js';
@@ -25,7 +25,7 @@ const target = { width: TINY_INPUT, height: TINY_INPUT, resize: 'stretch' as con
 
 function agentWith(options: { bridge: SimulatedBridge | SysfsBridge; source: ReplaySource | FolderSource; store: LogStore; controlled: boolean }) {
   const points = pkg.manifest.operatingPoints;
-  return new EdgeAgent({
+  return new FramePipeline({
     engine: MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }),
     source: options.source,
     ...(options.bridge instanceof SimulatedBridge ? simulatedPlatform(options.bridge, 6) : devicePlatform(options.bridge)),

@@ -4,7 +4,7 @@ import { controllerSchema, parseAgentConfig } from '../agent/config/agent-config
 import { EnergyController } from '../agent/controller/energy-controller.js';
 import { deviceProfile } from '../agent/energy/device-profiles.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
-import { EdgeAgent } from '../agent/pipeline/edge-agent.js';
+import { FramePipeline } from '../agent/pipeline/frame-pipeline.js';
 import type { ModelPackage } from '../agent/model-package/load.js';
 import { AgentLink } from '../agent/mqtt/agent-link.js';
 import { Outbox } from '../agent/mqtt/outbox.js';
@@ -29,10 +29,10 @@ test.before(async () => {
 });
 
 /** A gateway 2 °C under its 60 °C limit, on the tiny package, logging into `store`. */
-function hotGateway(store: LogStore, offloader: Offloader): EdgeAgent {
+function hotGateway(store: LogStore, offloader: Offloader): FramePipeline {
   const bridge = new SimulatedBridge({ clock: 'manual', ambientC: 58, initialTemperatureC: 58, thermalResistanceCPerW: 0.01 });
   const points = pkg.manifest.operatingPoints;
-  return new EdgeAgent({
+  return new FramePipeline({
     engine: MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }),
     source: new ReplaySource(CIFAR_TEST, { loop: false, seed: 2 }),
     ...simulatedPlatform(bridge, 1),

@@ -4,7 +4,7 @@
  * time: nothing runs per frame.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { AgentStatus } from '../pipeline/edge-agent.js';
+import type { AgentStatus } from '../pipeline/frame-pipeline.js';
 
 export interface MetricsSources {
   status(): AgentStatus;

@@ -19,7 +19,7 @@ import { RemoteConfig } from '../mqtt/remote-config.js';
 import { Offloader } from '../offload/offloader.js';
 import { ResultPublisher } from '../events/result-publisher.js';
 import { MotionGate } from '../gate/motion-gate.js';
-import { EdgeAgent, type AgentStatus, type PipelineGate } from '../pipeline/edge-agent.js';
+import { FramePipeline, type AgentStatus, type PipelineGate } from '../pipeline/frame-pipeline.js';
 import { formatStatusLine, statusFilePath } from '../pipeline/status-file.js';
 import { createFrameSource } from '../sources/create-source.js';
 import type { FrameSource } from '../sources/frame-source.js';
@@ -95,7 +95,7 @@ export class EdgeExitApp {
   private platform!: Platform;
   private controller: EnergyController | undefined;
   private offloader!: Offloader;
-  private pipeline!: EdgeAgent;
+  private pipeline!: FramePipeline;
   private source: FrameSource | undefined;
   private motionGate: MotionGate | undefined;
   private results!: ResultPublisher;
@@ -205,7 +205,7 @@ export class EdgeExitApp {
     });
     this.planner = this.plannerFor(config);
     if (config.planner.enabled && offReason) logger.warn(`planner: on, but it acts through the controller, which is ${offReason}`);
-    this.pipeline = new EdgeAgent({
+    this.pipeline = new FramePipeline({
       engine: this.engine,
       source,
       bridge: this.platform.bridge,
@@ -361,10 +361,12 @@ export class EdgeExitApp {
           config,
           protocolVersion: config.mqtt.protocolVersion ?? (config.mqtt.url ? 5 : 4),
           handlers: {
-            onAnswer: (requestId, answer, late) => {
-              this.store.recordServerAnswer(requestId, { label: answer.label, confidence: answer.confidence, serverMs: answer.serverMs, decidedLocally: late });
-              if (!late) this.results?.serverAnswer(requestId, answer.label, answer.confidence, this.engine.exitCount - 1);
-            },
+            // The answer re-enters the pipeline with its frame's context: the log, temporal reuse and the state all see it.
+            // Before the pipeline exists (answers replayed on the first connect) it is only logged, as a late one.
+            onAnswer: (requestId, answer, late) =>
+              this.pipeline
+                ? this.pipeline.serverAnswer(requestId, answer, late)
+                : this.store.recordServerAnswer(requestId, { label: answer.label, confidence: answer.confidence, serverMs: answer.serverMs, decidedLocally: true }),
             onConfigSet: (bytes) => this.remote.handleSet(bytes),
             configState: () => this.remote.stateMessage(),
             onHealthRequest: (payload) => healthAnswer(payload, this.health()),

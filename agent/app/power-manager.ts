@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { DutyCycle } from '../controller/lifetime-planner.js';
-import type { SleepOutcome } from '../pipeline/edge-agent.js';
+import type { SleepOutcome } from '../pipeline/frame-pipeline.js';
 import type { FirmwareBridge, PowerDownRequest } from '../../firmware-bridge/types.js';
 import type { PowerCycle } from '../../firmware-bridge/simulated.js';
 

@@ -1,7 +1,7 @@
 import { logger } from '../../common/log/logger.js';
 import { showStatusLine } from '../../common/log/terminal.js';
 import { formatStatusLine, writeStatusFile, type StatusFile } from '../pipeline/status-file.js';
-import type { AgentStatus } from '../pipeline/edge-agent.js';
+import type { AgentStatus } from '../pipeline/frame-pipeline.js';
 
 /**
  * The agent's status for people: a line on the terminal, and the status file that

@@ -1,6 +1,6 @@
 import type { AgentLink } from '../mqtt/agent-link.js';
 import { encodeJsonPayload, telemetrySchema } from '../mqtt/payloads.js';
-import type { AgentStatus } from '../pipeline/edge-agent.js';
+import type { AgentStatus } from '../pipeline/frame-pipeline.js';
 
 /** Publishes the agent's telemetry every interval: rates and exits since the last message, battery, heat, operating point. */
 export class TelemetryPublisher {

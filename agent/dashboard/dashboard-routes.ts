@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HealthReport } from '../app/health.js';
 import { sendJson, type RouteHandler } from '../../common/web-server.js';
-import type { AgentStatus } from '../pipeline/edge-agent.js';
+import type { AgentStatus } from '../pipeline/frame-pipeline.js';
 import type { LogReader } from '../store/log-store.js';
 
 /** What the page shows live, sent once a second while a page is open. */

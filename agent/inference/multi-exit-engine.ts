@@ -2,7 +2,7 @@ import { skippedExits, type ExitPolicy } from '../exit-policy/policy.js';
 import { argmax, dequantizeSoftmax } from '../exit-policy/probabilities.js';
 import type { HeadEntry } from '../model-package/manifest.js';
 import type { ModelPackage } from '../model-package/load.js';
-import type { TfliteInterpreter } from '../runtime/interpreter.js';
+import type { TensorView, TfliteInterpreter } from '../runtime/interpreter.js';
 import { SegmentChain, type ChainOptions } from './segment-chain.js';
 
 export interface ExitResult {
@@ -88,6 +88,17 @@ export class MultiExitEngine {
     const output = this.headInterpreters[index]!.output();
     const q = output.quantization ?? { scale: 1 / 256, zeroPoint: -128 };
     return { ms, probabilities: dequantizeSoftmax(output.data as Int8Array, q.scale, q.zeroPoint, this.probabilityBuffers[index]) };
+  }
+
+  /** Classifies `pixels` (the model input's bytes, e.g. RGB at the package's size), stopping at `maxExit` at the latest. */
+  classifyPixels(pixels: Uint8Array, policy: ExitPolicy, maxExit = this.exitCount - 1): ExitResult {
+    this.chain.input.data.set(pixels);
+    return this.classify(policy, maxExit);
+  }
+
+  /** The int8 tensor at the cut after segment `exit`, as the last classify left it: what an offload of the seam sends. */
+  seamAt(exit: number): TensorView {
+    return this.chain.segments[exit]!.output();
   }
 
   /** Classifies the frame already written to `input`, stopping at `maxExit` at the latest. */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomically } from '../../common/atomic-write.js';
-import type { AgentStatus } from './edge-agent.js';
+import type { AgentStatus } from './frame-pipeline.js';
 
 /** The running agent's latest status, next to its log database, for `edge-exit status`. */
 export function statusFilePath(logPath: string): string {

@@ -1,7 +1,7 @@
 import type { EnergyController } from '../../agent/controller/energy-controller.js';
 import type { DeviceProfile } from '../../agent/energy/device-profiles.js';
 import type { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
-import { EdgeAgent, type AgentLog } from '../../agent/pipeline/edge-agent.js';
+import { FramePipeline, type AgentLog } from '../../agent/pipeline/frame-pipeline.js';
 import type { OperatingPoint } from '../../agent/model-package/manifest.js';
 import type { RgbTarget } from '../../agent/preprocess/image-to-rgb.js';
 import type { FrameSource } from '../../agent/sources/frame-source.js';
@@ -34,7 +34,7 @@ const discard: AgentLog = { logInference() {}, logControllerDecision() {}, logTe
 export async function runLoggingOverhead(options: LoggingOverheadOptions) {
   const lane = (log: AgentLog) => {
     const bridge = new SimulatedBridge({ clock: 'manual', capacityWh: 1000 });
-    return new EdgeAgent({
+    return new FramePipeline({
       engine: options.engine,
       source: options.makeSource(),
       ...simulatedPlatform(bridge, 1),

@@ -1,7 +1,7 @@
 import { EnergyController, type ControllerBounds } from '../../agent/controller/energy-controller.js';
 import type { DeviceProfile } from '../../agent/energy/device-profiles.js';
 import type { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
-import { EdgeAgent, type AgentLog } from '../../agent/pipeline/edge-agent.js';
+import { FramePipeline, type AgentLog } from '../../agent/pipeline/frame-pipeline.js';
 import type { OperatingPoint } from '../../agent/model-package/manifest.js';
 import type { RgbTarget } from '../../agent/preprocess/image-to-rgb.js';
 import type { FrameSource } from '../../agent/sources/frame-source.js';
@@ -61,7 +61,7 @@ export async function runSimulatedDay(options: DayOptions): Promise<DayResult[]>
   const lanes = options.variants.map((variant) => {
     const bridge = new SimulatedBridge({ ...options.bridge, clock: 'manual' });
     const staticPoint = options.points.find((p) => p.name === variant.staticPoint)!;
-    const agent = new EdgeAgent({
+    const agent = new FramePipeline({
       engine: options.engine,
       source: options.makeSource(),
       ...simulatedPlatform(bridge, options.computeTimeScale),
