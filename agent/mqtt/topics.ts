@@ -239,7 +239,7 @@ export interface TopicTableRow {
 /** The whole MQTT surface, for the README and for tests that check the builders against it. */
 export const TOPIC_TABLE: readonly TopicTableRow[] = [
   { topic: '<prefix>/<deviceId>/availability', direction: 'agent → broker', qos: 1, retained: true, payload: '`online`; last will `offline`' },
-  { topic: '<prefix>/<deviceId>/telemetry', direction: 'agent → operator', qos: 0, retained: false, payload: 'JSON telemetry (battery, temperature, frames/s, exit histogram, operating point, ts)' },
+  { topic: '<prefix>/<deviceId>/telemetry', direction: 'agent → operator', qos: 0, retained: false, payload: 'JSON telemetry (battery, temperature, frames/s, exit histogram, operating point, backend the segments run on, ts)' },
   { topic: '<prefix>/<deviceId>/config/set', direction: 'operator → agent', qos: 1, retained: false, payload: 'JSON `{ id, set }`, at most 16 KiB' },
   { topic: '<prefix>/<deviceId>/config/response', direction: 'agent → operator', qos: 1, retained: false, payload: 'JSON `{ id, status, reason?, version? }`' },
   { topic: '<prefix>/<deviceId>/config/state', direction: 'agent → operator', qos: 1, retained: true, payload: 'JSON `{ version, config }`' },
@@ -248,7 +248,7 @@ export const TOPIC_TABLE: readonly TopicTableRow[] = [
     direction: 'agent → operator',
     qos: 1,
     retained: true,
-    payload: 'JSON `{ label, confidence, exit, since, at, decidedBy }` (`device`, or `server` once an offload answer overrules it); sent when the label changes, refreshed every 5 s',
+    payload: 'JSON `{ label, confidence, exit, since, at, decidedBy }` (`device`, or `server` once an offload answer overrules it); sent when the label changes (at most 10 a second: the last of a faster burst follows within 100 ms), refreshed every 5 s',
   },
   {
     topic: '<prefix>/<deviceId>/events',
