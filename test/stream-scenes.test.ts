@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { parseAgentConfig } from '../agent/config/agent-config.js';
-import { createExitPolicy } from '../agent/exit-policy/policy.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
 import { startEmbeddedBroker } from '../agent/mqtt/embedded-broker.js';
 import { runStreamBench } from '../tools/bench/stream-bench.js';
@@ -20,7 +19,8 @@ import { buildTinyPackage } from './helpers/tiny-package.js';
 (fs.existsSync('/usr/bin/ffmpeg') ? test : test.skip)('the gate on generated H.264 scenes: quiet runs the model on few frames and finds every object; busy loses no agreement', async (t) => {
   const pkg = await buildTinyPackage();
   const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 }, 'cifar10');
-  const policy = createExitPolicy({ policy: 'max-probability', thresholds: new Array<number>(engine.exitCount).fill(1) }, engine.exitCount);
+  // Thresholds of 1 never stop early: every inference runs to the last exit.
+  const point = { ...pkg.manifest.operatingPoints[0]!, name: 'deepest', policy: 'max-probability' as const, thresholds: new Array<number>(engine.exitCount).fill(1), maxExit: engine.exitCount - 1 };
   const target = { width: pkg.manifest.input.width, height: pkg.manifest.input.height, resize: pkg.manifest.input.resize };
   const broker = await startEmbeddedBroker(await freePort());
   t.teardown(() => broker.close());
@@ -32,14 +32,14 @@ import { buildTinyPackage } from './helpers/tiny-package.js';
   const quiet = await makeScene({ kind: 'quiet', seconds: 40, ...common });
   t.true(quiet.truth.length >= 2, `${quiet.truth.length} objects in the quiet scene`);
   t.true(fs.statSync(quiet.file).size > 0);
-  const calm = await runStreamBench({ scene: quiet, engine, policy, maxExit: engine.exitCount - 1, target, brokerUrl: broker.url, config });
+  const calm = await runStreamBench({ scene: quiet, engine, point, target, brokerUrl: broker.url, config });
   t.is(calm.frames, 400, 'ffmpeg decoded every frame of the H.264 file');
   const ran = calm.gated.inferred / calm.frames;
   t.true(ran < 0.25, `the model ran on ${(ran * 100).toFixed(1)}% of the quiet frames`);
   t.is(calm.gated.eventRecall, 1, `${calm.gated.events} events for ${quiet.truth.length} objects`);
 
   const busy = await makeScene({ kind: 'busy', seconds: 8, ...common });
-  const moving = await runStreamBench({ scene: busy, engine, policy, maxExit: engine.exitCount - 1, target, brokerUrl: broker.url, config });
+  const moving = await runStreamBench({ scene: busy, engine, point, target, brokerUrl: broker.url, config });
   t.true(moving.gated.inferred / moving.frames > 0.9, `the model ran on ${moving.gated.inferred} of ${moving.frames} busy frames`);
   t.true(moving.gated.agreement >= 0.95, `agreement ${moving.gated.agreement}`);
   fs.rmSync(path.join(dir), { recursive: true, force: true });

@@ -60,6 +60,11 @@ export interface PipelineParts {
   replanEveryMs?: number;
   /** A sleep the plan calls for is due (quiet for its awake time): the app decides whether and how the board goes down. */
   onSleepDue?: (duty: DutyCycle) => Promise<SleepOutcome>;
+  /**
+   * When results (state, events, snapshots) are stamped: the wall clock on a gateway. A benchmark
+   * replaying a recorded scene faster than real time stamps them with scene time, so events keep its timing.
+   */
+  resultsClock?: () => number;
   /** Each frame's context once the chain is done with it (benchmarks and tests watch frames go by). */
   onFrame?: (context: FrameContext) => void;
 }
@@ -135,6 +140,7 @@ export class FramePipeline {
     const { engine, clock, bridge } = parts;
     this.stats = new LiveStats(engine.exitCount);
     const stats = this.stats;
+    const resultsClock = parts.resultsClock ?? Date.now;
     this.offloadStage = parts.offloader && new OffloadStage(parts.offloader, engine, stats);
     this.control = new ControlStage({
       bridge,
@@ -153,7 +159,7 @@ export class FramePipeline {
       onSleepDue: parts.onSleepDue,
     });
     this.sourceStage = new SourceStage(parts.source, clock);
-    this.gateStage = new GateStage({ gate: parts.gate, bridge, clock, target: parts.target, stats, results: parts.results, onMotion: (at) => this.control.noteMotion(at) });
+    this.gateStage = new GateStage({ gate: parts.gate, bridge, clock, target: parts.target, stats, results: parts.results, resultsClock, onMotion: (at) => this.control.noteMotion(at) });
     this.classifyStage = new ClassifyStage({ engine, staticPoint: parts.staticPoint, points: parts.points, stats, temporal: () => this.gateStage.gate?.temporal, onSegments: parts.onSegments });
     const account = new AccountStage({
       clock,
@@ -173,7 +179,7 @@ export class FramePipeline {
       this.classifyStage,
       ...(this.offloadStage ? [this.offloadStage] : []),
       account,
-      ...(parts.results ? [new PublishStage(parts.results, engine.exitCount - 1)] : []),
+      ...(parts.results ? [new PublishStage(parts.results, engine.exitCount - 1, resultsClock)] : []),
     ];
   }
 

@@ -11,10 +11,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseAgentConfig, type AgentConfig } from '../../agent/config/agent-config.js';
 import { ResultPublisher } from '../../agent/events/result-publisher.js';
-import type { ExitPolicy } from '../../agent/exit-policy/policy.js';
+import { deviceProfile } from '../../agent/energy/device-profiles.js';
+import { createExitPolicy } from '../../agent/exit-policy/policy.js';
 import { MotionGate } from '../../agent/gate/motion-gate.js';
-import { reusedEarlierExit, withTemporalReuse, type PreviousAnswer } from '../../agent/exit-policy/temporal-reuse.js';
-import { cropToRegion } from '../../agent/preprocess/crop.js';
+import type { OperatingPoint } from '../../agent/model-package/manifest.js';
+import type { FrameContext } from '../../agent/pipeline/frame-context.js';
+import { FramePipeline } from '../../agent/pipeline/frame-pipeline.js';
+import { pipelineGate } from '../../agent/pipeline/stages/gate-stage.js';
+import type { FrameSource } from '../../agent/sources/frame-source.js';
+import { simulatedPlatform } from '../../firmware-bridge/index.js';
+import { SimulatedBridge } from '../../firmware-bridge/simulated.js';
 import type { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
 import { AgentLink } from '../../agent/mqtt/agent-link.js';
 import type { RgbTarget } from '../../agent/preprocess/image-to-rgb.js';
@@ -75,39 +81,67 @@ const cpuMs = (from: NodeJS.CpuUsage) => {
 
 const percentile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))]!;
 
+/** The decoded frames as a camera stream would give them: pixels at the model's size, one after another. */
+function decodedSource(frames: Buffer[], name: string): FrameSource {
+  let next = 0;
+  return {
+    name,
+    next: async () => (next < frames.length ? { id: String(next), origin: name, bytes: Buffer.alloc(0), pixels: frames[next++]!, capturedAt: Date.now() } : undefined),
+    close: async () => {},
+  };
+}
+
 export async function runStreamBench(options: {
   scene: Scene;
   engine: MultiExitEngine;
-  policy: ExitPolicy;
-  maxExit: number;
+  /** The operating point the gated pipeline runs at (the every-frame reference runs its policy too). */
+  point: OperatingPoint;
   target: RgbTarget;
   brokerUrl: string;
   config?: AgentConfig;
   onProgress?: (done: number, total: number) => void;
 }): Promise<StreamBenchResult> {
-  const { scene, engine, policy, maxExit, target } = options;
+  const { scene, engine, point, target } = options;
   const config = options.config ?? parseAgentConfig({ source: { kind: 'stream', url: scene.file } });
   const { frames, cpuMs: decodeCpuMs } = await decodeAll(scene.file, target);
   const decodeMsPerFrame = decodeCpuMs / frames.length;
+  const policy = createExitPolicy({ policy: point.policy, thresholds: point.thresholds, patience: point.patience }, engine.exitCount);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-stream-bench-'));
   const store = LogStore.open(path.join(dir, 'bench.db'));
   const link = new AgentLink({ url: options.brokerUrl, deviceId: `bench-${scene.kind}`, config, protocolVersion: 4, handlers: { onAnswer: () => {} } });
+  // Scene time: the manual clock advances one frame slot per frame, and results are stamped with it, so events keep the video's timing.
+  const bridge = new SimulatedBridge({ clock: 'manual', capacityWh: 1000 });
+  const startMs = bridge.clock.nowMs();
+  const sceneNow = () => bridge.clock.nowMs() - startMs;
   const results = new ResultPublisher({ link, log: store, events: config.events, exitCount: engine.exitCount, frameSize: target });
-  const gate = new MotionGate(config.gate, target.width, target.height);
-  const maxReuseFrames = config.gate.maxReuseS * scene.fps;
+  const seen: { context?: FrameContext } = {};
+  // The product's pipeline, stage for stage, as the app composes it (no controller: the point is fixed).
+  const pipeline = new FramePipeline({
+    engine,
+    source: decodedSource(frames, scene.kind),
+    ...simulatedPlatform(bridge, 1),
+    controller: undefined,
+    controllerOffReason: 'off (benchmark)',
+    staticPoint: point,
+    points: [point],
+    profile: deviceProfile('pi4'),
+    log: store,
+    target,
+    maxFrameRate: scene.fps,
+    gate: pipelineGate(new MotionGate(config.gate, target.width, target.height), config.gate),
+    results,
+    resultsClock: sceneNow,
+    onFrame: (context) => (seen.context = context),
+  });
   const labelOf = (index: number) => engine.labels[index] ?? String(index);
 
   let everyCpu = 0;
   let everyWall = 0;
   let gatedCpu = 0;
   let gatedWall = 0;
-  let inferred = 0;
   let agreeing = 0;
-  let lastInferred = -Infinity;
   let gatedLabel = '';
-  let previous: PreviousAnswer | undefined;
-  let reused = 0;
   let exitSum = 0;
   const gatedMs: number[] = [];
   const timeline: StreamBenchResult['timeline'] = [];
@@ -115,46 +149,36 @@ export async function runStreamBench(options: {
     // Every frame through the model: the reference.
     let cpu = process.cpuUsage();
     let wall = performance.now();
-    engine.input.data.set(frame);
-    const reference = labelOf(engine.classify(policy, maxExit).label);
+    const reference = labelOf(engine.classifyPixels(frame, policy, point.maxExit).label);
     everyWall += performance.now() - wall;
     everyCpu += cpuMs(cpu);
 
-    // The gated pipeline: gate, the model only when something moved (or the reuse age ran out), log and publish.
+    // The gated pipeline on the same frame: control, gate, the model only when something moved (or the reuse age ran out), log and publish.
     cpu = process.cpuUsage();
     wall = performance.now();
-    const at = Math.round((i * 1000) / scene.fps);
-    const reading = gate.observe(frame);
-    const motion = reading.motion;
-    const run = motion || i - lastInferred >= maxReuseFrames;
-    if (run) {
-      engine.input.data.set(reading.region && config.gate.cropToMotion ? cropToRegion(frame, target.width, target.height, reading.region) : frame);
-      const framePolicy = withTemporalReuse(policy, config.gate, reading.changedShare, previous);
-      const result = engine.classify(framePolicy, maxExit);
-      if (reusedEarlierExit(framePolicy)) reused++;
-      previous = { label: result.label, confidence: result.confidence };
-      exitSum += result.exit;
-      gatedLabel = labelOf(result.label);
-      lastInferred = i;
-      inferred++;
-      store.logInference({ ts: at, source: scene.kind, frameId: String(i), exit: result.exit, label: gatedLabel, confidence: result.confidence, policy: policy.name, operatingPoint: 'bench', segmentMs: result.segmentMs, totalMs: 0 });
-      results.classified({ at, label: gatedLabel, confidence: result.confidence, exit: result.exit, motion, rgb: frame });
-    } else {
-      results.still(at);
-    }
+    seen.context = undefined;
+    await pipeline.step();
+    const current = seen.context as FrameContext | undefined;
     const elapsed = performance.now() - wall;
     gatedWall += elapsed;
     gatedCpu += cpuMs(cpu);
     gatedMs.push(decodeMsPerFrame + elapsed);
+    const inferred = current?.result !== undefined;
+    if (inferred) {
+      gatedLabel = current.label;
+      exitSum += current.result.exit;
+    }
     if (gatedLabel === reference) agreeing++;
-    timeline.push({ frame: i, motion, inferred: run, label: gatedLabel });
+    timeline.push({ frame: i, motion: current?.moved ?? false, inferred, label: gatedLabel });
     if (i % 50 === 0) {
       options.onProgress?.(i, frames.length);
       // The store flushes and the link sends between frames, as in the agent's loop.
       await new Promise((resolve) => setImmediate(resolve));
     }
   }
-  await results.finish(Math.round((frames.length * 1000) / scene.fps));
+  const inferred = pipeline.stats.frames;
+  await pipeline.stop();
+  await results.finish(sceneNow());
   store.flush();
   const events = store.events();
   store.close();
@@ -177,7 +201,7 @@ export async function runStreamBench(options: {
     everyFrame: { cpuMsPerFrame: everyCpu / n, msPerFrame: everyWall / n },
     gated: {
       inferred,
-      reused,
+      reused: pipeline.stats.reused,
       meanExit: inferred === 0 ? 0 : exitSum / inferred,
       agreement: agreeing / n,
       cpuMsPerFrame: gatedCpu / n,

@@ -24,7 +24,6 @@ import { timelineSvg } from '../plots/timeline-plot.js';
 import { ReplaySource } from '../../agent/sources/replay-source.js';
 import { runSimulatedDay, type DayResult } from '../bench/simulated-day.js';
 import { buildConfigPath, ensureModelPackage, openTaskPackage } from './build-model.js';
-import { createExitPolicy } from '../../agent/exit-policy/policy.js';
 import { startEmbeddedBroker } from '../../agent/mqtt/embedded-broker.js';
 import { freePort } from '../mqtt/mosquitto.js';
 import { runStreamBench, type StreamBenchResult } from '../bench/stream-bench.js';
@@ -305,7 +304,7 @@ async function streamSuite(options: BenchOptions): Promise<void> {
   const results: Array<StreamBenchResult & { crop?: boolean; temporal?: boolean; pointName: string }> = [];
   // Temporal exit reuse saves only where exits after the first run: shown at the full point as well.
   const full = pkg.manifest.operatingPoints.find((p) => p.name === 'full');
-  const policies = new Map([point, ...(full ? [full] : [])].map((p) => [p.name, { point: p, policy: createExitPolicy({ policy: p.policy, thresholds: p.thresholds, patience: p.patience }, engine.exitCount) }]));
+  const points = new Map([point, ...(full ? [full] : [])].map((p) => [p.name, p]));
   try {
     for (const [kind, seconds] of [['quiet', 180], ['busy', 30]] as const) {
       const scene = await makeScene({ kind, seconds, fps: 10, background: path.join(shared, 'images', 'cat.bmp'), objects: path.join(shared, 'data', 'cifar10', 'test'), outDir: dir, seed: 7 });
@@ -317,10 +316,9 @@ async function streamSuite(options: BenchOptions): Promise<void> {
         ...(full ? [false, true].map((temporal) => ({ crop: false, temporal, pointName: full.name })) : []),
       ];
       for (const { crop, temporal, pointName } of variants) {
-        const chosen = policies.get(pointName)!;
         const config = parseAgentConfig({ source: { kind: 'stream', url: scene.file }, gate: { cropToMotion: crop, temporalReuse: temporal } });
         const bar = progressBar(`bench stream (${kind}, ${pointName}${crop ? ', crop' : ''}${temporal ? ', temporal reuse' : ''})`);
-        const result = await runStreamBench({ scene, engine, policy: chosen.policy, maxExit: chosen.point.maxExit, target, brokerUrl: broker.url, config, onProgress: (d, t) => bar.update(d, t) });
+        const result = await runStreamBench({ scene, engine, point: points.get(pointName)!, target, brokerUrl: broker.url, config, onProgress: (d, t) => bar.update(d, t) });
         results.push({ ...result, crop, temporal, pointName });
         bar.stop();
       }

@@ -1,4 +1,5 @@
 import type { Clock, FirmwareBridge } from '../../../firmware-bridge/types.js';
+import type { AgentConfig } from '../../config/agent-config.js';
 import type { ResultPublisher } from '../../events/result-publisher.js';
 import type { TemporalReuseSettings } from '../../exit-policy/temporal-reuse.js';
 import type { MotionGate } from '../../gate/motion-gate.js';
@@ -6,6 +7,8 @@ import { cropToRegion } from '../../preprocess/crop.js';
 import type { RgbTarget } from '../../preprocess/image-to-rgb.js';
 import type { FrameContext, FrameStage, StageOutcome } from '../frame-context.js';
 import type { PipelineStats } from './shared.js';
+
+type GateSettings = AgentConfig['gate'];
 
 export interface PipelineGate {
   detector: MotionGate;
@@ -16,6 +19,11 @@ export interface PipelineGate {
   temporal: TemporalReuseSettings;
 }
 
+/** The gate the pipeline runs from the gate's config section; the detector keeps its background across setting changes. */
+export function pipelineGate(detector: MotionGate, settings: GateSettings): PipelineGate {
+  return { detector, maxReuseMs: settings.maxReuseS * 1000, cropToMotion: settings.cropToMotion, temporal: settings };
+}
+
 export interface GateStageOptions {
   gate: PipelineGate | undefined;
   bridge: FirmwareBridge;
@@ -23,6 +31,7 @@ export interface GateStageOptions {
   target: RgbTarget;
   stats: PipelineStats;
   results?: Pick<ResultPublisher, 'still'>;
+  resultsClock: () => number;
   onMotion: (atMs: number) => void;
 }
 
@@ -65,7 +74,7 @@ export class GateStage implements FrameStage {
     if (reading.region && gate.cropToMotion) context.input = cropToRegion(context.rgb, this.options.target.width, this.options.target.height, reading.region);
     if (!context.moved && this.lastInferenceMs !== undefined && now - this.lastInferenceMs < gate.maxReuseMs) {
       this.options.stats.gated++;
-      this.options.results?.still(Date.now());
+      this.options.results?.still(this.options.resultsClock());
       return 'done';
     }
     this.lastInferenceMs = now;

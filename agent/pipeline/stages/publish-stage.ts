@@ -8,11 +8,12 @@ export class PublishStage implements FrameStage {
   constructor(
     private readonly results: Pick<ResultPublisher, 'classified' | 'serverAnswer'>,
     private readonly finalExit: number,
+    private readonly resultsClock: () => number,
   ) {}
 
   process(context: FrameContext): StageOutcome {
     const { result } = context;
-    this.results.classified({ at: Date.now(), label: context.label, confidence: result.confidence, exit: result.exit, motion: context.moved, rgb: context.input, requestId: context.sent?.requestId });
+    this.results.classified({ at: this.resultsClock(), label: context.label, confidence: result.confidence, exit: result.exit, motion: context.moved, rgb: context.input, requestId: context.sent?.requestId });
     return 'done';
   }
 
