@@ -43,6 +43,8 @@ const UPLOT_DIR = path.dirname(require.resolve('uplot/dist/uPlot.iife.min.js'));
 const LIVE_EVERY_MS = 1000;
 const MAX_BODY_BYTES = 256 * 1024;
 const MAX_TIMELINE_BUCKETS = 2000;
+/** The shortest window a fitted timeline shows: a run seconds old still gets a readable axis. */
+const FIT_MIN_SPAN_MS = 60_000;
 
 /** Read once: the page is a few tens of KiB. */
 function staticFiles(): Map<string, { body: Buffer; type: string }> {
@@ -125,13 +127,30 @@ export class DashboardRoutes {
     return true;
   }
 
+  /**
+   * Timelines of [from, to). With fit=1 the window starts at the first data point in it instead
+   * (a fresh run fills the chart rather than its last minutes), at least FIT_MIN_SPAN_MS long;
+   * the answer's `from` says where it starts.
+   */
   private timeline(response: http.ServerResponse, url: URL): true {
     const to = numberParam(url, 'to') ?? Date.now();
-    const from = numberParam(url, 'from') ?? to - 3_600_000;
+    let from = numberParam(url, 'from') ?? to - 3_600_000;
     if (!(from < to)) return sendJson(response, 400, { error: `timeline: from (${from}) must be before to (${to}), both in ms since the epoch` });
     const buckets = Math.min(MAX_TIMELINE_BUCKETS, Math.max(1, Math.trunc(numberParam(url, 'buckets') ?? 300)));
-    const events = this.sources.log.events({ from, to }, 500).map(({ snapshot, ...event }) => ({ ...event, hasSnapshot: snapshot !== null }));
-    return sendJson(response, 200, { from, to, points: this.sources.log.telemetryTimeline({ from, to }, buckets), events });
+    const log = this.sources.log;
+    const events = log.events({ from, to }, 500).map(({ snapshot, ...event }) => ({ ...event, hasSnapshot: snapshot !== null }));
+    let points = log.telemetryTimeline({ from, to }, buckets);
+    const first = () => Math.min(points[0]?.ts ?? to, events[0]?.start ?? to);
+    if (url.searchParams.get('fit') === '1' && first() < to) {
+      // A point is its bucket's latest row, so the first row is at most a bucket earlier: ask again from
+      // there, in finer buckets, and start where the first of those is.
+      const start = Math.max(from, Math.min(first() - (to - from) / buckets, to - FIT_MIN_SPAN_MS));
+      if (start > from) {
+        points = log.telemetryTimeline({ from: start, to }, buckets);
+        from = Math.max(start, Math.min(first(), to - FIT_MIN_SPAN_MS));
+      }
+    }
+    return sendJson(response, 200, { from, to, points, events });
   }
 
   private async configSet(request: http.IncomingMessage, response: http.ServerResponse): Promise<true> {

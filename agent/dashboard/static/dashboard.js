@@ -113,11 +113,13 @@ function chart(title, series, values, axisValues) {
 }
 
 async function loadTimelines() {
-  const span = Number($('range').value);
+  // "fit": the last hour, cut to where the log's data starts (the answer's from), so a fresh run fills the chart.
+  const choice = $('range').value;
+  const span = choice === 'fit' ? 3600000 : Number(choice);
   const to = Date.now();
-  const response = await fetch(`api/timeline?from=${to - span}&to=${to}&buckets=300`);
-  const { points, events } = await response.json();
-  windowS = [(to - span) / 1000, to / 1000];
+  const response = await fetch(`api/timeline?from=${to - span}&to=${to}&buckets=300${choice === 'fit' ? '&fit=1' : ''}`);
+  const { from, points, events } = await response.json();
+  windowS = [from / 1000, to / 1000];
   const xs = points.map((p) => p.ts / 1000);
   const pointNames = [...new Set(points.map((p) => p.operatingPoint).filter((name) => name))];
   const labels = [...new Set(events.map((e) => e.label))];
@@ -157,93 +159,244 @@ async function loadEvents() {
 }
 
 // ---- settings form, generated from the JSON Schema of config/set -------------
+// Each setting is a control: { element, read }, read() giving its value (undefined when left
+// empty) or throwing an Error that names the field. Objects are fieldsets of their own
+// controls, unions a select of the variant plus its controls, lists of numbers or strings a
+// comma-separated input checked item by item, lists of objects fieldsets to add and remove.
 
 let current = {};
 let requestNumber = 0;
+/** The settings a patch is made of: [section, field] or [field], each read whole. */
+let settings = [];
 
-function fieldFor(name, schema, value) {
-  const label = document.createElement('label');
-  label.textContent = name;
-  let input;
+const element = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+};
+
+/** JSON with sorted keys, to compare values whatever order their fields came in. */
+const canonical = (value) =>
+  JSON.stringify(value, (_, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
+
+function invalid(input, message) {
+  input.setCustomValidity(message);
+  input.addEventListener('input', () => input.setCustomValidity(''), { once: true });
+  return Object.assign(new Error(message), { input });
+}
+
+function labelled(path, input) {
+  input.name = path.join('.');
+  return element('label', {}, String(path.at(-1)), input);
+}
+
+const isNumber = (schema) => schema.type === 'number' || schema.type === 'integer';
+
+/** What is wrong with one value against its schema's bounds, or undefined. */
+function outOfBounds(schema, n) {
+  if (schema.type === 'integer' && !Number.isInteger(n)) return 'is not a whole number';
+  if (n < schema.minimum) return `is below ${schema.minimum}`;
+  if (n <= schema.exclusiveMinimum) return `must be above ${schema.exclusiveMinimum}`;
+  if (n > schema.maximum) return `is above ${schema.maximum}`;
+  if (n >= schema.exclusiveMaximum) return `must be below ${schema.exclusiveMaximum}`;
+  return undefined;
+}
+
+function boundsText(schema) {
+  const low = schema.minimum ?? schema.exclusiveMinimum;
+  const high = schema.maximum ?? schema.exclusiveMaximum;
+  if (low === undefined && high === undefined) return '';
+  return `${low ?? ''} ${schema.exclusiveMinimum === undefined ? '≤' : '<'} value ${schema.exclusiveMaximum === undefined ? '≤' : '<'} ${high ?? ''}`.trim();
+}
+
+function leaf(path, schema, value) {
+  const name = path.join('.');
+  if (schema.const !== undefined) return { element: undefined, read: () => schema.const };
   if (schema.enum) {
-    input = document.createElement('select');
-    for (const option of schema.enum) input.add(new Option(option, option));
-  } else if (schema.type === 'boolean') {
-    input = document.createElement('input');
-    input.type = 'checkbox';
-  } else {
-    input = document.createElement('input');
-    // Arrays and objects (thresholds, zones) are edited as JSON.
-    input.type = schema.type === 'number' || schema.type === 'integer' ? 'number' : 'text';
-    if (input.type === 'number') input.step = 'any';
-    const bounds = [schema.minimum ?? schema.exclusiveMinimum, schema.maximum ?? schema.exclusiveMaximum];
-    if (bounds[0] !== undefined || bounds[1] !== undefined) input.title = `${bounds[0] ?? ''} … ${bounds[1] ?? ''}`;
+    const select = element('select');
+    if (value === undefined) select.add(new Option('–', ''));
+    for (const option of schema.enum) select.add(new Option(String(option), String(option)));
+    select.value = value === undefined ? '' : String(value);
+    return { element: labelled(path, select), read: () => schema.enum.find((option) => String(option) === select.value) };
   }
-  input.dataset.kind = schema.enum ? 'enum' : schema.type ?? 'json';
-  setInput(input, value);
-  label.appendChild(input);
-  return label;
-}
-
-function setInput(input, value) {
-  if (input.type === 'checkbox') input.checked = value === true;
-  else if (input.dataset.kind === 'array' || input.dataset.kind === 'object' || input.dataset.kind === 'json') input.value = value === undefined ? '' : JSON.stringify(value);
-  else input.value = value === undefined || value === null ? '' : String(value);
-}
-
-function readInput(input) {
-  const kind = input.dataset.kind;
-  if (input.type === 'checkbox') return input.checked;
-  if (input.value === '') return undefined;
-  if (kind === 'number' || kind === 'integer') return Number(input.value);
-  if (kind === 'array' || kind === 'object' || kind === 'json') {
+  if (schema.type === 'boolean') {
+    const box = element('input', { type: 'checkbox', checked: value === true });
+    // An unset flag stays unset until it is ticked.
+    return { element: labelled(path, box), read: () => (value === undefined && !box.checked ? undefined : box.checked) };
+  }
+  const input = element('input', { type: 'text' });
+  if (isNumber(schema)) {
+    // The bounds are shown, and the browser marks a value outside them; the agent's answer says why it refuses one.
+    Object.assign(input, { type: 'number', step: schema.type === 'integer' ? '1' : 'any', title: boundsText(schema) });
+    const low = schema.minimum ?? schema.exclusiveMinimum;
+    const high = schema.maximum ?? schema.exclusiveMaximum;
+    if (low !== undefined) input.min = String(low);
+    if (high !== undefined) input.max = String(high);
+    input.value = value === undefined || value === null ? '' : String(value);
+    const read = () => {
+      if (input.validity.badInput) throw invalid(input, `${name}: not a number`);
+      return input.value === '' ? undefined : Number(input.value);
+    };
+    return { element: labelled(path, input), read };
+  }
+  if (schema.type === 'string') {
+    if (schema.pattern) input.title = `matching ${schema.pattern}`;
+    if (schema.maxLength !== undefined) input.maxLength = schema.maxLength;
+    input.value = value ?? '';
+    return { element: labelled(path, input), read: () => (input.value === '' ? undefined : input.value) };
+  }
+  // What JSON Schema could not describe: edited as JSON.
+  input.value = value === undefined ? '' : JSON.stringify(value);
+  const read = () => {
+    if (input.value === '') return undefined;
     try {
       return JSON.parse(input.value);
     } catch {
-      return input.value;
+      throw invalid(input, `${name}: not JSON`);
     }
-  }
-  return input.value;
+  };
+  return { element: labelled(path, input), read };
+}
+
+/** Numbers or strings, comma-separated, each checked against the items' schema. */
+function listInput(path, schema, value) {
+  const name = path.join('.');
+  const item = schema.items;
+  const input = element('input', { type: 'text', placeholder: 'a, b, …', title: `comma-separated${boundsText(item) ? `, each ${boundsText(item)}` : ''}` });
+  input.value = Array.isArray(value) ? value.join(', ') : '';
+  const read = () => {
+    if (input.value.trim() === '') return undefined;
+    const values = input.value.split(',').map((text, index) => {
+      const trimmed = text.trim();
+      const n = Number(trimmed);
+      const problem = !isNumber(item)
+        ? item.pattern && !new RegExp(item.pattern).test(trimmed) ? `does not match ${item.pattern}` : undefined
+        : trimmed === '' || !Number.isFinite(n) ? 'is not a number' : outOfBounds(item, n);
+      if (problem) throw invalid(input, `${name}: item ${index + 1} ("${trimmed}") ${problem}`);
+      return isNumber(item) ? n : trimmed;
+    });
+    if (values.length < (schema.minItems ?? 0) || values.length > (schema.maxItems ?? Infinity)) {
+      throw invalid(input, `${name}: ${schema.minItems ?? 0} to ${schema.maxItems ?? 'any number of'} items, not ${values.length}`);
+    }
+    return values;
+  };
+  return { element: labelled(path, input), read };
+}
+
+/** An object's controls, in a fieldset of its own or in `holder`; read gives only the fields set. */
+function group(path, schema, value, holder = element('fieldset', {}, element('legend', { textContent: String(path.at(-1)) }))) {
+  holder.dataset.path = path.join('.');
+  const parts = Object.entries(schema.properties).map(([key, fieldSchema]) => {
+    const part = control([...path, key], fieldSchema, value?.[key]);
+    if (part.element) holder.appendChild(part.element);
+    return [key, part];
+  });
+  const read = () => {
+    const entries = parts.map(([key, part]) => [key, part.read()]).filter(([, v]) => v !== undefined);
+    return entries.length === 0 ? undefined : Object.fromEntries(entries);
+  };
+  return { element: holder, parts, read };
+}
+
+/** Variants of a union, without the null of an optional value. */
+const variantsOf = (schema) => (schema.oneOf ?? schema.anyOf ?? []).filter((variant) => variant.type !== 'null');
+
+function union(path, variants, value) {
+  // The property every variant fixes (a target's kind) names them; else their types do.
+  const tag = Object.keys(variants[0].properties ?? {}).find((key) => variants.every((v) => v.properties?.[key]?.const !== undefined));
+  const nameOf = (v, index) => (tag ? String(v.properties[tag].const) : v.title ?? v.type ?? `variant ${index + 1}`);
+  const fits = (v) =>
+    tag ? value?.[tag] === v.properties[tag].const : v.const !== undefined ? v.const === value : v.type === typeof value || (isNumber(v) && typeof value === 'number');
+  const names = variants.map(nameOf);
+  const chosen = Math.max(0, variants.findIndex(fits));
+  const select = element('select');
+  for (const name of names) select.add(new Option(name, name));
+  select.value = names[chosen];
+  const fieldset = element('fieldset', { className: 'union' }, element('legend', { textContent: String(path.at(-1)) }), labelled([...path, tag ?? 'variant'], select));
+  const holder = element('div');
+  fieldset.appendChild(holder);
+  let inner;
+  const show = () => {
+    const index = names.indexOf(select.value);
+    // Switching back to the variant in force brings its values back.
+    const own = index === chosen ? value : undefined;
+    const variant = variants[index];
+    holder.replaceChildren();
+    inner = variant.type === 'object' && variant.properties ? group(path, variant, own, holder) : control(path, variant, own);
+    if (inner.element && inner.element !== holder) holder.appendChild(inner.element);
+  };
+  select.addEventListener('change', show);
+  show();
+  return { element: fieldset, read: () => inner.read() };
+}
+
+/** A list of objects (zones): a fieldset each, added and removed with buttons. */
+function objectList(path, schema, value) {
+  const fieldset = element('fieldset', { className: 'list' }, element('legend', { textContent: String(path.at(-1)) }));
+  fieldset.dataset.path = path.join('.');
+  const items = [];
+  let added = 0;
+  const add = element('button', { type: 'button', className: 'add', textContent: `add ${String(path.at(-1)).replace(/s$/, '')}` });
+  const refresh = () => {
+    add.disabled = items.length >= (schema.maxItems ?? Infinity);
+  };
+  const addItem = (itemValue) => {
+    const item = group([...path, added++], schema.items, itemValue);
+    const remove = element('button', { type: 'button', className: 'remove', textContent: 'remove' });
+    remove.addEventListener('click', () => {
+      items.splice(items.indexOf(item), 1);
+      item.element.remove();
+      refresh();
+    });
+    item.element.appendChild(remove);
+    fieldset.insertBefore(item.element, add);
+    items.push(item);
+    refresh();
+  };
+  fieldset.appendChild(add);
+  add.addEventListener('click', () => addItem(undefined));
+  for (const itemValue of Array.isArray(value) ? value : []) addItem(itemValue);
+  const read = () => (items.length === 0 && value === undefined ? undefined : items.map((item) => item.read() ?? {}));
+  return { element: fieldset, read };
+}
+
+function control(path, schema, value) {
+  const variants = variantsOf(schema);
+  if (variants.length === 1) return control(path, variants[0], value);
+  if (variants.length > 1) return union(path, variants, value);
+  if (schema.type === 'object' && schema.properties) return group(path, schema, value);
+  if (schema.type === 'array' && schema.items?.type === 'object' && schema.items.properties) return objectList(path, schema, value);
+  if (schema.type === 'array' && (isNumber(schema.items ?? {}) || schema.items?.type === 'string')) return listInput(path, schema, value);
+  return leaf(path, schema, value);
 }
 
 async function loadConfig() {
   const { config, schema } = await (await fetch('api/config')).json();
   current = config;
-  const form = $('config');
-  form.innerHTML = '';
-  const top = document.createElement('fieldset');
-  top.innerHTML = '<legend>agent</legend>';
-  for (const [section, sectionSchema] of Object.entries(schema.properties)) {
-    if (sectionSchema.type === 'object' && sectionSchema.properties) {
-      const fieldset = document.createElement('fieldset');
-      fieldset.innerHTML = `<legend>${section}</legend>`;
-      for (const [name, fieldSchema] of Object.entries(sectionSchema.properties)) {
-        const field = fieldFor(name, fieldSchema, config[section]?.[name]);
-        field.querySelector('input,select').name = `${section}.${name}`;
-        fieldset.appendChild(field);
-      }
-      form.appendChild(fieldset);
+  settings = [];
+  const top = element('fieldset', {}, element('legend', { textContent: 'agent' }));
+  const sections = [];
+  for (const [key, keySchema] of Object.entries(schema.properties)) {
+    const part = control([key], keySchema, config[key]);
+    if (part.parts) {
+      // A section: config/set merges it field by field, so each field is a setting of its own.
+      for (const [name, field] of part.parts) settings.push({ path: [key, name], read: field.read });
+      sections.push(part.element);
     } else {
-      const field = fieldFor(section, sectionSchema, config[section]);
-      field.querySelector('input,select').name = section;
-      top.appendChild(field);
+      settings.push({ path: [key], read: part.read });
+      top.appendChild(part.element);
     }
   }
-  form.prepend(top);
-  const button = document.createElement('button');
-  button.type = 'submit';
-  button.textContent = 'Apply';
-  form.appendChild(button);
+  $('config').replaceChildren(top, ...sections, element('button', { type: 'submit', textContent: 'Apply' }));
 }
 
 /** Only the fields the operator changed: a patch, as config/set takes it. */
 function changedFields() {
   const set = {};
-  for (const input of $('config').querySelectorAll('input,select')) {
-    const path = input.name.split('.');
+  for (const { path, read } of settings) {
+    const after = read();
     const before = path.reduce((value, key) => value?.[key], current);
-    const after = readInput(input);
-    if (after === undefined || JSON.stringify(after) === JSON.stringify(before)) continue;
+    if (after === undefined || canonical(after) === canonical(before)) continue;
     if (path.length === 1) set[path[0]] = after;
     else (set[path[0]] ??= {})[path[1]] = after;
   }
@@ -253,7 +406,15 @@ function changedFields() {
 async function submitConfig(event) {
   event.preventDefault();
   const answer = $('config-answer');
-  const set = changedFields();
+  let set;
+  try {
+    set = changedFields();
+  } catch (error) {
+    answer.textContent = error.message;
+    answer.className = 'error';
+    error.input?.focus();
+    return;
+  }
   if (Object.keys(set).length === 0) {
     answer.textContent = 'nothing changed';
     answer.className = '';
