@@ -90,7 +90,7 @@ program
   .command('run')
   .description(
     'run the agent: frames, multi-exit inference, energy-aware controller, local SQLite logs (Ctrl-C flushes and stops). ' +
-      'It builds the model package first if it is neither released nor built (minutes, once), and without mqtt.url it starts ' +
+      'It runs a released or built model package and never builds one (a missing one is named, with the command that builds it), and without mqtt.url it starts ' +
       'an embedded MQTT broker on 127.0.0.1 (mqtt.embeddedPort, 1884) and an offload server beside it',
   )
   .option('-c, --config <file>', 'agent config file (default: $EDGE_EXIT_CONFIG, or edge-exit.config.json if present, or the defaults)')
@@ -125,9 +125,11 @@ program
 
 program
   .command('classify')
-  .description('classify images with a package: top-k labels, the exit taken, the confidence at every exit that ran, ms per segment')
+  .description('classify images with a package or a plain .tflite: top-k labels, the exit taken, the confidence at every exit that ran, ms per segment')
   .argument('<image...>', 'image files (JPEG, PNG, BMP, ...)')
-  .option('-c, --config <name|dir>', 'the package: a name, a directory or a build config', defaultPackage())
+  .option('-c, --config <name|path>', 'the package: a name, a directory or a build config (a .tflite path is taken as --model)', defaultPackage())
+  .option('-m, --model <file.tflite>', 'a plain image classification model instead of a package, as pycoral\'s classify_image takes one')
+  .option('-l, --labels <file>', 'class names of --model: one a line, or "N label" lines (default: class indices)')
   .option('-k, --top <k>', 'how many labels to print', '5')
   .option('--operating-point <name>', 'the calibrated point that decides where to stop (default balanced; none for single-exit packages)')
   .option('--threads <n>', 'interpreter threads', '1')

@@ -1,27 +1,27 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import { configFileFor, modelsDir } from '../agent/config/paths.js';
-import { logger } from '../common/log/logger.js';
 import { loadModelPackage, type ModelPackage } from '../agent/model-package/load.js';
-import { findPackageDir, releasesDir } from '../agent/model-package/locate.js';
+import { locatePackage, makeCommandFor, PackageNotFoundError, type MissingPackage } from '../agent/model-package/locate.js';
 
 /**
- * The package a command names: a released or built package as it is, or, on a
- * workstation, one built from its config first. Only then is the builder loaded
- * (it pulls in tfjs and the segmenter), so a gateway with its package never loads it.
+ * The package a gateway command names (run, server, classify), as it is: a release,
+ * a build or a directory. A gateway never builds one (that pulls in tfjs and tools/),
+ * so a missing package is an error that says where it looked and what builds it.
  */
-export async function openPackage(nameOrPath: string, onBuild?: (configFile: string) => void): Promise<ModelPackage> {
-  const found = nameOrPath.endsWith('.json') ? undefined : findPackageDir(nameOrPath);
-  if (found) return loadModelPackage(found);
-  const configFile = configFileFor(nameOrPath);
-  if (!fs.existsSync(configFile)) {
-    throw new Error(
-      `No model package "${nameOrPath}": looked for ${path.join(releasesDir(), nameOrPath)}/ and ${path.join(modelsDir(), nameOrPath)}/, ` +
-        `and there is no build config ${configFile} to build it from. Set model.package to a package name or directory.`,
-    );
+export function openPackage(nameOrPath: string, setting = '-c'): ModelPackage {
+  const found = locatePackage(nameOrPath);
+  if (found.kind === 'package') return loadModelPackage(found.dir);
+  if (found.kind === 'model') {
+    throw new PackageNotFoundError(`${found.file} is a single model, not a model package: a package is a directory holding manifest.json (build one with \`edge-exit build-model\`).`);
   }
-  logger.info(`model package ${nameOrPath}: building it from ${configFile} unless the build there is up to date (once; later starts reuse it)`);
-  onBuild?.(configFile);
-  const { ensureModelPackage } = await import('../tools/cli/build-model.js');
-  return loadModelPackage((await ensureModelPackage(configFile)).dir);
+  throw new PackageNotFoundError(missingPackageMessage(found, setting));
+}
+
+/** What is missing, where it was looked for, and the command that makes it. */
+export function missingPackageMessage(missing: MissingPackage, setting: string): string {
+  const looked = `looked for ${missing.looked.map((dir) => (dir.endsWith('.json') ? dir : `${dir}${path.sep}`)).join(' and ')}`;
+  const command = makeCommandFor(missing);
+  const fix = command
+    ? `Build it on a workstation (with ../shared beside the checkout) with \`${command}\`, then start again, or set ${setting} to a released package (under models/releases/).`
+    : `There is no config to build it from either: set ${setting} to a package name (a release under models/releases/) or a package directory.`;
+  return `No model package "${missing.name}": ${looked}. ${fix}`;
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { modelsDir } from '../config/paths.js';
+import { readConfigObject } from '../config/json-file.js';
+import { configFileFor, modelsDir } from '../config/paths.js';
 import { MANIFEST_FILE } from './manifest.js';
 
 /**
@@ -25,13 +26,89 @@ export function releasesDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(modelsDir(env), 'releases');
 }
 
+/** A value that names something to open but matches nothing there; the message says what was looked at and what to pass. */
+export class PackageNotFoundError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PackageNotFoundError';
+  }
+}
+
+export type PackageLocation =
+  /** A package directory: named by path, a release (models/releases/<name>/) or a build (models/<name>/). */
+  | { kind: 'package'; dir: string; source: 'path' | 'release' | 'build' }
+  /** A plain model file named by path (a single-exit classifier, not a package). */
+  | { kind: 'model'; file: string }
+  /** A package name (or a config's) with no package yet; `configFile` is the config that makes it, when there is one. */
+  | { kind: 'missing'; name: string; looked: string[]; configFile: string | undefined };
+
+export type MissingPackage = Extract<PackageLocation, { kind: 'missing' }>;
+
+/** A value with a path separator, an existing file or directory, or a .tflite suffix is a path; anything else is a name. */
+export function isPathValue(value: string): boolean {
+  return value.includes('/') || value.includes(path.sep) || value.endsWith('.tflite') || fs.existsSync(value);
+}
+
+const hasManifest = (dir: string) => fs.existsSync(path.join(dir, MANIFEST_FILE));
+
 /**
- * Where a named package is: a directory holding a manifest, a release under
- * models/releases/<name>/, or a build under models/<name>/; undefined when none
- * exists yet (a workstation can then build it from models/configs/<name>.json).
+ * Where what a command names is, found the same way by every command that opens a
+ * package: a build or training config (.json) stands for the package it names; a path
+ * is a package directory or a .tflite file; a name is a release first, then a build.
+ * Throws PackageNotFoundError for a path that holds neither.
  */
-export function findPackageDir(nameOrDir: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const candidates = [path.resolve(nameOrDir), path.join(releasesDir(env), nameOrDir), path.join(modelsDir(env), nameOrDir)];
-  const looksLikePath = nameOrDir.includes('/') || nameOrDir.includes(path.sep);
-  return (looksLikePath ? candidates.slice(0, 1) : candidates.slice(1)).find((dir) => fs.existsSync(path.join(dir, MANIFEST_FILE)));
+export function locatePackage(value: string, env: NodeJS.ProcessEnv = process.env): PackageLocation {
+  if (value.endsWith('.json')) return locateByConfig(configFileFor(value, env), env);
+  if (isPathValue(value)) return locatePath(value, env);
+  const configFile = configFileFor(value, env);
+  return locateName(value, fs.existsSync(configFile) ? configFile : undefined, env);
+}
+
+function locateName(name: string, configFile: string | undefined, env: NodeJS.ProcessEnv): PackageLocation {
+  const looked = [path.join(releasesDir(env), name), path.join(modelsDir(env), name)];
+  const dir = looked.find(hasManifest);
+  if (dir) return { kind: 'package', dir, source: dir === looked[0] ? 'release' : 'build' };
+  return { kind: 'missing', name, looked, configFile };
+}
+
+function locatePath(value: string, env: NodeJS.ProcessEnv): PackageLocation {
+  const resolved = path.resolve(value);
+  const stat = fs.statSync(resolved, { throwIfNoEntry: false });
+  if (stat?.isFile()) return { kind: 'model', file: resolved };
+  if (stat?.isDirectory() && hasManifest(resolved)) return { kind: 'package', dir: resolved, source: 'path' };
+  const what = stat ? `${resolved} is a directory without ${MANIFEST_FILE}, so not a model package` : `${resolved} does not exist`;
+  throw new PackageNotFoundError(
+    `${what}. Give a package directory (one holding ${MANIFEST_FILE}) or a package name such as ${defaultPackage(env)}; \`edge-exit classify\` also takes a .tflite model file.`,
+  );
+}
+
+/** A config stands for the package of its "name"; an unreadable config is reported as missing, with no config to build from. */
+function locateByConfig(configFile: string, env: NodeJS.ProcessEnv): PackageLocation {
+  let name: unknown;
+  try {
+    name = (readConfigObject(configFile) as { name?: unknown }).name;
+  } catch {
+    return { kind: 'missing', name: path.basename(configFile, '.json'), looked: [configFile], configFile: undefined };
+  }
+  // A config without a usable name is the builder's to report.
+  if (typeof name !== 'string') return { kind: 'missing', name: path.basename(configFile, '.json'), looked: [configFile], configFile };
+  return locateName(name, configFile, env);
+}
+
+/** Training and cascade configs are made by `edge-exit train`; build configs by `edge-exit build-model`. */
+export function isTrainingConfig(configFile: string): boolean {
+  try {
+    const json = readConfigObject(configFile);
+    return typeof json === 'object' && json !== null && ('training' in json || ('glance' in json && 'main' in json));
+  } catch {
+    return false; // the loaders report unreadable files
+  }
+}
+
+/** The command that makes a missing package, for the message that reports it. */
+export function makeCommandFor(missing: MissingPackage, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (!missing.configFile) return undefined;
+  // A config found by the package's own name is given by that name, as a user would type it.
+  const config = configFileFor(missing.name, env) === missing.configFile ? missing.name : missing.configFile;
+  return `edge-exit ${isTrainingConfig(missing.configFile) ? 'train' : 'build-model'} -c ${config}`;
 }

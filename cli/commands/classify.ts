@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { createExitPolicy, type ExitPolicy } from '../../agent/exit-policy/policy.js';
 import { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
 import { SegmentChain } from '../../agent/inference/segment-chain.js';
@@ -5,11 +6,15 @@ import type { ModelPackage } from '../../agent/model-package/load.js';
 import type { InterpreterOptions } from '../../agent/runtime/interpreter.js';
 import { dequantizeSoftmax } from '../../agent/exit-policy/probabilities.js';
 import { imageFileToRgb } from '../../agent/preprocess/image-to-rgb.js';
-import { defaultPackage } from '../../agent/model-package/locate.js';
+import { defaultPackage, locatePackage } from '../../agent/model-package/locate.js';
+import { readLabelsFile, SingleModelClassifier } from '../../agent/inference/single-model.js';
 import { openPackage } from '../open-package.js';
 
 export interface ClassifyOptions {
   config?: string;
+  /** A plain classification .tflite instead of a package, with --labels for its class names. */
+  model?: string;
+  labels?: string;
   top: string;
   operatingPoint?: string;
   json?: boolean;
@@ -48,18 +53,33 @@ function recording(policy: ExitPolicy, seen: number[]): ExitPolicy {
 export async function classifyCommand(images: string[], options: ClassifyOptions): Promise<void> {
   const k = Number(options.top);
   if (!Number.isInteger(k) || k < 1) throw new RangeError(`--top must be a whole number >= 1, got ${options.top}`);
-  const pkg = await openPackage(options.config ?? defaultPackage());
+  const interpreter = { backend: 'xnnpack' as const, threads: Number(options.threads) };
+  const named = options.model ?? options.config ?? defaultPackage();
+  // --model is always a path, whatever it looks like.
+  const found = options.model === undefined ? locatePackage(named) : { kind: 'model' as const, file: path.resolve(options.model) };
+  if (found.kind === 'model') {
+    // auto: an Edge TPU model is refused with what to plug in or install; any other runs on XNNPACK.
+    const results = await classifyModel(found.file, options.labels, images, k, { ...interpreter, backend: 'auto' });
+    report(options.json ? { model: found.file, results } : undefined, results);
+    return;
+  }
+  if (options.labels !== undefined) throw new Error(`--labels is for a plain .tflite model (--model); the package ${named} carries its own labels: leave --labels out.`);
+  const pkg = openPackage(named);
   const { manifest } = pkg;
   const task = Object.keys(manifest.labels)[0]!;
   const taskHeads = manifest.heads.filter((h) => h.task === task);
-  const interpreter = { backend: 'xnnpack' as const, threads: Number(options.threads) };
   // A package cut into segments with one head at the end (the ImageNet one) has no early exits: the chain runs through.
   const multiExit = taskHeads.every((head, i) => head.afterSegment === i);
   const results = multiExit
     ? await classifyMultiExit(pkg, task, images, options, k, interpreter)
     : await classifyThrough(pkg, images, k, interpreter, task, taskHeads.at(-1)!.name);
-  if (options.json) {
-    console.log(JSON.stringify({ package: manifest.name, results }, null, 2));
+  report(options.json ? { package: manifest.name, results } : undefined, results);
+}
+
+/** Prints the results: as JSON (with what ran them) when asked, else one block per image. */
+function report(json: Record<string, unknown> | undefined, results: ImageResult[]): void {
+  if (json) {
+    console.log(JSON.stringify(json, null, 2));
     return;
   }
   for (const r of results) {
@@ -79,6 +99,21 @@ function topK(probabilities: ArrayLike<number>, labels: readonly string[], k: nu
 async function rgbOf(image: string, pkg: ModelPackage): Promise<Buffer> {
   const { width, height, resize } = pkg.manifest.input;
   return imageFileToRgb(image, { width, height, resize });
+}
+
+/** A plain model, the whole of it at once: one "exit", one time. Without labels, classes are their indices. */
+async function classifyModel(file: string, labelsFile: string | undefined, images: string[], k: number, interpreter: InterpreterOptions): Promise<ImageResult[]> {
+  const model = SingleModelClassifier.fromFile(file, interpreter);
+  const labels = labelsFile === undefined ? [] : readLabelsFile(labelsFile, model.classes);
+  const results: ImageResult[] = [];
+  for (const image of images) {
+    // Resized whole, as pycoral's classify_image does.
+    model.setRgb(await imageFileToRgb(image, { width: model.width, height: model.height, resize: 'stretch' }));
+    const { probabilities, ms } = model.classify();
+    const top = topK(probabilities, labels, k);
+    results.push({ image, exit: 0, exitName: path.basename(file), top, confidenceByExit: [top[0]!.score], segmentMs: [ms], totalMs: ms });
+  }
+  return results;
 }
 
 /** Every segment, then the one head: the monolithic model's answer, timed by segment. */

@@ -10,8 +10,8 @@ import { openPackage } from '../open-package.js';
 export { logPath };
 
 /**
- * `edge-exit run`: opens (or, on a workstation, builds once) the package, then runs the
- * app until the source ends or SIGINT/SIGTERM. A second signal exits at once.
+ * `edge-exit run`: opens the package (released or built; it never builds one), then runs
+ * the app until the source ends or SIGINT/SIGTERM. A second signal exits at once.
  */
 export async function runCommand(options: { config?: string; frames?: string }): Promise<void> {
   const { config, file } = loadAgentConfig(options.config);
@@ -19,7 +19,7 @@ export async function runCommand(options: { config?: string; frames?: string }):
   if (!(frames > 0)) throw new RangeError(`--frames must be a positive number, got ${options.frames}`);
   const early = new StatusReporter(statusFilePath(logPath(config)), config.deviceId, () => 'not started');
   early.phase('starting', `opening model package ${config.model.package}`);
-  const pkg = await openPackage(config.model.package, (configFile) => early.phase('building', `building model package ${config.model.package} from ${configFile}`));
+  const pkg = openPackage(config.model.package, 'model.package');
   const app = new EdgeExitApp({
     config,
     configFile: file,

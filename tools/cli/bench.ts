@@ -3,7 +3,6 @@ import { sharedDir } from '../../agent/config/paths.js';
 import { balancedSubset, readImageFolder } from '../../agent/datasets/image-folder.js';
 import { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
 import { loadBuildConfig } from '../model-package/build-config.js';
-import { loadModelPackage } from '../../agent/model-package/load.js';
 import { formatExitBench, runExitBench } from '../bench/exit-bench.js';
 import { formatModelBench, runModelBench } from '../bench/model-bench.js';
 import { BENCHMARKS_FILE, writeBenchSection } from '../bench/results-file.js';
@@ -23,7 +22,7 @@ import { encodeOffload } from '../../agent/mqtt/offload-codec.js';
 import { timelineSvg } from '../plots/timeline-plot.js';
 import { ReplaySource } from '../../agent/sources/replay-source.js';
 import { runSimulatedDay, type DayResult } from '../bench/simulated-day.js';
-import { buildConfigPath, ensureModelPackage, openTaskPackage } from './build-model.js';
+import { buildConfigPath, openOrBuildPackage, openTaskPackage } from './build-model.js';
 import { startEmbeddedBroker } from '../../agent/mqtt/embedded-broker.js';
 import { freePort } from '../mqtt/mosquitto.js';
 import { runStreamBench, type StreamBenchResult } from '../bench/stream-bench.js';
@@ -52,8 +51,7 @@ export interface BenchOptions {
 const today = () => new Date().toISOString().slice(0, 10);
 
 async function runtimeSuite(options: BenchOptions): Promise<void> {
-  const built = await ensureModelPackage(options.config);
-  const pkg = loadModelPackage(built.dir);
+  const pkg = await openOrBuildPackage(options.config);
   const config = loadBuildConfig(buildConfigPath(options.config));
   const threads = options.threads.split(',').map(Number);
   const imagesPerClass = Number(options.imagesPerClass);
@@ -437,8 +435,8 @@ const CPU_PATH_FINDINGS = {
 async function cpuPathSuite(options: BenchOptions): Promise<GlanceRow[]> {
   const int8Config = loadBuildConfig(buildConfigPath('mobilenet_v2_imagenet'));
   const uint8Config = loadBuildConfig(buildConfigPath('mobilenet_v2_imagenet_uint8'));
-  const int8Package = loadModelPackage((await ensureModelPackage('mobilenet_v2_imagenet')).dir);
-  const uint8Package = loadModelPackage((await ensureModelPackage('mobilenet_v2_imagenet_uint8')).dir);
+  const int8Package = await openOrBuildPackage('mobilenet_v2_imagenet');
+  const uint8Package = await openOrBuildPackage('mobilenet_v2_imagenet_uint8');
   const chainPackage = (await openTaskPackage(options.taskConfig)).pkg;
   const chunks = 10;
   const roundsPerChunk = Math.max(1, Math.round(Number(options.imagesPerClass)));

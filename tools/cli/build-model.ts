@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { configFileFor, modelsDir } from '../../agent/config/paths.js';
-import { readConfigObject } from '../../agent/config/json-file.js';
-import { defaultPackage } from '../../agent/model-package/locate.js';
+import { defaultPackage, isTrainingConfig, locatePackage } from '../../agent/model-package/locate.js';
+import { openPackage } from '../../cli/open-package.js';
 import { loadBuildConfig } from '../model-package/build-config.js';
 import { buildModelPackage, type BuildResult } from '../model-package/build.js';
 import { loadModelPackage, type ModelPackage } from '../../agent/model-package/load.js';
@@ -17,16 +17,6 @@ export const DEFAULT_TASK_CONFIG = defaultPackage();
 
 export function buildConfigPath(nameOrPath: string): string {
   return configFileFor(nameOrPath);
-}
-
-/** Training configs (for `edge-exit train`) carry the recipe at the top level; build configs do not. */
-function isTrainConfig(file: string): boolean {
-  try {
-    const json = readConfigObject(file);
-    return typeof json === 'object' && json !== null && 'training' in json;
-  } catch {
-    return false; // loadBuildConfig reports unreadable files
-  }
 }
 
 /** A fine-tuned package is never trained implicitly: training takes an hour, not a start-up. */
@@ -46,7 +36,7 @@ function trainedPackage(file: string, outDir: string | undefined): BuildResult {
  */
 export async function ensureModelPackage(configNameOrPath: string, options: { force?: boolean; outDir?: string } = {}): Promise<BuildResult> {
   const file = buildConfigPath(configNameOrPath);
-  if (isTrainConfig(file) || isCascadeConfigFile(file)) return trainedPackage(file, options.outDir);
+  if (isTrainingConfig(file)) return trainedPackage(file, options.outDir);
   const config = loadBuildConfig(file);
   const bar = progressBar(`building ${config.name}`);
   try {
@@ -93,7 +83,7 @@ export async function openTaskPackage(configNameOrPath: string): Promise<TaskPac
   const file = buildConfigPath(configNameOrPath);
   let task: { name: string; testSplit: string } | undefined;
   let datasetPath: string | undefined;
-  if (isTrainConfig(file) || isCascadeConfigFile(file)) {
+  if (isTrainingConfig(file)) {
     const config = isCascadeConfigFile(file) ? loadCascadeConfig(file).main : loadTrainConfig(file);
     ({ task, datasetPath } = config);
   } else {
@@ -101,6 +91,16 @@ export async function openTaskPackage(configNameOrPath: string): Promise<TaskPac
     ({ task, datasetPath } = config);
   }
   if (!task || !datasetPath) throw new Error(`Config ${file} has no task, so its package has no exits; use a config with a "task".`);
-  const built = await ensureModelPackage(configNameOrPath);
-  return { pkg: loadModelPackage(built.dir), taskName: task.name, testDir: path.join(datasetPath, task.testSplit) };
+  return { pkg: await openOrBuildPackage(configNameOrPath), taskName: task.name, testDir: path.join(datasetPath, task.testSplit) };
+}
+
+/**
+ * The package a workstation command names, found as the gateway finds it (a release
+ * or a directory is used as it is), else built, or found up to date, from its config:
+ * a build under models/<name>/ goes through the builder so a changed config rebuilds it.
+ */
+export async function openOrBuildPackage(nameOrPath: string): Promise<ModelPackage> {
+  const found = locatePackage(nameOrPath);
+  const build = (found.kind === 'package' && found.source === 'build') || (found.kind === 'missing' && found.configFile !== undefined);
+  return build ? loadModelPackage((await ensureModelPackage(nameOrPath)).dir) : openPackage(nameOrPath);
 }

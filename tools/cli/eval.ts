@@ -6,8 +6,7 @@ import { evaluatePackage, type EvaluationReport } from '../evaluation/evaluate.j
 import { evaluationPlots } from '../evaluation/report-plots.js';
 import { MultiExitEngine } from '../../agent/inference/multi-exit-engine.js';
 import { progressBar } from './progress.js';
-import { openTaskPackage, type TaskPackage } from './build-model.js';
-import { openPackage } from '../../cli/open-package.js';
+import { openOrBuildPackage, openTaskPackage, type TaskPackage } from './build-model.js';
 
 function fullLatency(report: EvaluationReport): number {
   return report.points.find((point) => point.name === 'full')?.meanLatencyMs ?? Number.NaN;
@@ -38,7 +37,7 @@ export function formatEvaluation(report: EvaluationReport): string {
 /** The package and the ImageFolder to evaluate it on: --test-dir, else its task's test split. */
 async function packageAndTestDir(config: string, testDir: string | undefined): Promise<TaskPackage> {
   if (testDir === undefined) return openTaskPackage(config);
-  const pkg = await openPackage(config);
+  const pkg = await openOrBuildPackage(config);
   return { pkg, taskName: Object.keys(pkg.manifest.labels)[0]!, testDir: path.resolve(testDir) };
 }
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { configFileFor, modelsDir, PROJECT_ROOT } from '../../agent/config/paths.js';
 import { loadModelPackage } from '../../agent/model-package/load.js';
-import { findPackageDir, releasesDir } from '../../agent/model-package/locate.js';
+import { locatePackage, releasesDir } from '../../agent/model-package/locate.js';
 import { MANIFEST_FILE } from '../../agent/model-package/manifest.js';
 import { describeSteps, type TrainReport } from './train.js';
 
@@ -26,7 +26,8 @@ function gitCommit(): string {
 export function releaseCommand(name: string, options: { command?: string }): void {
   // A fresh build under models/<name>/ goes first: re-releasing a retrained package must not find the old release.
   const built = path.join(modelsDir(), name);
-  const dir = fs.existsSync(path.join(built, MANIFEST_FILE)) ? built : findPackageDir(name);
+  const found = locatePackage(name);
+  const dir = fs.existsSync(path.join(built, MANIFEST_FILE)) ? built : found.kind === 'package' ? found.dir : undefined;
   if (!dir) throw new Error(`No package "${name}" to release: build or train it first (edge-exit build-model / train -c ${name}).`);
   const pkg = loadModelPackage(dir);
   const files = [MANIFEST_FILE, ...pkg.files.keys()];
