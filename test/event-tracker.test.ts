@@ -24,7 +24,8 @@ test('an object that comes, stays and goes makes one event: new, updates, end, a
   t.is(new Set(messages.map((m) => m.event.id)).size, 1);
   const end = messages.at(-1)!.event;
   t.like(end, { start: 0, end: 2900, label: 'deer', frames: 30 });
-  t.is(end.confidence, 0.94);
+  // The mean of 0.65, 0.66 … 0.94: what the frames said of the deer on the whole.
+  t.true(Math.abs(end.confidence - 0.795) < 1e-9, String(end.confidence));
   t.deepEqual(end.exits, [10, 10, 10]);
   t.is(messages[0]!.event.end, null);
 });
@@ -57,4 +58,18 @@ test('finish ends an event going on, at its last motion plus endAfterS at most',
   const [end] = tracker.finish(10_000);
   t.like(end, { type: 'end', event: { end: 3900 } });
   t.is(tracker.active, undefined);
+});
+
+test("an event's confidence is the mean confidence of the frames that gave its label, not its best single frame", (t) => {
+  const tracker = new EventTracker(SETTINGS, 2);
+  // One lucky frame at 0.99 among frames near 0.65, and a few of another label that never takes over.
+  const confidence = (i: number) => (i === 3 ? 0.99 : 0.65);
+  const messages = run(tracker, 0, 30, (i) => (i % 10 === 9 ? { label: 'dog', confidence: 0.9, exit: 0, motion: true } : { label: 'cat', confidence: confidence(i), exit: 1, motion: true }));
+  const [end] = tracker.finish(10_000);
+  const cat = Array.from({ length: 30 }, (_, i) => i).filter((i) => i % 10 !== 9);
+  const mean = cat.reduce((sum, i) => sum + confidence(i), 0) / cat.length;
+  t.is(end!.event.label, 'cat');
+  t.is(end!.event.frames, 30, 'every frame of the event counts in frames');
+  t.true(Math.abs(end!.event.confidence - mean) < 1e-9, `${end!.event.confidence} against the mean ${mean.toFixed(4)}`);
+  t.true(messages.every((m) => m.event.confidence < 0.8), messages.map((m) => m.event.confidence).join(', '));
 });

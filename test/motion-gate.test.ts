@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { parseAgentConfig } from '../agent/config/agent-config.js';
-import { MotionGate } from '../agent/gate/motion-gate.js';
+import { MotionGate, SCENE_SETTLE_FRAMES, SCENE_SETTLE_MAX_FRAMES } from '../agent/gate/motion-gate.js';
 import { cropToRegion } from '../agent/preprocess/crop.js';
 import { encodedImageToRgb } from '../agent/preprocess/image-to-rgb.js';
 import { AgentProcess } from './helpers/agent-process.js';
@@ -121,4 +121,50 @@ test('zones: change outside them is ignored; inside, a small zone is as sensitiv
   const inside = zoned.observe(camera(await withObject(base, 60, 40), random, 4));
   t.true(inside.motion, 'inside the zone');
   t.true(inside.region!.x >= 48, `the region is only what moved inside the zone: ${JSON.stringify(inside.region)}`);
+});
+
+/** A CIFAR-10 test image blown up to the frame: a different picture from the photo, as the next image of a replay is. */
+async function otherImage(): Promise<Uint8Array> {
+  return encodedImageToRgb(fs.readFileSync(path.join(CIFAR_TEST, 'ship', '0003.jpg')), { width: SIZE, height: SIZE, resize: 'stretch' });
+}
+
+test('a whole-scene change is never "no motion": the gate says settling while the exposure moves, then sceneChanged once on the first settled frame', async (t) => {
+  const random = seededRandom(21);
+  const base = await scene();
+  // As in the test above, a lightning threshold this photo's change of light passes (brightness compensation takes most of it).
+  const gate = new MotionGate({ ...defaults, lightningThreshold: 0.4 }, SIZE, SIZE);
+  for (let i = 0; i < 5; i++) gate.observe(camera(base, random, 6));
+  // The lights come on: a bright, uneven scene, then auto exposure pulls the gain back over a few frames and holds.
+  const lit = (gain: number) => camera(base.map((v, i) => Math.min(255, Math.round(v * 0.6 + ((i / 3) % SIZE) * 1.3))), random, 6, gain);
+  const readings = [1.6, 1.35, 1.2, 1.1, 1, 1, 1, 1, 1, 1, 1, 1].map((gain) => gate.observe(lit(gain)));
+  t.true(readings[0]!.lighting, `${readings[0]!.changedShare.toFixed(2)} of the frame changed at once`);
+  t.true(readings.every((r) => !r.motion), 'lighting is not motion');
+  const changedAt = readings.findIndex((r) => r.sceneChanged);
+  t.true(changedAt > 4, `sceneChanged once the gain holds, not while it moves (frame ${changedAt})`);
+  t.true(changedAt <= 4 + 1 + SCENE_SETTLE_FRAMES, `and soon after it does (frame ${changedAt})`);
+  t.is(readings.filter((r) => r.sceneChanged).length, 1, 'one fresh classification, not one a frame');
+  t.true(readings.slice(0, changedAt).every((r) => r.settling), 'every frame before it says it is settling');
+  t.true(readings.slice(changedAt).every((r) => !r.settling), 'settled from then on');
+  t.false(gate.observe(lit(1)).motion, 'the lit scene is the background now');
+});
+
+test('a different image in place of the scene (a replay, a knocked camera) is a scene change, classified fresh once it holds still', async (t) => {
+  const random = seededRandom(22);
+  const gate = new MotionGate(defaults, SIZE, SIZE);
+  const base = await scene();
+  for (let i = 0; i < 3; i++) gate.observe(camera(base, random, 4));
+  const other = await otherImage();
+  const readings = Array.from({ length: 8 }, () => gate.observe(camera(other, random, 4)));
+  t.true(readings[0]!.lighting && readings[0]!.settling, JSON.stringify(readings[0]));
+  t.is(readings.findIndex((r) => r.sceneChanged), SCENE_SETTLE_FRAMES, 'the first frame that held still against the new picture for SCENE_SETTLE_FRAMES frames');
+});
+
+test('a scene that never settles (each frame a new picture) is still classified fresh, at most every SCENE_SETTLE_MAX_FRAMES frames', async (t) => {
+  const gate = new MotionGate(defaults, SIZE, SIZE);
+  const a = await scene();
+  const b = await otherImage();
+  const readings = Array.from({ length: 3 * SCENE_SETTLE_MAX_FRAMES }, (_, i) => gate.observe(i % 2 === 0 ? a : b));
+  const changed = readings.flatMap((r, i) => (r.sceneChanged ? [i] : []));
+  t.true(changed.length >= 2, `fresh classifications at frames ${changed.join(', ')}`);
+  t.true(readings.every((r) => !r.motion && (r.settling || r.sceneChanged)), 'no frame reads as a quiet scene whose old label stands');
 });

@@ -480,11 +480,14 @@ export class EdgeExitApp {
   }
 
   /**
-   * The motion gate the config asks for. `auto` gates cameras and streams, not replays or
-   * folders: there every image is a scene of its own, and a whole-frame change reads as light.
+   * The motion gate the config asks for, over the source the app made (created before the
+   * pipeline and the results). Only a source that says its frames are one continuing scene
+   * (cameras, streams, the demo when it streams video) is gated, whatever its config kind: on
+   * a replay or a folder every image is a scene of its own, and a whole-frame change would read as light.
    */
-  private gateFor(config: AgentConfig, target: { width: number; height: number }): PipelineGate | undefined {
-    const on = config.gate.mode === 'on' || (config.gate.mode === 'auto' && (config.source.kind === 'camera' || config.source.kind === 'stream' || config.source.kind === 'demo'));
+  private gateFor(config: AgentConfig, target: { width: number; height: number }, source: FrameSource | undefined = this.source): PipelineGate | undefined {
+    const { on, warning } = MotionGate.decide(config.gate.mode, source);
+    if (warning) logger.warn(warning);
     if (!on) return undefined;
     // The background is kept across setting changes: a new threshold should not make every frame motion.
     this.motionGate ??= new MotionGate(config.gate, target.width, target.height);
@@ -506,9 +509,13 @@ export class EdgeExitApp {
     return { enabled: config.homeassistant.enabled, discoveryPrefix: device.discoveryPrefix, messages: (remove) => discoveryMessages(device, remove) };
   }
 
-  /** Events follow the motion gate: without it, every frame would be motion, and one event would never end. */
-  private eventsFor(config: AgentConfig): AgentConfig['events'] | undefined {
-    return this.gateFor(config, this.options.pkg.manifest.input) ? config.events : undefined;
+  /**
+   * Events follow the motion gate: without it, every frame would be motion, and one event would never end.
+   * So a source without a scene (a replay, a folder) has none: its images are unrelated, and one "event"
+   * would run the whole replay. Decided as gateFor does, without its warning (gateFor gives it).
+   */
+  private eventsFor(config: AgentConfig, source: FrameSource | undefined = this.source): AgentConfig['events'] | undefined {
+    return MotionGate.decide(config.gate.mode, source).on ? config.events : undefined;
   }
 
   /** The pipeline's status with the MQTT link's problem, if it has one, what the device sees, and the event going on. */

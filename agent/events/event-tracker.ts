@@ -7,6 +7,10 @@ import type { EventRow } from '../store/types.js';
  * and a switching margin keep a flickering label from making an event storm: a blip
  * shorter than `minDurationS` never becomes an event, and the best label changes only
  * when another one's accumulated confidence beats it by the margin.
+ *
+ * An event's confidence is the mean confidence of the frames that gave its label: what the
+ * model said of the object on the whole, where the best single frame would only grow (one
+ * lucky frame made an event "1.000" for good).
  */
 export interface EventSettings {
   /** A frame must be at least this confident to start an event. */
@@ -27,7 +31,10 @@ export interface Observation {
   motion: boolean;
 }
 
-/** An event as its messages carry it: the log's row, under the event's own id, without the snapshot. */
+/**
+ * An event as its messages carry it: the log's row, under the event's own id, without the snapshot.
+ * `confidence` is the mean confidence of the frames that gave `label`; `frames` counts every frame of the event.
+ */
 export type EventSummary = Omit<EventRow, 'eventId' | 'snapshot'> & { id: string };
 
 export interface EventMessage {
@@ -39,14 +46,17 @@ interface Tracked {
   summary: EventSummary;
   announced: boolean;
   lastMotionAt: number;
+  /** Per label: the sum of its frames' confidences (the switching score), and how many frames gave it. */
   scores: Map<string, number>;
+  counts: Map<string, number>;
+  /** Per label: its most confident frame's, for the snapshot. */
   bestConfidence: Map<string, number>;
   lastUpdateAt: number;
   /** What the last new or update message said. */
   sent: { label: string; confidence: number };
 }
 
-/** Updates are sent at most this often, and only for a gain this large in confidence. */
+/** Updates are sent at most this often, and only for a change this large in confidence (a mean falls as well as rises). */
 const UPDATE_EVERY_MS = 1000;
 const CONFIDENCE_STEP = 0.05;
 
@@ -86,6 +96,7 @@ export class EventTracker {
         announced: false,
         lastMotionAt: frame.at,
         scores: new Map(),
+        counts: new Map(),
         bestConfidence: new Map(),
         lastUpdateAt: frame.at,
         sent: { label: frame.label, confidence: 0 },
@@ -97,13 +108,14 @@ export class EventTracker {
     event.frames++;
     event.exits[frame.exit] = (event.exits[frame.exit] ?? 0) + 1;
     tracked.scores.set(frame.label, (tracked.scores.get(frame.label) ?? 0) + frame.confidence);
+    tracked.counts.set(frame.label, (tracked.counts.get(frame.label) ?? 0) + 1);
     const previousBest = tracked.bestConfidence.get(frame.label) ?? 0;
     if (frame.confidence > previousBest) tracked.bestConfidence.set(frame.label, frame.confidence);
 
     const leader = [...tracked.scores].reduce((a, b) => (b[1] > a[1] ? b : a));
     if (leader[0] !== event.label && leader[1] > (tracked.scores.get(event.label) ?? 0) * (1 + this.settings.switchMargin)) event.label = leader[0];
-    event.confidence = tracked.bestConfidence.get(event.label) ?? 0;
-    const best = frame.label === event.label && frame.confidence >= event.confidence;
+    event.confidence = (tracked.scores.get(event.label) ?? 0) / (tracked.counts.get(event.label) ?? 1);
+    const best = frame.label === event.label && frame.confidence >= (tracked.bestConfidence.get(event.label) ?? 0);
 
     const send = (type: 'new' | 'update') => {
       tracked.lastUpdateAt = frame.at;
@@ -115,7 +127,7 @@ export class EventTracker {
         tracked.announced = true;
         send('new');
       }
-    } else if (frame.at - tracked.lastUpdateAt >= UPDATE_EVERY_MS && (event.label !== tracked.sent.label || event.confidence - tracked.sent.confidence >= CONFIDENCE_STEP)) {
+    } else if (frame.at - tracked.lastUpdateAt >= UPDATE_EVERY_MS && (event.label !== tracked.sent.label || Math.abs(event.confidence - tracked.sent.confidence) >= CONFIDENCE_STEP)) {
       send('update');
     }
     return { messages, best };

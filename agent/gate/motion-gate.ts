@@ -8,6 +8,12 @@ import type { Region } from '../preprocess/crop.js';
  * motion) and optional contrast stretching. A running background absorbs slow change;
  * the mean brightness is compared apart from the pixels, so a lighting ramp (clouds,
  * dusk, auto exposure) moves no pixel past the threshold.
+ *
+ * A change over most of the frame at once (lights on, an IR-cut switch, a knocked camera,
+ * the next image of a replay) is not "nothing moved": the picture is a new one, and the
+ * label of the old one must not stand on it. The gate then says `settling` until the
+ * picture holds still (exposure and white balance take a few frames), and `sceneChanged`
+ * on the first settled frame, which the pipeline classifies fresh.
  */
 export interface MotionGateSettings {
   /** Per-pixel change (0-255, after brightness compensation) that counts as changed. */
@@ -35,11 +41,42 @@ export interface MotionReading {
   changedShare: number;
   /** The change was taken for lighting, and the background reset. */
   lighting: boolean;
+  /**
+   * A whole-scene change is settling (the frame of the change and those after it, until the
+   * picture holds still): nothing to classify yet, and the old result is not this picture's.
+   */
+  settling: boolean;
+  /** The first settled frame after a whole-scene change (or the first frame seen): classify it fresh, trusting nothing from before. */
+  sceneChanged: boolean;
   /** Where the change is, in frame pixels, when there is motion. */
   region?: Region;
 }
 
+/** Frames in a row that must hold still against a whole-scene change before it is classified: auto exposure and white balance take a few. */
+export const SCENE_SETTLE_FRAMES = 3;
+/** A scene that never settles (every frame a new image) is classified anyway after this many frames: never left on the old label. */
+export const SCENE_SETTLE_MAX_FRAMES = 10;
+/** Mean brightness (0-255) a settled frame may differ from the one before: more is exposure still moving. */
+const SCENE_SETTLE_BRIGHTNESS = 2;
+
 export class MotionGate {
+  /**
+   * Whether the gate runs, for `gate.mode` over this source. Only a continuing scene is gated: on
+   * unrelated images (a replay, a folder) every new image reads as a lighting change, and an old
+   * label would be let stand on it. `on` there is refused with a warning, not an error: the agent
+   * goes on classifying every frame, which is right for such a source, and a remote change of the
+   * gate (applied after it is saved) never stops it.
+   */
+  static decide(mode: 'auto' | 'on' | 'off', source: { readonly name: string; readonly continuousScene: boolean } | undefined): { on: boolean; warning?: string } {
+    if (mode === 'off') return { on: false };
+    if (source?.continuousScene) return { on: true };
+    if (mode === 'auto') return { on: false };
+    return {
+      on: false,
+      warning: `gate.mode is "on", but ${source?.name ?? 'the source'} gives unrelated images, not one continuing scene: the motion gate would let one image's label stand on the next; not gating it (events are off too)`,
+    };
+  }
+
   private readonly factor: number;
   private readonly grayWidth: number;
   private readonly grayHeight: number;
@@ -50,6 +87,8 @@ export class MotionGate {
   /** 1 for grey cells inside a zone; undefined when the whole frame counts. */
   private zoneMask: Uint8Array | undefined;
   private zoneCells: number;
+  /** While a whole-scene change settles: frames since it began, and frames in a row that held still. */
+  private settle: { frames: number; still: number } | undefined;
 
   constructor(
     private settings: MotionGateSettings,
@@ -92,10 +131,10 @@ export class MotionGate {
     const grayMean = this.toGray(rgb) / this.gray.length;
     const gray = this.gray;
     if (!this.background) {
-      // The first frame is the background: nothing is known to have moved (the agent classifies it anyway, having no result yet).
+      // The first frame is the background: nothing is known to have moved, and the scene is new to the gate.
       this.background = Float32Array.from(gray);
       this.backgroundSum = sumOf(this.background);
-      return { motion: false, changedShare: 0, lighting: false };
+      return { motion: false, changedShare: 0, lighting: false, settling: false, sceneChanged: true };
     }
     const background = this.background;
     const n = gray.length;
@@ -117,10 +156,18 @@ export class MotionGate {
     }
     // A share of the zones' area: a small zone is as sensitive as the whole frame.
     const changedShare = changed / this.zoneCells;
-    if (changedShare > lightningThreshold) {
+    const lighting = changedShare > lightningThreshold;
+    if (lighting || this.settle) {
+      // While a new picture settles the background is the latest frame, so each frame is compared with the one before it.
       background.set(gray);
       this.backgroundSum = sumOf(background);
-      return { motion: false, changedShare, lighting: true };
+      const settle = (this.settle ??= { frames: 0, still: 0 });
+      settle.frames++;
+      // Held still: no motion against the frame before, and the same mean brightness (auto exposure has stopped moving it).
+      settle.still = !lighting && changedShare < minArea && Math.abs(offset) <= SCENE_SETTLE_BRIGHTNESS ? settle.still + 1 : 0;
+      if (settle.still < SCENE_SETTLE_FRAMES && settle.frames <= SCENE_SETTLE_MAX_FRAMES) return { motion: false, changedShare, lighting, settling: true, sceneChanged: false };
+      this.settle = undefined;
+      return { motion: false, changedShare, lighting, settling: false, sceneChanged: true };
     }
     // The background learns the frame, and its sum (the next frame's brightness reference) is taken in the same pass.
     let sum = 0;
@@ -129,9 +176,9 @@ export class MotionGate {
       sum += background[i]!;
     }
     this.backgroundSum = sum;
-    if (changedShare < minArea) return { motion: false, changedShare, lighting: false };
+    if (changedShare < minArea) return { motion: false, changedShare, lighting: false, settling: false, sceneChanged: false };
     const f = this.factor;
-    return { motion: true, changedShare, lighting: false, region: { x: left * f, y: top * f, width: (right - left + 1) * f, height: (bottom - top + 1) * f } };
+    return { motion: true, changedShare, lighting: false, settling: false, sceneChanged: false, region: { x: left * f, y: top * f, width: (right - left + 1) * f, height: (bottom - top + 1) * f } };
   }
 
   /** Block-averaged luma (BT.601 weights); averaging also evens out sensor noise. It runs on every frame: integer sums, one division a cell. */

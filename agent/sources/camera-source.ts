@@ -34,6 +34,7 @@ export class CameraError extends Error {
  */
 export class CameraSource implements FrameSource {
   readonly name: string;
+  readonly continuousScene = true;
   private command: CameraCommand | undefined;
   private frameNumber = 0;
   private failures = 0;

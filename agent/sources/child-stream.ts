@@ -130,6 +130,8 @@ export function onPath(program: string, env: NodeJS.ProcessEnv = process.env): b
 
 export class ChildStreamSource implements FrameSource {
   readonly name: string;
+  /** Video: the Pi camera, V4L2, RTSP/HTTP streams, files (the demo camera among them). */
+  readonly continuousScene = true;
   readonly stats: ChildStreamStats = { frames: 0, dropped: 0, restarts: 0 };
   private child: ChildProcess | undefined;
   private latest: Frame | undefined;

@@ -35,6 +35,7 @@ export async function createFrameSource(config: SourceConfig, target: RgbTarget,
     }
     case 'demo': {
       if (!onPath('ffmpeg')) {
+        // A replay says it has no continuing scene, so the app neither gates it nor makes events of it.
         logger.warn('the demo camera needs ffmpeg (apt-get install ffmpeg); replaying the CIFAR-10 test split instead');
         return createFrameSource(sourceSchema.parse({ kind: 'replay' }), target, baseDir);
       }

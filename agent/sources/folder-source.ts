@@ -12,6 +12,8 @@ const IMAGE = /\.(jpe?g|png|webp|bmp)$/i;
  */
 export class FolderSource implements FrameSource {
   readonly name: string;
+  /** Files dropped in a folder are unrelated images, not frames of one view. */
+  readonly continuousScene = false;
   private readonly seen = new Set<string>();
   private readonly sizes = new Map<string, number>();
   private closed = false;

@@ -20,6 +20,13 @@ export interface Frame {
  */
 export interface FrameSource {
   readonly name: string;
+  /**
+   * Whether the frames are one scene going on (a camera, a video stream): each frame is the one
+   * before plus what changed. False for sources of unrelated images (a dataset replay, a watched
+   * folder): there the motion gate would take each new image for a lighting change and events
+   * would have no scene to happen in, so neither runs on them.
+   */
+  readonly continuousScene: boolean;
   next(): Promise<Frame | undefined>;
   close(): Promise<void>;
   /** Streams: frames a newer one replaced before the agent took them (latest-frame semantics). */

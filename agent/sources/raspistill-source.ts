@@ -29,6 +29,7 @@ interface RaspistillCamera {
 
 export class RaspistillSource implements FrameSource {
   readonly name = 'camera raspistill (kept open)';
+  readonly continuousScene = true;
   readonly stats: ChildStreamStats = { frames: 0, dropped: 0, restarts: 0 };
   private latest: Frame | undefined;
   private waiter: ((frame: Frame | undefined) => void) | undefined;

@@ -15,6 +15,8 @@ const AHEAD = 2;
  */
 export class ReplaySource implements FrameSource {
   readonly name: string;
+  /** Each image is a scene of its own. */
+  readonly continuousScene = false;
   readonly classes: string[];
   private readonly order: LabelledImage[];
   private position = 0;

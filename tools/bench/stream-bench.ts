@@ -86,6 +86,7 @@ function decodedSource(frames: Buffer[], name: string): FrameSource {
   let next = 0;
   return {
     name,
+    continuousScene: true,
     next: async () => (next < frames.length ? { id: String(next), origin: name, bytes: Buffer.alloc(0), pixels: frames[next++]!, capturedAt: Date.now() } : undefined),
     close: async () => {},
   };

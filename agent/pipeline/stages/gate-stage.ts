@@ -68,11 +68,19 @@ export class GateStage implements FrameStage {
     const pirFired = pirEdge !== undefined && pirEdge !== this.lastPirEdge;
     this.lastPirEdge = pirEdge;
     const now = clock.nowMs();
+    // A whole-scene change (lights, IR cut, a knock, another image): while it settles nothing is
+    // classified and the old label is not let stand as this picture's (counted as skipped, not gated);
+    // its first settled frame is classified fresh, whatever the reuse age (sceneChanged: no temporal reuse).
+    if (reading.settling) {
+      this.options.stats.skipped++;
+      return 'done';
+    }
+    context.sceneChanged = reading.sceneChanged;
     context.moved = reading.motion || pirFired;
     context.changedShare = reading.changedShare;
     if (context.moved) this.options.onMotion(now);
     if (reading.region && gate.cropToMotion) context.input = cropToRegion(context.rgb, this.options.target.width, this.options.target.height, reading.region);
-    if (!context.moved && this.lastInferenceMs !== undefined && now - this.lastInferenceMs < gate.maxReuseMs) {
+    if (!context.moved && !context.sceneChanged && this.lastInferenceMs !== undefined && now - this.lastInferenceMs < gate.maxReuseMs) {
       this.options.stats.gated++;
       this.options.results?.still(this.options.resultsClock());
       return 'done';
