@@ -147,18 +147,33 @@ test('4: hand-set thresholds suspend the controller visibly and reversibly; nami
 });
 
 test('4b: after a restart with hand-set thresholds saved, the log says the controller is suspended', async (t) => {
-  const { agent, url } = embeddedAgent('restart-gw');
+  const { agent, url } = embeddedAgent('restart-gw', { telemetryIntervalMs: 200 });
   await agent.waitForOutput(/frames/);
+  const base = 'edge-exit/restart-gw';
+  const watch = await MqttWatch.connect(url, [`${base}/config/response`], { protocolVersion: 4 });
   const client = await mqtt.connectAsync(url, { protocolVersion: 4 });
-  await client.publishAsync('edge-exit/restart-gw/config/set', JSON.stringify({ id: '1', set: { policy: { policy: 'entropy', thresholds: [0.1, 0.1, 0.1, 0] } } }), { qos: 1 });
-  await agent.waitForOutput(/controller suspended/);
+  const handSet = { policy: 'entropy', thresholds: [0.1, 0.1, 0.1, 0] };
+  await client.publishAsync(`${base}/config/set`, JSON.stringify({ id: '1', set: { policy: handSet } }), { qos: 1 });
+  const answer = await watch.waitFor('answer 1', (m) => m.topic === `${base}/config/response` && JSON.parse(m.payload.toString()).id === '1', { timeoutMs: 20_000 });
+  const response = JSON.parse(answer.payload.toString()) as { status: string; reason?: string };
+  t.is(response.status, 'ok', response.reason);
+  t.regex(response.reason ?? '', /controller is suspended/);
+  await agent.waitForOutput(/controller suspended/, 20_000);
+  await watch.close();
   await client.endAsync();
-  await agent.stop();
+  t.is(await agent.stop(), 0, agent.output);
+  const saved = JSON.parse(fs.readFileSync(path.join(agent.dir, 'remote-config.json'), 'utf8')) as { patch: { policy: unknown } };
+  t.deepEqual(saved.patch.policy, handSet, 'the hand-set thresholds are saved');
+
   const again = agent.restart();
-  await again.waitForOutput(/controller suspended: hand-set policy.thresholds/);
+  const [line] = await again.waitForOutput(/controller suspended: hand-set policy\.thresholds[^\n]*/);
+  t.regex(line, /set policy\.operatingPoint/, 'the line says how to hand the choice back');
   await again.waitForOutput(/frames/);
-  await again.stop();
-  t.pass();
+  const telemetry = await MqttWatch.connect(url, [`${base}/telemetry`], { protocolVersion: 4 });
+  t.teardown(() => telemetry.close());
+  const report = await telemetry.waitFor('telemetry after the restart', (m) => m.topic === `${base}/telemetry`, { timeoutMs: 20_000 });
+  t.regex((JSON.parse(report.payload.toString()) as { controller?: string }).controller ?? '', /^suspended/, 'telemetry says so too');
+  t.is(await again.stop(), 0, again.output);
 });
 
 test('5: every log table stores wall-clock time; simulated time sits beside it', async (t) => {

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import test from 'ava';
 import mqtt from 'mqtt';
@@ -124,9 +125,20 @@ test('a server started before its broker waits for it with backoff, then answers
   await server.close();
   await broker.close();
 
-  // A second server that never sees its broker: close() ends the waiting (else `connected` would never settle and the test would time out).
-  const lonely = await OffloadServer.start({ pkg, brokerUrl: `mqtt://127.0.0.1:${await freePort()}`, protocolVersion: 4, mqtt: mqttSettings });
+  // A second server that never sees its broker: close() ends the waiting, and no attempt follows it.
+  const lonelyPort = await freePort();
+  const lonely = await OffloadServer.start({ pkg, brokerUrl: `mqtt://127.0.0.1:${lonelyPort}`, protocolVersion: 4, mqtt: mqttSettings });
   await lonely.close();
-  await lonely.connected;
-  t.pass();
+  const settled = await Promise.race([lonely.connected.then(() => 'settled'), new Promise((r) => setTimeout(r, 2000, 'still waiting'))]);
+  t.is(settled, 'settled', '`connected` settles within 2 s of close() while the server waits for its broker');
+  // Something listens on its port now: a retry still going would connect within reconnectMaxMs (400 ms).
+  let attempts = 0;
+  const listener = net.createServer((socket) => {
+    attempts++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => listener.listen(lonelyPort, '127.0.0.1', resolve));
+  await new Promise((r) => setTimeout(r, 1200));
+  await new Promise((resolve) => listener.close(resolve));
+  t.is(attempts, 0, 'a closed server stops retrying its broker');
 });

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { PROJECT_ROOT } from '../agent/config/paths.js';
+import { expandPath, PROJECT_ROOT } from '../agent/config/paths.js';
+import { readImageFolder } from '../agent/datasets/image-folder.js';
 import { createExitPolicy } from '../agent/exit-policy/policy.js';
 import { MultiExitEngine } from '../agent/inference/multi-exit-engine.js';
 import { loadModelPackage, ModelPackageError } from '../agent/model-package/load.js';
@@ -27,7 +28,10 @@ for (const name of released) {
     engine.input.data.set(await imageFileToRgb(CAT_PHOTO, { width, height, resize }));
     const full = createExitPolicy({ policy: 'max-probability', thresholds: Array.from({ length: engine.exitCount }, () => 1) }, engine.exitCount);
     const result = engine.classify(full);
-    t.true(engine.labels.includes(engine.labels[result.label]!));
+    // The labels are the training set's classes in order, so an index means what it meant in training; the photo is of a cat.
+    t.truthy(pkg.manifest.training, 'a release says what it was trained on');
+    t.deepEqual(engine.labels, readImageFolder(path.join(expandPath(pkg.manifest.training!.dataset, dir), 'train')).classes);
+    t.is(engine.labels[result.label], 'cat', `label ${result.label} of [${engine.labels.join(', ')}]`);
     t.true(result.confidence > 0 && result.confidence <= 1);
   });
 }
