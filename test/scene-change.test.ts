@@ -77,7 +77,8 @@ test('a different image in place of the scene is classified fresh once it settle
   await pipeline.run();
   const status = pipeline.status();
   // Frame 6 is the change, and the next SCENE_SETTLE_FRAMES-1 frames hold still against it: settling, skipped.
-  t.is(status.skipped, SCENE_SETTLE_FRAMES, 'the frames while the new picture settles are skipped, not the old label re-published');
+  t.is(status.settling, SCENE_SETTLE_FRAMES, 'the frames while the new picture settles are counted as settling, not the old label re-published');
+  t.is(status.skipped, 0, 'settling is not a decode failure');
   t.true(seen.filter((context) => context.seq >= 6 && context.seq < 6 + SCENE_SETTLE_FRAMES).every((context) => context.result === undefined), 'nothing classified while settling');
   // Frame 0 is classified (no result yet); the other frames of each picture let its own label stand.
   t.is(status.gated, frames.length - 2 - SCENE_SETTLE_FRAMES);
@@ -117,7 +118,7 @@ test('`gate.mode: on` over a replay: the agent says it will not gate unrelated i
   t.regex(agent.output, /gate\.mode is \\?"on\\?", but .* not one continuing scene/);
   const status = readStatusFile(path.join(agent.dir, 'status.json'))!;
   t.is(status.gated, 0, agent.output);
-  t.is(status.skipped, 0, 'nothing settling either: there is no gate');
+  t.is(status.settling, 0, 'nothing settling either: there is no gate');
   const reader = LogReader.open(agent.logFile);
   t.teardown(() => reader.close());
   t.deepEqual(reader.events(), []);

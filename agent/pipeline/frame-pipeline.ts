@@ -88,6 +88,8 @@ export interface AgentStatus {
   mqtt?: string;
   frameRate: number;
   skipped: number;
+  /** Frames after a whole-scene change (lights, a knock, an IR-cut switch) while the picture settled. */
+  settling: number;
   /** Frames the motion gate let pass without inference: nothing moved, the previous result stood. */
   gated: number;
   /** Frames settled at an earlier exit by temporal exit reuse. */
@@ -295,6 +297,7 @@ export class FramePipeline {
       controller: this.control.controllerState,
       frameRate: this.control.frameRate,
       skipped: this.stats.skipped,
+      settling: this.stats.settling,
       gated: this.stats.gated,
       reused: this.stats.reused,
       dropped: this.parts.source.droppedFrames ?? 0,

@@ -6,6 +6,8 @@ export class LiveStats {
   labelled = 0;
   correct = 0;
   skipped = 0;
+  /** Frames after a whole-scene change, while the picture settled: neither classified nor let stand. */
+  settling = 0;
   gated = 0;
   /** Frames an earlier exit settled by agreeing with a confident previous answer (temporal exit reuse). */
   reused = 0;

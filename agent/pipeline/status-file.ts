@@ -44,6 +44,7 @@ export function formatStatusLine(status: AgentStatus): string {
     (status.backend === undefined ? '' : `  on ${status.backend}${status.backendNote === undefined ? '' : ' (no Edge TPU: edge-exit status says why)'}`) +
     (status.controller === 'on' || status.controller === undefined ? '' : `  controller ${status.controller}`) +
     (status.skipped > 0 ? `  skipped ${status.skipped}` : '') +
+    (status.settling > 0 ? `  settling ${status.settling}` : '') +
     (status.gated > 0 ? `  still ${status.gated}` : '') +
     (status.reused > 0 ? `  reused ${status.reused}` : '') +
     (status.dropped > 0 ? `  dropped ${status.dropped}` : '') +

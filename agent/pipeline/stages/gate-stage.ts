@@ -72,7 +72,7 @@ export class GateStage implements FrameStage {
     // classified and the old label is not let stand as this picture's (counted as skipped, not gated);
     // its first settled frame is classified fresh, whatever the reuse age (sceneChanged: no temporal reuse).
     if (reading.settling) {
-      this.options.stats.skipped++;
+      this.options.stats.settling++;
       return 'done';
     }
     context.sceneChanged = reading.sceneChanged;
