@@ -53,13 +53,13 @@ test('a hot gateway leaves the deepest segment to the server: unsure frames are 
   const config = parseAgentConfig({ deviceId: 'hot-gw', offload: { mode: 'features', minConfidence: 0.95, deadlineMs: 5000 } });
   const dir = temporaryDir('edge-exit-offload-');
   const store = LogStore.open(path.join(dir, 'log.db'), { flushMs: 50 });
-  const link = new AgentLink({
+  const link = await new AgentLink({
     url: broker.url,
     deviceId: 'hot-gw',
     config,
     protocolVersion: 4,
     handlers: { onAnswer: (id, answer, late) => store.recordServerAnswer(id, { label: answer.label, confidence: answer.confidence, serverMs: answer.serverMs, decidedLocally: late }) },
-  });
+  }).start();
   await waitFor('the server\'s retained availability', () => link.offloadServers === 1, 5000);
   // 2 °C of headroom under a 60 °C limit, and a server up: the controller cuts the depth and allows offload.
   const agent = hotGateway(store, new Offloader(link, pkg, config.offload, deviceProfile('pi4')));
@@ -67,8 +67,8 @@ test('a hot gateway leaves the deepest segment to the server: unsure frames are 
   t.true(agent.currentDecision!.maxExit < 3, `maxExit ${agent.currentDecision!.maxExit}`);
   t.true(agent.stats.offloaded > 0, 'some frames were unsure at the capped depth');
   const until = Date.now() + 10_000;
-  while (link.counters.answers < agent.stats.offloaded && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-  t.is(link.counters.answers, agent.stats.offloaded);
+  while (link.offloadClient.counters.answers < agent.stats.offloaded && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  t.is(link.offloadClient.counters.answers, agent.stats.offloaded);
   t.is(server.stats.answered, agent.stats.offloaded, 'one computation per request');
   await new Promise((r) => setTimeout(r, 200));
   store.flush();
@@ -80,7 +80,7 @@ test('a hot gateway leaves the deepest segment to the server: unsure frames are 
     t.truthy(row.serverLabel, `request ${row.requestId} has the server's answer`);
   }
   reader.close();
-  await link.close();
+  await link.stop();
   store.close();
   await server.close();
   await broker.close();
@@ -90,8 +90,8 @@ test('servers are known by their retained availability: heat cuts the depth only
   const broker = await startAedes();
   t.teardown(() => broker.close());
   const config = parseAgentConfig({ deviceId: 'watching-gw', offload: { mode: 'features', minConfidence: 0.95, deadlineMs: 2000 } });
-  const link = new AgentLink({ url: broker.url, deviceId: 'watching-gw', config, protocolVersion: 4, handlers: { onAnswer: () => {} } });
-  t.teardown(() => link.close());
+  const link = await new AgentLink({ url: broker.url, deviceId: 'watching-gw', config, protocolVersion: 4, handlers: { onAnswer: () => {} } }).start();
+  t.teardown(() => link.stop());
   await waitFor('the broker link', () => link.connected, 5000);
   const store = LogStore.open(path.join(temporaryDir('edge-exit-servers-'), 'log.db'));
   t.teardown(() => store.close());
@@ -118,14 +118,14 @@ test('servers are known by their retained availability: heat cuts the depth only
   const crashing = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--protocol', '4', '--server-id', 'rack-7'], { EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir });
   t.teardown(() => crashing.stop());
   await waitFor('the server process coming up', () => link.offloadServers === 1, 60_000);
-  t.deepEqual(link.offloadServerIds, ['rack-7'], 'it announces itself under the name --server-id gave it');
+  t.deepEqual(link.offloadClient.offloadServerIds, ['rack-7'], 'it announces itself under the name --server-id gave it');
   t.is(await crashing.kill('SIGKILL'), null);
   await waitFor('the killed server being forgotten', () => link.offloadServers === 0, 5000);
   t.false(offloader.available);
 
   // Nothing stale is left retained: a gateway that connects now sees no server.
-  const late = new AgentLink({ url: broker.url, deviceId: 'late-gw', config, protocolVersion: 4, handlers: { onAnswer: () => {} } });
-  t.teardown(() => late.close());
+  const late = await new AgentLink({ url: broker.url, deviceId: 'late-gw', config, protocolVersion: 4, handlers: { onAnswer: () => {} } }).start();
+  t.teardown(() => late.stop());
   await waitFor('the late link', () => late.connected, 5000);
   await new Promise((r) => setTimeout(r, 300));
   t.is(late.offloadServers, 0);
@@ -141,14 +141,14 @@ test('a --server-id that cannot be a topic level is refused before anything is b
 
 test('without a broker, offload requests wait in a bounded queue and expire', async (t) => {
   const config = parseAgentConfig({ deviceId: 'lonely-gw', offload: { maxQueued: 3, queueExpiryMs: 1000 } });
-  const link = new AgentLink({ url: 'mqtt://127.0.0.1:1', deviceId: 'lonely-gw', config, protocolVersion: 4, handlers: { onAnswer: () => {} } });
+  const link = await new AgentLink({ url: 'mqtt://127.0.0.1:1', deviceId: 'lonely-gw', config, protocolVersion: 4, handlers: { onAnswer: () => {} } }).start();
   for (let i = 0; i < 5; i++) t.is(link.offload(`q${i}`, Buffer.from('frame'), 1000), 'queued');
-  t.is(link.queuedCount, 3);
-  t.is(link.counters.droppedFull, 2);
-  link.sweep(2500);
-  t.is(link.queuedCount, 0);
-  t.is(link.counters.expired, 3);
-  await link.close();
+  t.is(link.offloadClient.queuedCount, 3);
+  t.is(link.offloadClient.counters.droppedFull, 2);
+  link.offloadClient.sweep(2500);
+  t.is(link.offloadClient.queuedCount, 0);
+  t.is(link.offloadClient.counters.expired, 3);
+  await link.stop();
 });
 
 test('requests made without a broker survive an agent restart in the SQLite outbox and are answered once a broker appears', async (t) => {
@@ -159,11 +159,11 @@ test('requests made without a broker survive an agent restart in the SQLite outb
   const port = Number(new URL(broker.url).port);
   await broker.close();
   // First life: the broker is gone; the requests wait on disk.
-  const first = new AgentLink({ url: `mqtt://127.0.0.1:${port}`, deviceId: 'restarting-gw', config, protocolVersion: 4, handlers: { onAnswer: () => {} }, outbox: new Outbox(outboxFile) });
+  const first = await new AgentLink({ url: `mqtt://127.0.0.1:${port}`, deviceId: 'restarting-gw', config, protocolVersion: 4, handlers: { onAnswer: () => {} }, outbox: new Outbox(outboxFile) }).start();
   const image = (await import('node:fs')).readFileSync(path.join(CIFAR_TEST, 'airplane', '0009.jpg'));
   const frame = (id: string) => encodeOffload({ packageName: pkg.manifest.name, modelHash: pkg.manifest.buildKey, kind: 'image', requestId: id, format: 'jpeg', data: image });
   for (const id of ['ob-1', 'ob-2', 'ob-3']) t.is(first.offload(id, frame(id)), 'queued');
-  await first.close();
+  await first.stop();
   // Second life: a broker and a server on the same address.
   const { startEmbeddedBroker } = await import('../agent/mqtt/embedded-broker.js');
   const revived = await startEmbeddedBroker(port);
@@ -171,12 +171,12 @@ test('requests made without a broker survive an agent restart in the SQLite outb
   const answered: string[] = [];
   const outbox = new Outbox(outboxFile);
   t.is(outbox.all().length, 3);
-  const second = new AgentLink({ url: revived.url, deviceId: 'restarting-gw', config, protocolVersion: 4, handlers: { onAnswer: (id) => answered.push(id) }, outbox });
+  const second = await new AgentLink({ url: revived.url, deviceId: 'restarting-gw', config, protocolVersion: 4, handlers: { onAnswer: (id) => answered.push(id) }, outbox }).start();
   const deadline = Date.now() + 10_000;
   while (answered.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   t.deepEqual(answered.sort(), ['ob-1', 'ob-2', 'ob-3']);
   t.is(outbox.all().length, 0, 'answered requests leave the outbox');
-  await second.close();
+  await second.stop();
   outbox.close();
   await server.close();
   await revived.close();

@@ -167,8 +167,8 @@ test('a frame unsure at the glance is offloaded as its image even in features mo
   t.teardown(() => server.close());
   const config = parseAgentConfig({ deviceId: 'glance-gw', offload: { mode: 'features', minConfidence: 1, deadlineMs: 5000 } });
   const answers: OffloadAnswer[] = [];
-  const link = new AgentLink({ url: broker.url, deviceId: 'glance-gw', config, protocolVersion: 4, handlers: { onAnswer: (_id, answer) => answers.push(answer) } });
-  t.teardown(() => link.close());
+  const link = await new AgentLink({ url: broker.url, deviceId: 'glance-gw', config, protocolVersion: 4, handlers: { onAnswer: (_id, answer) => answers.push(answer) } }).start();
+  t.teardown(() => link.stop());
   await waitFor("the server's retained availability", () => link.offloadServers === 1, 5000);
 
   const engine = MultiExitEngine.fromPackage(pkg, { backend: 'xnnpack', threads: 1 });

@@ -87,9 +87,9 @@ test('a label that changes every frame is not a state message per frame, and the
   const broker = await startEmbeddedBroker(await freePort());
   t.teardown(() => broker.close());
   const config = parseAgentConfig({ deviceId: 'burst-1' });
-  const link = new AgentLink({ url: broker.url, deviceId: 'burst-1', config, protocolVersion: 4, handlers: { onAnswer: () => {} } });
+  const link = await new AgentLink({ url: broker.url, deviceId: 'burst-1', config, protocolVersion: 4, handlers: { onAnswer: () => {} } }).start();
   const watch = await MqttWatch.connect(broker.url, [link.topics.state], { protocolVersion: 4 });
-  t.teardown(() => Promise.all([link.close(), watch.close()]));
+  t.teardown(() => Promise.all([link.stop(), watch.close()]));
   await waitFor('the link to connect', () => link.connected, 10_000, 20);
   const results = new ResultPublisher({ link, log: { logEvent: () => {} }, events: undefined, exitCount: 4, frameSize: target });
   const labels = ['cat', 'dog', 'ship', 'truck'];

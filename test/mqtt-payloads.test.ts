@@ -10,8 +10,8 @@ import {
   type OffloadPayload,
   parseOffloadAnswer,
 } from '../agent/mqtt/offload-codec.js';
+import { applyConfigPatch } from '../agent/config/config-patch.js';
 import {
-  applyConfigPatch,
   configResponseFor,
   configStateSchema,
   encodeJsonPayload,

@@ -24,18 +24,18 @@ test('without a broker the link retries with doubling delays up to its cap; it c
   const gate = await TcpGate.listen();
   const config = parseAgentConfig({ deviceId: 'backoff-gw', mqtt: { url: gate.url, reconnectMinMs: MIN_MS, reconnectMaxMs: MAX_MS } });
   const remote = RemoteConfig.open({ base: config, overridesFile: path.join(temporaryDir('edge-exit-backoff-'), 'remote-config.json') });
-  const link = new AgentLink({
+  const link = await new AgentLink({
     url: gate.url,
     deviceId: 'backoff-gw',
     config,
     protocolVersion: 4,
     handlers: { onAnswer: () => {}, onConfigSet: (bytes) => remote.handleSet(bytes), configState: () => remote.stateMessage() },
-  });
+  }).start();
   let broker: Awaited<ReturnType<typeof startAedes>> | undefined;
   let watch: MqttWatch | undefined;
   // In this order: a broker waits for its clients to leave before it closes.
   t.teardown(async () => {
-    await link.close();
+    await link.stop();
     await watch?.close();
     await gate.close();
     await broker?.close();

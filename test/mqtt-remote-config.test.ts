@@ -21,9 +21,11 @@ function setup(t: ExecutionContext, overridesFile?: string, validate?: (config: 
     RemoteConfig.open({
       base,
       overridesFile: file,
-      logChange: (row) => rows.push(row),
-      validate,
-      onApply: (config, changedPaths) => void applied.push({ config, changedPaths }),
+      log: { logConfigChange: (row) => rows.push(row) },
+      owners: {
+        judge: (config) => validate?.(config),
+        apply: (config, changedPaths) => void applied.push({ config, changedPaths: [...changedPaths] }),
+      },
       now: () => 1234,
     });
   return { dir, file, rows, applied, open };

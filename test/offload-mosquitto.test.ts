@@ -106,12 +106,12 @@ withMosquitto('`edge-exit server --workers 2 --server-id rack` runs two workers 
   const broker = await startMosquitto();
   t.teardown(() => broker.stop());
   const config = parseAgentConfig({ deviceId: 'roll-call-gw' });
-  const link = new AgentLink({ url: broker.url, deviceId: 'roll-call-gw', config, protocolVersion: 5, handlers: { onAnswer: () => {} } });
-  t.teardown(() => link.close());
+  const link = await new AgentLink({ url: broker.url, deviceId: 'roll-call-gw', config, protocolVersion: 5, handlers: { onAnswer: () => {} } }).start();
+  t.teardown(() => link.stop());
   const server = new CliProcess(['server', '-c', agentPackage.buildConfig, '--broker', broker.url, '--workers', '2', '--share-group', 'roll-call', '--server-id', 'rack'], { EDGE_EXIT_MODELS_DIR: agentPackage.modelsDir });
   t.teardown(() => server.stop());
   await waitFor('both workers announcing themselves', () => link.offloadServers === 2, 60_000);
-  t.deepEqual(link.offloadServerIds, ['rack-1', 'rack-2']);
+  t.deepEqual(link.offloadClient.offloadServerIds, ['rack-1', 'rack-2']);
   t.is(await server.stop(), 0, server.output);
   await waitFor('both workers being forgotten', () => link.offloadServers === 0, 5000);
 });

@@ -10,11 +10,11 @@ import { MultiExitEngine } from '../inference/multi-exit-engine.js';
 import { logger } from '../../common/log/logger.js';
 import { endStatusLine } from '../../common/log/terminal.js';
 import type { ModelPackage } from '../model-package/load.js';
-import { AgentLink, type HomeAssistantLink } from '../mqtt/agent-link.js';
-import { discoveryMessages } from '../mqtt/home-assistant.js';
+import { AgentLink } from '../mqtt/agent-link.js';
 import { startEmbeddedBroker } from '../mqtt/embedded-broker.js';
 import { Outbox } from '../mqtt/outbox.js';
-import type { ConfigPatch } from '../mqtt/payloads.js';
+import { configPatchJsonSchema, type ConfigPatch } from '../config/config-patch.js';
+import { ConfigOwners, type ConfigChange, type ConfigOwner } from '../config/config-owners.js';
 import { RemoteConfig } from '../mqtt/remote-config.js';
 import { Offloader } from '../offload/offloader.js';
 import { ResultPublisher } from '../events/result-publisher.js';
@@ -27,7 +27,6 @@ import { LogStore } from '../store/log-store.js';
 import { createPlatform } from '../../firmware-bridge/index.js';
 import type { Platform } from '../../firmware-bridge/types.js';
 import { DashboardRoutes, type LiveView } from '../dashboard/dashboard-routes.js';
-import { configPatchJsonSchema } from '../mqtt/payloads.js';
 import { AgentMetrics } from './agent-metrics.js';
 import { healthReport, type HealthReport } from './health.js';
 import { SystemdNotifier } from './systemd-notify.js';
@@ -106,6 +105,10 @@ export class EdgeExitApp {
   private metrics: AgentMetrics | undefined;
   private planner: LifetimePlanner | undefined;
   private power!: PowerManager;
+  /** Who applies each section of config/set: the parts register here as they start. */
+  private readonly owners = new ConfigOwners();
+  /** The point chosen when the last change was judged, so that applying it does not choose again. */
+  private judged: { config: AgentConfig; chosen: ReturnType<typeof chooseOperatingPoint> } | undefined;
   /** When the pipeline began to run (a slow model load is not a stall). */
   private runningSinceMs = Date.now();
   private stopped = false;
@@ -121,6 +124,11 @@ export class EdgeExitApp {
   /** The units started, in order (for tests and the architecture docs). */
   get startedUnits(): string[] {
     return this.units.names;
+  }
+
+  /** Which part owns each section of config/set (for tests and the architecture docs). */
+  get configOwners(): ReadonlyMap<string, string> {
+    return this.owners.owners;
   }
 
   /** Starts every part; on a failure the parts already started are stopped and the error is thrown. */
@@ -146,15 +154,14 @@ export class EdgeExitApp {
     this.engine = await this.units.start(
       'engine',
       () => MultiExitEngine.fromPackage(pkg, { backend: base.model.backend, threads: base.model.threads, edgetpuDevice: base.model.edgetpuDevice }),
-      () => {},
+      (engine) => engine.stop(),
     );
     // Changes made over MQTT persist beside the log and are laid over the file's config on every start.
     this.remote = RemoteConfig.open({
       base,
       overridesFile: path.join(path.dirname(this.dbFile), 'remote-config.json'),
-      logChange: (row) => this.store.logConfigChange(row),
-      validate: (next, patch) => this.judge(next, patch),
-      onApply: (next, changedPaths) => this.apply(next, changedPaths),
+      log: this.store,
+      owners: this.owners,
     });
     const config = this.remote.config;
     logger.info(`edge-exit agent ${config.deviceId} starting (config: ${this.options.configFile ?? 'defaults'}${this.remote.version > 0 ? `, with ${this.remote.version} change(s) made over MQTT` : ''}; package ${pkg.manifest.name})`);
@@ -189,7 +196,7 @@ export class EdgeExitApp {
         status: () => this.pipeline.status(),
         logHealth: () => this.logHealth(),
         mqttConnected: () => link.connected,
-        offload: () => ({ counters: link.counters, unanswered: link.unansweredCount }),
+        offload: () => ({ counters: link.offloadClient.counters, unanswered: link.offloadClient.unansweredCount }),
       });
     }
     this.power = new PowerManager({
@@ -198,12 +205,12 @@ export class EdgeExitApp {
       flush: () => this.store.flush(),
       blockers: {
         // An answer that cannot arrive (the link is down) waits in the outbox, which survives the sleep.
-        offloadAnswersPending: () => (link.connected ? link.unansweredCount : 0),
-        configChangesPending: () => link.configRequestsWaiting,
+        offloadAnswersPending: () => (link.connected ? link.offloadClient.unansweredCount : 0),
+        configChangesPending: () => link.config?.waiting ?? 0,
         eventPending: () => (this.results.eventOpen ? 'an event is going on' : this.results.busy ? "an event's snapshot is being written" : undefined),
       },
     });
-    this.planner = this.plannerFor(config);
+    this.planner = this.plannerFor(config, chosen.points);
     if (config.planner.enabled && offReason) logger.warn(`planner: on, but it acts through the controller, which is ${offReason}`);
     this.pipeline = new FramePipeline({
       engine: this.engine,
@@ -230,15 +237,20 @@ export class EdgeExitApp {
       replanEveryMs: config.planner.replanEveryS * 1000,
       onSleepDue: (duty) => this.power.powerDown(duty),
     });
+    this.registerOwners(link);
+    // config/set is taken from here on: every part a change can reach exists.
+    for (const unit of link.units.filter((u) => u.name === 'mqtt config')) await this.units.start(unit.name, () => unit.start(), () => unit.stop());
     this.telemetry = await this.units.start(
       'telemetry',
       () => {
-        const telemetry = new TelemetryPublisher(link, () => this.withLinkAndResults(this.pipeline.status()));
-        telemetry.start(config.telemetryIntervalMs);
+        const telemetry = new TelemetryPublisher(link.transport, () => this.withLinkAndResults(this.pipeline.status()), config.telemetryIntervalMs);
+        telemetry.start();
         return telemetry;
       },
       (telemetry) => telemetry.stop(),
     );
+    this.owners.register(this.telemetry);
+    this.owners.checkComplete();
     if (this.metrics) await this.startWeb(config, link, this.metrics);
     // Under systemd (Type=notify): ready now, and the watchdog fed while frames flow.
     await this.units.start(
@@ -286,7 +298,7 @@ export class EdgeExitApp {
           log: this.store,
           latestSnapshot: () => this.results.latestSnapshot?.jpeg,
           config: () => ({ ...(JSON.parse(this.remote.stateMessage().toString()) as { version: number; config: unknown }), schema: configPatchJsonSchema() }),
-          applyConfig: (body) => link.configSetFrom(body) ?? Buffer.from(JSON.stringify({ status: 'error', reason: 'config: changes are not taken here' })),
+          applyConfig: (body) => link.config?.setFrom(body) ?? Buffer.from(JSON.stringify({ status: 'error', reason: 'config: changes are not taken here' })),
         })
       : undefined;
     const web = await this.units.start(
@@ -350,38 +362,62 @@ export class EdgeExitApp {
       if (factory) await this.units.start('embedded offload server', () => factory({ pkg: this.options.pkg, brokerUrl: broker.url, prefix: config.mqtt.prefix }), (s) => s.close());
     }
     const outbox = await this.units.start('outbox', () => new Outbox(path.join(path.dirname(this.dbFile), 'outbox.db')), (o) => o.close());
-    const brokerUrl = url;
-    return this.units.start(
-      'mqtt link',
-      () => {
-        const link = new AgentLink({
-          outbox,
-          url: brokerUrl,
-          deviceId: config.deviceId,
-          config,
-          protocolVersion: config.mqtt.protocolVersion ?? (config.mqtt.url ? 5 : 4),
-          handlers: {
-            // The answer re-enters the pipeline with its frame's context: the log, temporal reuse and the state all see it.
-            // Before the pipeline exists (answers replayed on the first connect) it is only logged, as a late one.
-            onAnswer: (requestId, answer, late) =>
-              this.pipeline
-                ? this.pipeline.serverAnswer(requestId, answer, late)
-                : this.store.recordServerAnswer(requestId, { label: answer.label, confidence: answer.confidence, serverMs: answer.serverMs, decidedLocally: true }),
-            onConfigSet: (bytes) => this.remote.handleSet(bytes),
-            configState: () => this.remote.stateMessage(),
-            onHealthRequest: (payload) => healthAnswer(payload, this.health()),
-          },
-        });
-        // Before the first connect, so that its subscriptions and configs go with it.
-        link.setHomeAssistant(this.homeAssistantFor(config, link));
-        return link;
+    const { manifest } = this.options.pkg;
+    const link = new AgentLink({
+      outbox,
+      url,
+      deviceId: config.deviceId,
+      config,
+      protocolVersion: config.mqtt.protocolVersion ?? (config.mqtt.url ? 5 : 4),
+      handlers: {
+        // The answer re-enters the pipeline with its frame's context: the log, temporal reuse and the state all see it.
+        // Before the pipeline exists (answers replayed on the first connect) it is only logged, as a late one.
+        onAnswer: (requestId, answer, late) =>
+          this.pipeline
+            ? this.pipeline.serverAnswer(requestId, answer, late)
+            : this.store.recordServerAnswer(requestId, { label: answer.label, confidence: answer.confidence, serverMs: answer.serverMs, decidedLocally: true }),
+        onConfigSet: (bytes) => this.remote.handleSet(bytes),
+        configState: () => this.remote.stateMessage(),
+        onHealthRequest: (payload) => healthAnswer(payload, this.health()),
       },
-      async (link) => {
-        // Answers already on their way are logged; what is still unanswered waits in the outbox for the next start.
-        await link.settle(Math.min(this.remote.config.offload.deadlineMs, STOP_SETTLE_MAX_MS));
-        await link.close();
+      homeAssistant: { model: manifest.name, softwareVersion: agentVersion(), operatingPoints: manifest.operatingPoints.map((point) => point.name) },
+    });
+    // Each extension is a unit of its own; the transport comes last, so the first subscribe carries every route.
+    // The config channel starts once the parts a change reaches exist (startUnits).
+    for (const unit of link.units) {
+      if (unit.name === 'mqtt config') continue;
+      const settles = unit.name === 'mqtt transport';
+      await this.units.start(
+        unit.name,
+        () => unit.start(),
+        async () => {
+          // Answers already on their way are logged; what is still unanswered waits in the outbox for the next start.
+          if (settles) await link.offloadClient.settle(Math.min(this.remote.config.offload.deadlineMs, STOP_SETTLE_MAX_MS));
+          await unit.stop();
+        },
+      );
+    }
+    return link;
+  }
+
+  /** The parts that apply config/set, one owner per section: the app's own, and the link's extensions. */
+  private registerOwners(link: AgentLink): void {
+    this.owners.register({
+      name: 'operating point, controller and planner',
+      sections: ['policy', 'controller', 'maxFrameRate', 'planner'],
+      judge: (next, patch) => this.judge(next, patch),
+      apply: (next, change) => this.applyControl(next, change),
+    });
+    this.owners.register({ name: 'offloader', sections: ['offload'], apply: (next) => this.offloader.update(next.offload) });
+    this.owners.register({
+      name: 'motion gate and events',
+      sections: ['gate', 'events'],
+      apply: (next, change) => {
+        if (change.sections.has('gate')) this.pipeline.setGate(this.gateFor(next, this.options.pkg.manifest.input));
+        this.results.setEvents(this.eventsFor(next));
       },
-    );
+    });
+    for (const owner of link.configOwners) this.owners.register(owner);
   }
 
   /**
@@ -390,6 +426,7 @@ export class EdgeExitApp {
    */
   private judge(next: AgentConfig, patch: ConfigPatch): void {
     const chosen = chooseOperatingPoint(next, this.options.pkg.manifest.operatingPoints, this.engine.exitCount);
+    this.judged = { config: next, chosen };
     if (this.controller) ladderWithin(chosen.points, next.controller);
     if (next.planner.enabled && (patch.planner || patch.controller || patch.policy) && controllerOffReason(next, chosen.custom) !== undefined) {
       throw new Error(`planner.enabled: the planner acts through the controller, which is ${controllerOffReason(next, chosen.custom)}; turn it on with {"controller":{"enabled":true}}`);
@@ -403,12 +440,13 @@ export class EdgeExitApp {
     }
   }
 
-  /** A live change reaches the part it names and nothing else: a new deadline leaves the controller's state alone. */
-  private apply(next: AgentConfig, changedPaths: string[]): string | undefined {
-    const changed = (prefix: string) => changedPaths.some((p) => p === prefix || p.startsWith(`${prefix}.`));
+  /** A policy, controller, frame-rate or planner change, with the point its judging chose: a new deadline never gets here. */
+  private applyControl(next: AgentConfig, change: ConfigChange): string | undefined {
+    const changed = (section: 'policy' | 'controller' | 'maxFrameRate' | 'planner') => change.sections.has(section);
+    const chosen = this.judged?.config === next ? this.judged.chosen : chooseOperatingPoint(next, this.options.pkg.manifest.operatingPoints, this.engine.exitCount);
+    this.judged = undefined;
     let note: string | undefined;
     if (changed('policy') || changed('controller') || changed('maxFrameRate')) {
-      const chosen = chooseOperatingPoint(next, this.options.pkg.manifest.operatingPoints, this.engine.exitCount);
       if (changed('policy')) this.pipeline.setStaticPoint(chosen.staticPoint);
       if (changed('maxFrameRate')) this.pipeline.setMaxFrameRate(next.maxFrameRate);
       if (changed('controller') || changed('maxFrameRate')) this.controller?.updateBounds(next.controller, next.maxFrameRate);
@@ -419,24 +457,19 @@ export class EdgeExitApp {
       if (!wasOn && !offReason) logger.info('controller: on again, it picks the operating point');
       note = offReason === undefined ? undefined : `applied; the controller is ${offReason}`;
     }
-    if (changed('planner') || changed('controller') || changed('deviceProfile') || changed('maxFrameRate')) this.updatePlanner(next, changed('planner') && !changed('deviceProfile') && !changed('maxFrameRate'));
-    if (changed('offload')) this.offloader.update(next.offload);
-    if (changed('gate')) this.pipeline.setGate(this.gateFor(next, this.options.pkg.manifest.input));
-    if (changed('gate') || changed('events')) this.results.setEvents(this.eventsFor(next));
-    if (changed('homeassistant')) this.link?.setHomeAssistant(this.homeAssistantFor(next, this.link));
-    if (changed('telemetryIntervalMs')) this.telemetry.start(next.telemetryIntervalMs);
+    // A new target or floors keep what the planner has learnt; a new frame rate or ladder plans afresh.
+    if (changed('planner') || changed('controller') || changed('maxFrameRate')) this.updatePlanner(next, changed('planner') && !changed('maxFrameRate'), chosen.points);
     return note;
   }
 
   /** The lifetime planner the config asks for, on the controller's ladder; undefined when it is off. */
-  private plannerFor(config: AgentConfig): LifetimePlanner | undefined {
+  private plannerFor(config: AgentConfig, points: ReturnType<typeof chooseOperatingPoint>['points']): LifetimePlanner | undefined {
     if (!config.planner.enabled || !this.controller) return undefined;
-    const chosen = chooseOperatingPoint(config, this.options.pkg.manifest.operatingPoints, this.engine.exitCount);
     const profile = deviceProfile(config.deviceProfile);
     const scale = this.platform.computeTimeScale;
     return new LifetimePlanner(
       plannerSettings(config.planner, profile),
-      { profile, ladder: ladderWithin(chosen.points, config.controller), maxFrameRate: config.maxFrameRate, computeTimeScale: scale, gateMsPerFrame: DECODE_AND_GATE_MS * scale, maxReuseS: config.gate.maxReuseS },
+      { profile, ladder: ladderWithin(points, config.controller), maxFrameRate: config.maxFrameRate, computeTimeScale: scale, gateMsPerFrame: DECODE_AND_GATE_MS * scale, maxReuseS: config.gate.maxReuseS },
       this.targetStartedAt(config.planner.target),
     );
   }
@@ -465,11 +498,11 @@ export class EdgeExitApp {
   }
 
   /** A new target or floors keep what the planner has learnt (drain, activity); turning it on or off starts or drops it. */
-  private updatePlanner(next: AgentConfig, settingsOnly: boolean): void {
+  private updatePlanner(next: AgentConfig, settingsOnly: boolean, points: ReturnType<typeof chooseOperatingPoint>['points']): void {
     if (this.planner && next.planner.enabled && settingsOnly) {
       this.planner.updateSettings(plannerSettings(next.planner, deviceProfile(next.deviceProfile)));
     } else {
-      this.planner = this.plannerFor(next);
+      this.planner = this.plannerFor(next, points);
     }
     this.pipeline.setPlanner(this.planner, next.planner.replanEveryS * 1000);
   }
@@ -493,20 +526,6 @@ export class EdgeExitApp {
     this.motionGate ??= new MotionGate(config.gate, target.width, target.height);
     this.motionGate.update(config.gate);
     return { detector: this.motionGate, maxReuseMs: config.gate.maxReuseS * 1000, cropToMotion: config.gate.cropToMotion, temporal: config.gate };
-  }
-
-  /** Discovery for Home Assistant: on (configs published) or off (configs deleted), under the configured prefix. */
-  private homeAssistantFor(config: AgentConfig, link: AgentLink): HomeAssistantLink {
-    const { manifest } = this.options.pkg;
-    const device = {
-      deviceId: config.deviceId,
-      model: manifest.name,
-      softwareVersion: agentVersion(),
-      operatingPoints: manifest.operatingPoints.map((point) => point.name),
-      topics: link.topics,
-      discoveryPrefix: config.homeassistant.discoveryPrefix,
-    };
-    return { enabled: config.homeassistant.enabled, discoveryPrefix: device.discoveryPrefix, messages: (remove) => discoveryMessages(device, remove) };
   }
 
   /**

@@ -1,9 +1,16 @@
-import type { AgentLink } from '../mqtt/agent-link.js';
+import type { AgentConfig } from '../config/agent-config.js';
+import type { ConfigOwner } from '../config/config-owners.js';
 import { encodeJsonPayload, telemetrySchema } from '../mqtt/payloads.js';
+import type { MqttTransport } from '../mqtt/transport.js';
 import type { AgentStatus } from '../pipeline/frame-pipeline.js';
 
-/** Publishes the agent's telemetry every interval: rates and exits since the last message, battery, heat, operating point. */
-export class TelemetryPublisher {
+/**
+ * Publishes the agent's telemetry every interval: rates and exits since the last message, battery,
+ * heat, operating point. It owns `telemetryIntervalMs` of config/set.
+ */
+export class TelemetryPublisher implements ConfigOwner {
+  readonly name = 'telemetry';
+  readonly sections = ['telemetryIntervalMs'] as const;
   private timer: NodeJS.Timeout | undefined;
   private previousHistogram: number[] = [];
   private previousOffloaded = 0;
@@ -12,14 +19,20 @@ export class TelemetryPublisher {
   private previousDropped = 0;
 
   constructor(
-    private readonly link: AgentLink,
+    private readonly transport: MqttTransport,
     private readonly status: () => AgentStatus,
+    private intervalMs: number,
   ) {}
 
-  start(intervalMs: number): void {
+  start(): void {
     clearInterval(this.timer);
-    this.timer = setInterval(() => this.publish(), intervalMs);
+    this.timer = setInterval(() => this.publish(), this.intervalMs);
     this.timer.unref();
+  }
+
+  apply(next: AgentConfig): void {
+    this.intervalMs = next.telemetryIntervalMs;
+    this.start();
   }
 
   private publish(): void {
@@ -51,7 +64,7 @@ export class TelemetryPublisher {
     this.previousGated = status.gated;
     this.previousReused = status.reused;
     this.previousDropped = status.dropped;
-    this.link.publishTelemetry(payload);
+    this.transport.publish(this.transport.topics.telemetry, payload, { qos: 0 });
   }
 
   stop(): void {

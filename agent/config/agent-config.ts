@@ -5,6 +5,9 @@ import { PROJECT_ROOT } from './paths.js';
 import { defaultPackage } from '../model-package/locate.js';
 import { describeIssues, redactUrl, strictSection } from '../../common/config-issues.js';
 import { bridgeConfigSchema } from '../../firmware-bridge/config.js';
+import { EXIT_POLICY_NAMES } from '../exit-policy/policy.js';
+import { DEVICE_PROFILE_NAMES } from '../energy/device-profiles.js';
+import { BACKENDS } from '../runtime/backends.js';
 
 export { describeIssues, redactUrl } from '../../common/config-issues.js';
 
@@ -70,7 +73,7 @@ export const policySchema = strictSection({
   /** A calibrated operating point of the package ("balanced", "max-probability@-1.0", ...). */
   operatingPoint: z.string().default('balanced'),
   /** Explicit thresholds override the operating point's (with `policy`). */
-  policy: z.enum(['max-probability', 'entropy', 'patience']).optional(),
+  policy: z.enum(EXIT_POLICY_NAMES).optional(),
   thresholds: thresholdsSchema.optional(),
   patience: z.number().int().min(1).max(16).optional(),
   maxExit: z.number().int().min(0).max(31).optional(),
@@ -262,7 +265,7 @@ export const agentConfigSchema = strictSection({
      * once from models/configs/<name>.json), a package directory, or a build config .json.
      */
     package: z.string().min(1).default(() => defaultPackage()),
-    backend: z.enum(['auto', 'xnnpack', 'stock', 'edgetpu']).default('auto'),
+    backend: z.enum(['auto', ...BACKENDS]).default('auto'),
     /** Interpreter threads; "auto" is all cores but one, at most 4 (3 on a 4-core Pi), so decoding and logging keep a core. */
     threads: z.union([z.literal('auto'), z.number().int().min(1).max(16)]).default('auto'),
     edgetpuDevice: z.string().regex(/^(usb|pci)(:\d+)?$/, 'usb, usb:N, pci or pci:N').optional(),
@@ -277,7 +280,7 @@ export const agentConfigSchema = strictSection({
   controller: controllerSchema.prefault({}),
   planner: plannerSchema.prefault({}),
   /** Energy figures: a device profile name (see agent/energy/device-profiles.ts). */
-  deviceProfile: z.enum(['pi4', 'pi5', 'jetson-nano', 'jetson-orin-nano', 'coral-usb-pi4']).default('pi4'),
+  deviceProfile: z.enum(DEVICE_PROFILE_NAMES).default('pi4'),
   /**
    * The firmware bridge, as firmware-bridge/ reads it ({ kind: 'simulated' | 'sysfs' | 'i2c' | ... }).
    * The default is the demo: a simulated small battery in a warm enclosure whose clock advances

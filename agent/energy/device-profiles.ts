@@ -31,7 +31,7 @@ export interface DeviceProfile {
  */
 const BOOT_SOURCES = 'boot: systemd-analyze on Raspberry Pi OS Lite reports about 21 s to the default target (Obuda University embedded Linux boot-timing lab); a stock Raspbian Lite Pi 3B takes about a minute to an application (himeshp, "Fast boot with Raspberry Pi", 2018); plus about 10 s for the agent to load its model';
 
-export const DEVICE_PROFILES: Record<string, DeviceProfile> = {
+export const DEVICE_PROFILES = {
   pi4: {
     name: 'Raspberry Pi 4 Model B',
     idlePowerW: 2.7,
@@ -112,10 +112,14 @@ export const DEVICE_PROFILES: Record<string, DeviceProfile> = {
       'the host CPU mostly waits while the TPU computes, so the board draws well below its CPU-bound figure',
     ],
   },
-};
+} satisfies Record<string, DeviceProfile>;
+
+/** The profile names, as the config schema offers them: the keys above, declared once. */
+export type DeviceProfileName = keyof typeof DEVICE_PROFILES;
+export const DEVICE_PROFILE_NAMES = Object.keys(DEVICE_PROFILES) as [DeviceProfileName, ...DeviceProfileName[]];
 
 export function deviceProfile(name: string): DeviceProfile {
-  const profile = DEVICE_PROFILES[name];
+  const profile = (DEVICE_PROFILES as Record<string, DeviceProfile | undefined>)[name];
   if (!profile) throw new RangeError(`Unknown device profile "${name}"; known: ${Object.keys(DEVICE_PROFILES).join(', ')}`);
   return profile;
 }

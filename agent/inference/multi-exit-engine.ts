@@ -64,6 +64,20 @@ export class MultiExitEngine {
     return new MultiExitEngine(SegmentChain.fromPackage(pkg, options), chosenTask);
   }
 
+  /**
+   * Lets the interpreters go. The binding has no delete: its finalizer frees a TFLite
+   * interpreter once nothing holds it. The heads are dropped here; the segments go with the
+   * chain when the engine itself is dropped (SegmentChain keeps them privately). A classify
+   * afterwards throws. Safe to call twice.
+   */
+  stop(): void {
+    this.headInterpreters.length = 0;
+    this.chain.heads.clear();
+    this.stopped = true;
+  }
+
+  private stopped = false;
+
   get exitCount(): number {
     return this.exits.length;
   }
@@ -103,6 +117,7 @@ export class MultiExitEngine {
 
   /** Classifies the frame already written to `input`, stopping at `maxExit` at the latest. */
   classify(policy: ExitPolicy, maxExit = this.exitCount - 1): ExitResult {
+    if (this.stopped) throw new Error('the engine is stopped: its interpreters are released');
     if (!Number.isInteger(maxExit) || maxExit < 0 || maxExit >= this.exitCount) {
       throw new RangeError(`maxExit = ${maxExit} is outside [0, ${this.exitCount - 1}]`);
     }

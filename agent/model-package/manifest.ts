@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXIT_POLICY_NAMES } from '../exit-policy/policy.js';
 
 /** Bumped whenever a field changes meaning; loaders refuse other versions. */
 export const MANIFEST_FORMAT_VERSION = 1;
@@ -81,7 +82,7 @@ export type HeadEntry = z.infer<typeof headSchema>;
 /** Filled by calibration: a named set of exit thresholds with its cost and accuracy measured on the validation split. */
 export const operatingPointSchema = z.object({
   name: z.string(),
-  policy: z.enum(['max-probability', 'entropy', 'patience']),
+  policy: z.enum(EXIT_POLICY_NAMES),
   thresholds: z.array(z.number().min(0).max(1)),
   patience: z.number().int().min(1).optional(),
   maxExit: z.number().int().nonnegative(),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { decodeJsonPayload, describeIssuesReason, shortenReason } from './payloads.js';
+import { describeIssuesReason, shortenReason } from '../config/config-patch.js';
+import { decodeJsonPayload } from './payloads.js';
 import { MAX_REQUEST_ID_LENGTH, REQUEST_ID_PATTERN, requestIdProblem } from './topics.js';
 
 /**

@@ -1,17 +1,10 @@
 import { z } from 'zod';
-import { type AgentConfig, agentConfigSchema, controllerSchema, describeIssues, eventsSchema, gateSchema, offloadModeSchema, offloadSchema, plannerSchema, policySchema } from '../config/agent-config.js';
-import { strictSection } from '../../common/config-issues.js';
+import { offloadModeSchema } from '../config/agent-config.js';
+import { configPatchSchema, definedOnly, describeIssuesReason, MAX_REASON_LENGTH, shortenReason } from '../config/config-patch.js';
 import { WAKE_REASONS } from '../../firmware-bridge/types.js';
 
 /** A config/set is a handful of fields; anything bigger is a mistake or an attack. */
 export const MAX_CONFIG_SET_BYTES = 16 * 1024;
-/** Reasons go back over MQTT and into logs: long enough to name the field, never the whole payload. */
-export const MAX_REASON_LENGTH = 600;
-
-export function shortenReason(reason: string, limit = MAX_REASON_LENGTH): string {
-  return reason.length <= limit ? reason : `${reason.slice(0, limit - 1)}…`;
-}
-
 export type JsonDecodeResult = { ok: true; value: unknown } | { ok: false; reason: string };
 
 /** Bytes → JSON value, never throwing: size first (cheap), then strict UTF-8, then JSON. */
@@ -30,12 +23,6 @@ export function decodeJsonPayload(bytes: unknown, maxBytes: number, what: string
   } catch (error) {
     return { ok: false, reason: shortenReason(`${what}: payload is not JSON (${(error as Error).message})`) };
   }
-}
-
-export function describeIssuesReason(what: string, error: z.ZodError, input: unknown): string {
-  // Each issue already names its field; cap each so one huge value cannot hide the others.
-  const problems = describeIssues(error, input).map((p) => shortenReason(p, 200));
-  return shortenReason(`${what}: ${problems.join('; ')}`);
 }
 
 // ---------------------------------------------------------------- telemetry
@@ -117,52 +104,8 @@ export type EventMessagePayload = z.infer<typeof eventMessageSchema>;
 
 export { offloadModeSchema };
 
-/** A section as a patch: every field optional and without its default, so that a field left out stays as it is. */
-function patchSection<Shape extends z.ZodRawShape>(section: z.ZodObject<Shape>): z.ZodType<{ [K in keyof Shape]?: z.output<Shape[K]> }> {
-  const fields = Object.fromEntries(
-    Object.entries(section.shape).map(([key, field]) => [key, (field instanceof z.ZodDefault ? (field.unwrap() as z.ZodType) : (field as z.ZodType)).optional()]),
-  );
-  return strictSection(fields) as unknown as z.ZodType<{ [K in keyof Shape]?: z.output<Shape[K]> }>;
-}
-
-/**
- * What config/set may change, cut from the agent's own schema so that a remote change is
- * judged by the same rules as the config file; sections and fields not listed here are
- * refused by name (the deployment-level ones: model, source, bridge, mqtt, logs). The
- * defaults are unwrapped: a field left out means "unchanged", not "back to the default".
- */
-export const configPatchSchema = strictSection({
-  policy: strictSection({
-    operatingPoint: policySchema.shape.operatingPoint.unwrap().min(1).max(128).optional(),
-    policy: policySchema.shape.policy,
-    thresholds: policySchema.shape.thresholds.unwrap().min(1).max(32).optional(),
-    patience: policySchema.shape.patience,
-    maxExit: policySchema.shape.maxExit,
-  }).optional(),
-  controller: patchSection(controllerSchema).optional(),
-  /** The battery-life target and floors; the halt command is not: a broker must never choose what the gateway runs. */
-  planner: patchSection(plannerSchema.omit({ haltCommand: true })).optional(),
-  offload: strictSection({
-    mode: offloadSchema.shape.mode.unwrap().optional(),
-    deadlineMs: offloadSchema.shape.deadlineMs.unwrap().optional(),
-    minConfidence: offloadSchema.shape.minConfidence.unwrap().optional(),
-    enabled: offloadSchema.shape.enabled.unwrap().optional(),
-  }).optional(),
-  gate: patchSection(gateSchema.omit({ width: true })).optional(),
-  /** Discovery on or off (off deletes the device's configs from Home Assistant); the prefix is fixed at start-up. */
-  homeassistant: strictSection({ enabled: z.boolean().optional() }).optional(),
-  events: patchSection(eventsSchema).optional(),
-  maxFrameRate: agentConfigSchema.shape.maxFrameRate.unwrap().optional(),
-  telemetryIntervalMs: agentConfigSchema.shape.telemetryIntervalMs.unwrap().optional(),
-}).refine((set) => Object.values(set).some((v) => v !== undefined), {
-  message: 'nothing to change: set at least one of policy, controller, planner, offload, gate, events, homeassistant, maxFrameRate, telemetryIntervalMs',
-});
-export type ConfigPatch = z.infer<typeof configPatchSchema>;
-
-/** What config/set may change, as JSON Schema: the dashboard's settings form is made from it. */
-export function configPatchJsonSchema(): Record<string, unknown> {
-  return { ...z.toJSONSchema(configPatchSchema, { io: 'input', unrepresentable: 'any' }), title: 'edge-exit config/set' };
-}
+/** Kept here for the `edge-exit server` command, which reads its flags with it. */
+export { definedOnly };
 
 export const configRequestIdSchema = z.string().min(1).max(64);
 
@@ -231,51 +174,6 @@ export function parseConfigSet(bytes: Buffer): ConfigSetResult {
     // Belt and braces: a message from the network must never take the agent down.
     return { ok: false, reason: shortenReason(`config/set: could not be read (${String(error)})`) };
   }
-}
-
-export type ApplyPatchResult = { ok: true; config: AgentConfig } | { ok: false; reason: string };
-
-/**
- * The agent config with a patch's policy and controller parts applied and those sections
- * re-validated; the input is never modified. Only the patched sections are re-checked:
- * re-parsing the whole config would also re-judge untouched fields. The other sections and
- * fields are merged as they are, for the caller to validate the whole.
- */
-export function applyConfigPatch(config: AgentConfig, patch: ConfigPatch): ApplyPatchResult {
-  try {
-    const next = structuredClone(config);
-    if (patch.policy) {
-      const merged: Record<string, unknown> = { ...next.policy, ...definedOnly(patch.policy) };
-      // Naming an operating point replaces hand-set thresholds: otherwise they would silently win over it.
-      if (patch.policy.operatingPoint !== undefined && patch.policy.thresholds === undefined) {
-        for (const field of ['policy', 'thresholds', 'patience'] as const) if (patch.policy[field] === undefined) delete merged[field];
-      }
-      const parsed = policySchema.safeParse(merged);
-      if (!parsed.success) return { ok: false, reason: describeIssuesReason('config/set policy', parsed.error, merged) };
-      next.policy = parsed.data;
-    }
-    if (patch.controller) {
-      const merged = { ...next.controller, ...definedOnly(patch.controller) };
-      const parsed = controllerSchema.safeParse(merged);
-      if (!parsed.success) return { ok: false, reason: describeIssuesReason('config/set controller', parsed.error, merged) };
-      next.controller = parsed.data;
-    }
-    // Every other section and field needs no rule of its own: the whole config is validated again after the patch.
-    const target = next as unknown as Record<string, unknown>;
-    for (const [key, value] of Object.entries(patch)) {
-      if (key === 'policy' || key === 'controller' || value === undefined) continue;
-      const isSection = typeof value === 'object' && value !== null && !Array.isArray(value);
-      target[key] = isSection ? { ...(target[key] as object), ...definedOnly(value) } : value;
-    }
-    return { ok: true, config: next };
-  } catch (error) {
-    return { ok: false, reason: shortenReason(`config/set: ${String(error)}`) };
-  }
-}
-
-/** A patch section without its absent fields, so spreading it never unsets anything. */
-export function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 // ---------------------------------------------------------------- config/response and config/state

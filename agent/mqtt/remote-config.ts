@@ -4,34 +4,24 @@ import { type AgentConfig, ConfigError, parseAgentConfig, publicConfig } from '.
 import { logger } from '../../common/log/logger.js';
 import { writeFileAtomically } from '../../common/atomic-write.js';
 import type { ConfigChangeRow } from '../store/types.js';
-import {
-  applyConfigPatch,
-  type ConfigPatch,
-  configPatchSchema,
-  configResponseFor,
-  configResponseSchema,
-  configStateSchema,
-  definedOnly,
-  describeIssuesReason,
-  encodeJsonPayload,
-  parseConfigSet,
-  shortenReason,
-} from './payloads.js';
+import type { ConfigJudge } from '../config/config-owners.js';
+import { applyConfigPatch, changedLeafPaths, type ConfigPatch, configPatchSchema, describeIssuesReason, mergePatches, shortenReason } from '../config/config-patch.js';
+import { configResponseFor, configResponseSchema, configStateSchema, encodeJsonPayload, parseConfigSet } from './payloads.js';
 
 export interface RemoteConfigOptions {
   /** From the config file and the environment. */
   base: AgentConfig;
   /** Where accepted remote changes persist: { version, patch } with the patches merged. */
   overridesFile: string;
-  logChange?: (row: ConfigChangeRow) => void;
+  /** Where every change, accepted or refused, is written down (the SQLite log). */
+  log?: { logConfigChange(row: ConfigChangeRow): void };
   /**
-   * Judges a changed config by what the schema cannot know, such as the package's exit
-   * count; throws Error with the reason. A change it refuses is answered as an error
-   * before anything is saved or applied.
+   * The parts that own the sections (agent/config/config-owners.ts): they judge a change by
+   * what the schema cannot know, such as the package's exit count, before anything is saved
+   * (a refusal is answered as an error), and apply it live once it is; what they say about
+   * it is told to the operator in the response.
    */
-  validate?: (config: AgentConfig, patch: ConfigPatch) => void;
-  /** Called after an accepted change, to apply it live; what it returns is told to the operator in the response. */
-  onApply?: (config: AgentConfig, changedPaths: string[]) => string | void;
+  owners?: ConfigJudge;
   now?: () => number;
 }
 
@@ -125,7 +115,7 @@ export class RemoteConfig {
         return this.#reject(id, patch, (error as Error).message);
       }
       try {
-        this.#options.validate?.(next, patch);
+        this.#options.owners?.judge(next, patch);
       } catch (error) {
         return this.#reject(id, patch, shortenReason(`config/set: ${(error as Error).message}; nothing was changed`));
       }
@@ -151,7 +141,7 @@ export class RemoteConfig {
 
       let reason: string | undefined;
       try {
-        reason = this.#options.onApply?.(next, changedPaths) ?? undefined;
+        reason = this.#options.owners?.apply(next, changedPaths);
       } catch (error) {
         // The change is saved and in force; the operator should still hear that applying it live failed.
         reason = `accepted, but applying it live failed: ${(error as Error).message}`;
@@ -177,9 +167,9 @@ export class RemoteConfig {
   }
 
   #log(diff: ConfigPatch | null, accepted: boolean, reason?: string): void {
-    if (!this.#options.logChange) return;
+    if (!this.#options.log) return;
     try {
-      this.#options.logChange({
+      this.#options.log.logConfigChange({
         ts: (this.#options.now ?? Date.now)(),
         source: 'mqtt',
         version: this.#version,
@@ -206,33 +196,4 @@ function configWithPatch(config: AgentConfig, patch: ConfigPatch): AgentConfig {
     if (error instanceof ConfigError) throw new Error(shortenReason(`config/set: ${error.problems.join('; ')}`));
     throw error;
   }
-}
-
-/** The fields of a hand-set policy, which naming an operating point replaces. */
-const HAND_SET_POLICY_FIELDS = ['policy', 'thresholds', 'patience'] as const;
-const namesOperatingPointAlone = (patch: ConfigPatch) => patch.policy?.operatingPoint !== undefined && patch.policy.thresholds === undefined;
-
-/**
- * Section by section, field by field, for every part of the patch schema: a field
- * missing here would be applied live but silently lost on the next restart.
- */
-function mergePatches(previous: ConfigPatch | undefined, patch: ConfigPatch): ConfigPatch {
-  const isSection = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
-  const merged: Record<string, unknown> = { ...previous };
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === undefined) continue;
-    const before = merged[key];
-    merged[key] = isSection(value) ? { ...(isSection(before) ? before : {}), ...definedOnly(value) } : value;
-  }
-  const policy = merged.policy as Record<string, unknown> | undefined;
-  if (policy && namesOperatingPointAlone(patch)) for (const field of HAND_SET_POLICY_FIELDS) if (patch.policy?.[field] === undefined) delete policy[field];
-  return merged as ConfigPatch;
-}
-
-/** Dotted paths of the leaves that differ; arrays count as one leaf (thresholds change as a whole). */
-function changedLeafPaths(before: unknown, after: unknown, prefix = ''): string[] {
-  const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-  if (!isRecord(before) || !isRecord(after)) return JSON.stringify(before) === JSON.stringify(after) ? [] : [prefix];
-  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-  return [...keys].flatMap((key) => changedLeafPaths(before[key], after[key], prefix ? `${prefix}.${key}` : key));
 }

@@ -21,7 +21,8 @@ import {
 
 export { isEdgeTpuModel };
 
-export type Backend = 'xnnpack' | 'stock' | 'edgetpu';
+export type { Backend } from './backends.js';
+import type { Backend } from './backends.js';
 export type TensorDtype = 'int8' | 'uint8' | 'float32' | 'int32';
 export type TensorData = Int8Array | Uint8Array | Float32Array | Int32Array;
 

@@ -110,7 +110,7 @@ export async function runStreamBench(options: {
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-exit-stream-bench-'));
   const store = LogStore.open(path.join(dir, 'bench.db'));
-  const link = new AgentLink({ url: options.brokerUrl, deviceId: `bench-${scene.kind}`, config, protocolVersion: 4, handlers: { onAnswer: () => {} } });
+  const link = await new AgentLink({ url: options.brokerUrl, deviceId: `bench-${scene.kind}`, config, protocolVersion: 4, handlers: { onAnswer: () => {} } }).start();
   // Scene time: the manual clock advances one frame slot per frame, and results are stamped with it, so events keep the video's timing.
   const bridge = new SimulatedBridge({ clock: 'manual', capacityWh: 1000 });
   const startMs = bridge.clock.nowMs();
@@ -183,7 +183,7 @@ export async function runStreamBench(options: {
   store.flush();
   const events = store.events();
   store.close();
-  await link.close();
+  await link.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 
   // An event matches a ground-truth object when their frames overlap (the event may outlast it by endAfterS).

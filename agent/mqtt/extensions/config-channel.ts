@@ -1,0 +1,78 @@
+import { configResponseSchema, encodeJsonPayload, leadingRequestId } from '../payloads.js';
+import { SlicedQueue } from '../sliced-queue.js';
+import type { MqttTransport } from '../transport.js';
+
+/** What handles a config/set (remote-config.ts): the response and, when accepted, the new retained state. */
+export interface ConfigSetHandler {
+  handleSet(bytes: Buffer): { response: Buffer; state: Buffer | undefined };
+  /** The retained config/state to publish on every (re)connect. */
+  stateMessage(): Buffer;
+}
+
+/**
+ * config/set gets at most a fifth of the event loop in a burst (2 ms slices, 8 ms pauses):
+ * an operator sends a few a minute, and a flood must not take the frame loop's time.
+ */
+const CONFIG_SET_PACING = { sliceMs: 2, pauseMs: 8, limit: 500 };
+
+/** config/set in (paced), config/response out, and the retained config/state on every connect. */
+export class ConfigChannel {
+  private readonly undo: Array<() => void> = [];
+  private readonly requests = new SlicedQueue<Buffer>({
+    ...CONFIG_SET_PACING,
+    handle: (payload) => void this.setFrom(payload),
+    overflow: (payload) => {
+      const id = leadingRequestId(payload);
+      this.respondError(id ?? null, `config/set: ${CONFIG_SET_PACING.limit} requests are already waiting; send fewer, and wait for each answer`);
+    },
+  });
+
+  constructor(
+    private readonly transport: MqttTransport,
+    private readonly handler: ConfigSetHandler,
+  ) {}
+
+  start(): void {
+    const { topics } = this.transport;
+    this.undo.push(
+      this.transport.route(topics.configSet, (_topic, payload) => this.submit(payload)),
+      this.transport.onConnect(() => this.transport.publishAsync(topics.configState, this.handler.stateMessage(), { qos: 1, retain: true })),
+    );
+    // Started on a connected link: the state in force now, not at the next connect.
+    if (this.transport.connected) void this.transport.publishAsync(topics.configState, this.handler.stateMessage(), { qos: 1, retain: true }).catch(() => {});
+  }
+
+  stop(): void {
+    this.requests.clear();
+    for (const undo of this.undo.splice(0)) undo();
+  }
+
+  /** A request in the paced queue, as one from config/set (Home Assistant's commands come this way). */
+  submit(payload: Buffer): void {
+    this.requests.push(payload);
+  }
+
+  /** config/set messages received and not yet handled. */
+  get waiting(): number {
+    return this.requests.waiting;
+  }
+
+  /**
+   * A config/set handled at once (the paced queue, and the dashboard's front door): published
+   * as one from MQTT would be (response, retained state), and the response returned.
+   */
+  setFrom(payload: Buffer): Buffer {
+    const handled = this.handler.handleSet(payload);
+    this.respond(handled.response);
+    if (handled.state) void this.transport.publishAsync(this.transport.topics.configState, handled.state, { qos: 1, retain: true }).catch(() => {});
+    return handled.response;
+  }
+
+  respondError(id: string | null, reason: string): void {
+    this.respond(encodeJsonPayload(configResponseSchema, { id, status: 'error', reason }));
+  }
+
+  private respond(response: Buffer): void {
+    void this.transport.publishAsync(this.transport.topics.configResponse, response, { qos: 1 }).catch(() => {});
+  }
+}
