@@ -376,8 +376,9 @@ export class EdgeExitApp {
           this.pipeline
             ? this.pipeline.serverAnswer(requestId, answer, late)
             : this.store.recordServerAnswer(requestId, { label: answer.label, confidence: answer.confidence, serverMs: answer.serverMs, decidedLocally: true }),
-        onConfigSet: (bytes) => this.remote.handleSet(bytes),
-        configState: () => this.remote.stateMessage(),
+        // Straight to the remote config: a config/set does not pass through the app on its way in.
+        onConfigSet: this.remote.handleSet.bind(this.remote),
+        configState: this.remote.stateMessage.bind(this.remote),
         onHealthRequest: (payload) => healthAnswer(payload, this.health()),
       },
       homeAssistant: { model: manifest.name, softwareVersion: agentVersion(), operatingPoints: manifest.operatingPoints.map((point) => point.name) },
