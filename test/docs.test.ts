@@ -81,13 +81,6 @@ function exists(relative: string): boolean {
   return fs.readdirSync(full, { recursive: true, withFileTypes: true }).some((entry) => entry.isFile());
 }
 
-/**
- * Stale paths in sections another change owns: the stage pipeline (79eee8b) removed
- * agent/pipeline/edge-agent.ts, and docs/architecture.md's data-flow and config-set
- * sections still name it. Tolerated here, and logged, until those sections are rewritten.
- */
-const PENDING = new Set(['docs/architecture.md: agent/pipeline/edge-agent.ts']);
-
 test('every repo path named in backticks in README.md and docs/ exists', (t) => {
   const missing: string[] = [];
   for (const doc of DOCS) {
@@ -99,8 +92,7 @@ test('every repo path named in backticks in README.md and docs/ exists', (t) => 
       if (!exists(candidate)) missing.push(`${doc}: ${candidate}`);
     }
   }
-  for (const entry of new Set(missing)) if (PENDING.has(entry)) t.log(`still stale (pending): ${entry}`);
-  t.deepEqual([...new Set(missing)].filter((entry) => !PENDING.has(entry)), []);
+  t.deepEqual([...new Set(missing)], []);
 });
 
 test('docs/README.md lists every doc in docs/', (t) => {

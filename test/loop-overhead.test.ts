@@ -104,7 +104,7 @@ test('a label that changes every frame is not a state message per frame, and the
   const first = stateSchema.parse(JSON.parse(watch.on(link.topics.state)[0]!.payload.toString()));
   t.is(first.label, 'cat', 'the first label goes out at once');
   t.true(watch.on(link.topics.state).length <= 5, `${watch.on(link.topics.state).length} state messages for 400 frames`);
-  await results.finish();
+  await results.stop();
 });
 
 test('raw frames are cut from chunks of any size, each its own bytes, with a partial frame dropped on reset', (t) => {

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import test from 'ava';
 import { parseAgentConfig } from '../agent/config/agent-config.js';
 import { ConfigOwners } from '../agent/config/config-owners.js';
@@ -5,7 +6,11 @@ import { CONFIG_SECTIONS, configPatchSchema, type ConfigSection } from '../agent
 import { AgentLink } from '../agent/mqtt/agent-link.js';
 import { topicMatches } from '../agent/mqtt/dispatcher.js';
 import { MqttTransport } from '../agent/mqtt/transport.js';
+import { EdgeExitApp } from '../agent/app/edge-exit-app.js';
+import { freePort } from '../tools/mqtt/mosquitto.js';
 import { startAedes } from './helpers/brokers.js';
+import { CIFAR_TEST, temporaryDir } from './helpers/shared.js';
+import { buildTinyPackage } from './helpers/tiny-package.js';
 import { MqttWatch } from './helpers/mqtt-watch.js';
 
 const waitFor = async (what: string, done: () => boolean, ms = 5000) => {
@@ -26,19 +31,20 @@ test('the registry takes one owner per section of the config/set patch schema, a
   t.throws(() => owners.checkComplete(), { message: /without an owner: .*gate/ });
 });
 
-test("the app's owners cover every section of the patch schema exactly once (the registration the app makes)", (t) => {
-  // The app registers: its control owner, the offloader, the gate and events, Home Assistant (the link's), telemetry.
-  const appSections: Record<string, ConfigSection[]> = {
-    'operating point, controller and planner': ['policy', 'controller', 'maxFrameRate', 'planner'],
-    offloader: ['offload'],
-    'motion gate and events': ['gate', 'events'],
-    'home assistant': ['homeassistant'],
-    telemetry: ['telemetryIntervalMs'],
-  };
-  const owners = new ConfigOwners();
-  for (const [name, sections] of Object.entries(appSections)) owners.register({ name, sections, apply: () => {} });
-  t.notThrows(() => owners.checkComplete());
-  t.deepEqual([...owners.owners.keys()].sort(), Object.keys(configPatchSchema.shape).sort());
+test("the running app's owners cover every section of the patch schema exactly once", async (t) => {
+  const pkg = await buildTinyPackage();
+  const dir = temporaryDir('edge-exit-owners-');
+  const config = parseAgentConfig({
+    model: { package: 'tiny_cifar10', backend: 'xnnpack', threads: 1 },
+    source: { kind: 'replay', dataset: CIFAR_TEST, loop: false, seed: 1 },
+    logs: { path: path.join(dir, 'log.db') },
+    mqtt: { embeddedPort: await freePort() },
+    web: { port: 0 },
+  });
+  const app = new EdgeExitApp({ config, pkg });
+  await app.start();
+  t.teardown(() => app.stop());
+  t.deepEqual([...app.configOwners.keys()].sort(), Object.keys(configPatchSchema.shape).sort());
 });
 
 test('a change reaches only the owners of the sections it changed, and each owner judges only what the patch names', (t) => {
@@ -47,9 +53,22 @@ test('a change reaches only the owners of the sections it changed, and each owne
   owners.register({ name: 'control', sections: ['policy', 'controller'], judge: () => void calls.push('judge control'), apply: (_c, change) => void calls.push(`apply control ${[...change.sections].join(',')}`) });
   owners.register({ name: 'rest', sections: CONFIG_SECTIONS.filter((s) => s !== 'policy' && s !== 'controller'), judge: () => void calls.push('judge rest'), apply: () => void calls.push('apply rest') });
   const config = parseAgentConfig({});
-  owners.judge(config, { controller: { minDwellS: 3 } });
-  t.is(owners.apply(config, ['controller.minDwellS']), undefined);
+  t.is(owners.take(config, config, { controller: { minDwellS: 3 } }, ['controller.minDwellS']), undefined);
   t.deepEqual(calls, ['judge control', 'apply control controller']);
+});
+
+test('a refusal by a later owner puts the owners already applied back, and a change that cannot be saved is undone', (t) => {
+  const owners = new ConfigOwners();
+  const applied: number[] = [];
+  owners.register({ name: 'rate', sections: ['maxFrameRate'], apply: (c) => void applied.push(c.maxFrameRate) });
+  owners.register({ name: 'strict', sections: CONFIG_SECTIONS.filter((s) => s !== 'maxFrameRate'), judge: (_c, patch) => { if (patch.offload) throw new Error('offload: not here'); }, apply: () => {} });
+  const before = parseAgentConfig({ maxFrameRate: 10 });
+  const after = parseAgentConfig({ maxFrameRate: 20 });
+  t.throws(() => owners.take(before, after, { maxFrameRate: 20, offload: { enabled: false } }, ['maxFrameRate']), { message: 'offload: not here' });
+  t.deepEqual(applied, [20, 10], 'applied, then put back to the previous rate');
+  owners.take(before, after, { maxFrameRate: 20 }, ['maxFrameRate']);
+  owners.revert(before, ['maxFrameRate']);
+  t.deepEqual(applied, [20, 10, 20, 10]);
 });
 
 test('MQTT filters match topics as a broker matches them', (t) => {

@@ -7,6 +7,8 @@ import { chooseOperatingPoint } from '../agent/controller/choose-operating-point
 import { logger } from '../common/log/logger.js';
 import { configResponseSchema, configStateSchema, MAX_CONFIG_SET_BYTES } from '../agent/mqtt/payloads.js';
 import { RemoteConfig } from '../agent/mqtt/remote-config.js';
+import { ConfigOwners } from '../agent/config/config-owners.js';
+import { CONFIG_SECTIONS } from '../agent/config/config-patch.js';
 import type { ConfigChangeRow } from '../agent/store/types.js';
 
 const base = parseAgentConfig({});
@@ -17,15 +19,15 @@ function setup(t: ExecutionContext, overridesFile?: string, validate?: (config: 
   const file = overridesFile ?? path.join(dir, 'state', 'overrides.json');
   const rows: ConfigChangeRow[] = [];
   const applied: Array<{ config: unknown; changedPaths: string[] }> = [];
+  // One owner of every section, as the app's owners are together.
+  const owners = new ConfigOwners();
+  owners.register({ name: 'the parts', sections: CONFIG_SECTIONS, judge: (config) => validate?.(config), apply: (config, change) => void applied.push({ config, changedPaths: [...change.paths] }) });
   const open = () =>
     RemoteConfig.open({
       base,
       overridesFile: file,
       log: { logConfigChange: (row) => rows.push(row) },
-      owners: {
-        judge: (config) => validate?.(config),
-        apply: (config, changedPaths) => void applied.push({ config, changedPaths: [...changedPaths] }),
-      },
+      owners,
       now: () => 1234,
     });
   return { dir, file, rows, applied, open };
@@ -237,7 +239,8 @@ test.serial('an unwritable overrides location makes the change fail cleanly', (t
   t.is(state, undefined);
   t.is(remote.version, 0);
   t.is(remote.config.policy.operatingPoint, base.policy.operatingPoint);
-  t.is(applied.length, 0);
+  t.is(applied.length, 2, 'applied live, then put back when it could not be saved');
+  t.is((applied[1]!.config as AgentConfig).policy.operatingPoint, base.policy.operatingPoint);
   t.like(rows[0], { accepted: false });
   t.deepEqual(fs.readdirSync(dir).sort(), ['blocker']);
 });

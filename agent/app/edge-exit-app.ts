@@ -189,7 +189,7 @@ export class EdgeExitApp {
           frameSize: target,
           onEventEnd: (durationS) => this.planner?.observeEvent(durationS),
         }),
-      (results) => results.finish(),
+      (results) => results.stop(),
     );
     if (config.web.enabled) {
       this.metrics = new AgentMetrics({
@@ -212,7 +212,7 @@ export class EdgeExitApp {
     });
     this.planner = this.plannerFor(config, chosen.points);
     if (config.planner.enabled && offReason) logger.warn(`planner: on, but it acts through the controller, which is ${offReason}`);
-    this.pipeline = new FramePipeline({
+    const pipeline = new FramePipeline({
       engine: this.engine,
       source,
       bridge: this.platform.bridge,
@@ -237,6 +237,14 @@ export class EdgeExitApp {
       replanEveryMs: config.planner.replanEveryS * 1000,
       onSleepDue: (duty) => this.power.powerDown(duty),
     });
+    this.pipeline = await this.units.start(
+      'pipeline',
+      async () => {
+        await pipeline.start();
+        return pipeline;
+      },
+      (started) => started.stop(),
+    );
     this.registerOwners(link);
     // config/set is taken from here on: every part a change can reach exists.
     for (const unit of link.units.filter((u) => u.name === 'mqtt config')) await this.units.start(unit.name, () => unit.start(), () => unit.stop());

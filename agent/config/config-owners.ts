@@ -1,3 +1,4 @@
+import { logger } from '../../common/log/logger.js';
 import type { AgentConfig } from './agent-config.js';
 import { CONFIG_SECTIONS, type ConfigPatch, type ConfigSection } from './config-patch.js';
 
@@ -24,19 +25,24 @@ export interface ConfigOwner {
   apply(next: AgentConfig, change: ConfigChange): string | void;
 }
 
-/** A config/set as remote-config.ts hands it on: judged before it is saved, applied after. */
-export interface ConfigJudge {
-  judge(next: AgentConfig, patch: ConfigPatch): void;
-  apply(next: AgentConfig, changedPaths: readonly string[]): string | undefined;
+/**
+ * A config/set as remote-config.ts hands it on, once: each owner judges it and applies it in
+ * one visit; a refusal undoes what the owners before had applied and is thrown, and a save
+ * that fails afterwards is undone with `revert`.
+ */
+export interface ConfigTaker {
+  take(previous: AgentConfig, next: AgentConfig, patch: ConfigPatch, changedPaths: readonly string[]): string | undefined;
+  revert(previous: AgentConfig, changedPaths: readonly string[]): void;
 }
 
 const sectionOf = (path: string) => path.split('.')[0] as ConfigSection;
+const changeOf = (paths: readonly string[]): ConfigChange => ({ sections: new Set(paths.map(sectionOf)), paths });
 
 /**
  * Each section of the patch schema mapped to the one part that applies it, registered by the app:
  * a change reaches the owners of the sections it names, and no routing by path strings is left.
  */
-export class ConfigOwners implements ConfigJudge {
+export class ConfigOwners implements ConfigTaker {
   readonly #owners: ConfigOwner[] = [];
   readonly #bySection = new Map<ConfigSection, ConfigOwner>();
 
@@ -67,18 +73,27 @@ export class ConfigOwners implements ConfigJudge {
     if (missing.length > 0) throw new Error(`config/set sections without an owner: ${missing.join(', ')}`);
   }
 
-  judge(next: AgentConfig, patch: ConfigPatch): void {
+  /**
+   * Each owner the patch names judges it and, where its sections changed, applies it at once;
+   * a refusal (thrown by a judge) undoes the owners already applied and is thrown on. A failure
+   * to apply does not refuse the change: it is saved and in force, and the operator is told.
+   */
+  take(previous: AgentConfig, next: AgentConfig, patch: ConfigPatch, changedPaths: readonly string[]): string | undefined {
     const named = new Set(Object.entries(patch).flatMap(([key, value]) => (value === undefined ? [] : [key as ConfigSection])));
-    for (const owner of this.#owners) if (owner.sections.some((section) => named.has(section))) owner.judge?.(next, patch);
-  }
-
-  /** Every owner of a changed section applies it, even when another fails; the failures are thrown together afterwards. */
-  apply(next: AgentConfig, changedPaths: readonly string[]): string | undefined {
-    const change: ConfigChange = { sections: new Set(changedPaths.map(sectionOf)), paths: changedPaths };
+    const change = changeOf(changedPaths);
+    const applied: ConfigOwner[] = [];
     const notes: string[] = [];
     const failures: string[] = [];
     for (const owner of this.#owners) {
-      if (!owner.sections.some((section) => change.sections.has(section))) continue;
+      const changed = owner.sections.some((section) => change.sections.has(section));
+      try {
+        if (owner.sections.some((section) => named.has(section))) owner.judge?.(next, patch);
+      } catch (error) {
+        this.#undo(applied, previous, change);
+        throw error;
+      }
+      if (!changed) continue;
+      applied.push(owner);
       try {
         const note = owner.apply(next, change);
         if (note) notes.push(note);
@@ -86,7 +101,26 @@ export class ConfigOwners implements ConfigJudge {
         failures.push(`${owner.name}: ${(error as Error).message}`);
       }
     }
-    if (failures.length > 0) throw new Error(failures.join('; '));
+    if (failures.length > 0) {
+      logger.error({ failures, changedPaths }, 'Applying a remote config change failed');
+      notes.push(`accepted, but applying it live failed: ${failures.join('; ')}`);
+    }
     return notes.length > 0 ? notes.join('; ') : undefined;
+  }
+
+  /** Puts the owners of the changed sections back to `previous` (the change could not be saved). */
+  revert(previous: AgentConfig, changedPaths: readonly string[]): void {
+    const change = changeOf(changedPaths);
+    this.#undo(this.#owners.filter((owner) => owner.sections.some((section) => change.sections.has(section))), previous, change);
+  }
+
+  #undo(owners: readonly ConfigOwner[], previous: AgentConfig, change: ConfigChange): void {
+    for (const owner of [...owners].reverse()) {
+      try {
+        owner.apply(previous, change);
+      } catch (error) {
+        logger.error({ owner: owner.name, err: (error as Error).message }, 'Could not put a config owner back after a refused or unsaved change');
+      }
+    }
   }
 }

@@ -1,3 +1,4 @@
+import type { EventsConfig } from '../config/agent-config.js';
 import type { EventRow } from '../store/types.js';
 
 /**
@@ -12,16 +13,8 @@ import type { EventRow } from '../store/types.js';
  * model said of the object on the whole, where the best single frame would only grow (one
  * lucky frame made an event "1.000" for good).
  */
-export interface EventSettings {
-  /** A frame must be at least this confident to start an event. */
-  minConfidence: number;
-  /** An event ends after this long without motion. */
-  endAfterS: number;
-  /** An event is announced only once it has lasted this long. */
-  minDurationS: number;
-  /** Another label takes over only when its accumulated confidence is this much larger (0.25 = 25%). */
-  switchMargin: number;
-}
+/** What the tracker reads of the events section (documented there). */
+export type EventSettings = Pick<EventsConfig, 'minConfidence' | 'endAfterS' | 'minDurationS' | 'switchMargin'>;
 
 export interface Observation {
   at: number;

@@ -120,7 +120,7 @@ export class ResultPublisher {
   }
 
   /** Ends the event going on and waits for its snapshot (the agent stops). */
-  async finish(at = Date.now()): Promise<void> {
+  async stop(at = Date.now()): Promise<void> {
     if (this.stateTimer) this.publishState();
     if (this.tracker) this.send(this.tracker.finish(at));
     await this.snapshotChain;

@@ -1,3 +1,4 @@
+import type { GateConfig } from '../config/agent-config.js';
 import type { Region } from '../preprocess/crop.js';
 
 /**
@@ -15,25 +16,8 @@ import type { Region } from '../preprocess/crop.js';
  * picture holds still (exposure and white balance take a few frames), and `sceneChanged`
  * on the first settled frame, which the pipeline classifies fresh.
  */
-export interface MotionGateSettings {
-  /** Per-pixel change (0-255, after brightness compensation) that counts as changed. */
-  threshold: number;
-  /** Smallest share of the frame that must change to be motion. */
-  minArea: number;
-  /** A change over this share of the frame at once is a lighting change: the background is reset, and it is not motion. */
-  lightningThreshold: number;
-  /** How fast the background follows the scene, per frame (0-1). */
-  backgroundAlpha: number;
-  /** Stretch each small frame to the full 0-255 range first (dim scenes, night). */
-  improveContrast: boolean;
-  /** Width of the grayscale copy the detector works on. */
-  width: number;
-  /**
-   * Where motion counts, as Frigate's zones: boxes in shares of the frame (0-1). Change
-   * elsewhere (a road, a tree in the wind) is ignored. Empty or absent: the whole frame.
-   */
-  zones?: readonly Region[];
-}
+/** What the detector reads of the gate's config section (documented there); zones may be left out. */
+export type MotionGateSettings = Pick<GateConfig, 'threshold' | 'minArea' | 'lightningThreshold' | 'backgroundAlpha' | 'improveContrast' | 'width'> & { zones?: readonly Region[] };
 
 export interface MotionReading {
   motion: boolean;

@@ -4,7 +4,7 @@ import { type AgentConfig, ConfigError, parseAgentConfig, publicConfig } from '.
 import { logger } from '../../common/log/logger.js';
 import { writeFileAtomically } from '../../common/atomic-write.js';
 import type { ConfigChangeRow } from '../store/types.js';
-import type { ConfigJudge } from '../config/config-owners.js';
+import type { ConfigTaker } from '../config/config-owners.js';
 import { applyConfigPatch, changedLeafPaths, type ConfigPatch, configPatchSchema, describeIssuesReason, mergePatches, shortenReason } from '../config/config-patch.js';
 import { configResponseFor, configResponseSchema, configStateSchema, encodeJsonPayload, parseConfigSet } from './payloads.js';
 
@@ -16,12 +16,12 @@ export interface RemoteConfigOptions {
   /** Where every change, accepted or refused, is written down (the SQLite log). */
   log?: { logConfigChange(row: ConfigChangeRow): void };
   /**
-   * The parts that own the sections (agent/config/config-owners.ts): they judge a change by
-   * what the schema cannot know, such as the package's exit count, before anything is saved
-   * (a refusal is answered as an error), and apply it live once it is; what they say about
-   * it is told to the operator in the response.
+   * The parts that own the sections (agent/config/config-owners.ts): each judges a change by
+   * what the schema cannot know, such as the package's exit count, and applies it live in the
+   * same visit (a refusal is answered as an error, with nothing changed); the change is saved
+   * after, and undone if it cannot be. What they say about it is told to the operator.
    */
-  owners?: ConfigJudge;
+  owners?: ConfigTaker;
   now?: () => number;
 }
 
@@ -114,12 +114,14 @@ export class RemoteConfig {
       } catch (error) {
         return this.#reject(id, patch, (error as Error).message);
       }
+      const previous = this.#config;
+      const changedPaths = changedLeafPaths(previous, next);
+      let reason: string | undefined;
       try {
-        this.#options.owners?.judge(next, patch);
+        reason = this.#options.owners?.take(previous, next, patch, changedPaths);
       } catch (error) {
         return this.#reject(id, patch, shortenReason(`config/set: ${(error as Error).message}; nothing was changed`));
       }
-      const changedPaths = changedLeafPaths(this.#config, next);
       if (changedPaths.length === 0) {
         // Nothing to bump, persist or republish: the retained state is already right.
         this.#log(patch, true, 'no change');
@@ -131,22 +133,14 @@ export class RemoteConfig {
       try {
         writeFileAtomically(this.#options.overridesFile, `${JSON.stringify({ version, patch: merged } satisfies Overrides, null, 2)}\n`);
       } catch (error) {
-        // Refused rather than applied live: an "ok" change that silently reverts on the
-        // next restart would mislead the operator; an error can simply be retried.
+        // Undone rather than kept live: an "ok" change that silently reverts on the next
+        // restart would mislead the operator; an error can simply be retried.
+        this.#options.owners?.revert(previous, changedPaths);
         return this.#reject(id, patch, `config/set: cannot save the change to ${this.#options.overridesFile} (${(error as Error).message}); nothing was changed`);
       }
       this.#config = next;
       this.#version = version;
       this.#merged = merged;
-
-      let reason: string | undefined;
-      try {
-        reason = this.#options.owners?.apply(next, changedPaths);
-      } catch (error) {
-        // The change is saved and in force; the operator should still hear that applying it live failed.
-        reason = `accepted, but applying it live failed: ${(error as Error).message}`;
-        logger.error({ err: (error as Error).message, changedPaths }, 'Applying a remote config change failed');
-      }
       this.#log(patch, true, reason);
       const response = configResponseFor({ ok: true, request: parsed.request }, version);
       if (reason !== undefined) response.reason = shortenReason(reason);

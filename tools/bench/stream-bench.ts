@@ -179,7 +179,7 @@ export async function runStreamBench(options: {
   }
   const inferred = pipeline.stats.frames;
   await pipeline.stop();
-  await results.finish(sceneNow());
+  await results.stop(sceneNow());
   store.flush();
   const events = store.events();
   store.close();
