@@ -182,7 +182,8 @@ test('an interrupted training resumes from its checkpoint, weight average includ
   const done = await runTrainer(python, work.dir, (event) => events.push(event));
   const resumed = events.find((e) => e.event === 'resumed');
   t.truthy(resumed, 'the second run starts from the checkpoint');
-  t.true(Number(resumed!.step) >= 2 && Number(resumed!.step) < 12);
+  // The checkpoint on disk when the abort lands may be from step 1 (a loaded machine lags the progress events): any step short of the end is a resume.
+  t.true(Number(resumed!.step) >= 1 && Number(resumed!.step) < 12, `resumed at step ${String(resumed!.step)}`);
   t.is(done.steps, 12);
   t.true(fs.existsSync(path.join(work.dir, 'trained', 'graph.json')));
 });
