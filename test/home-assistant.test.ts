@@ -102,6 +102,11 @@ withMosquitto('Home Assistant discovery: valid configs for one device, controls 
   t.teardown(() => late.close());
   await new Promise((resolve) => setTimeout(resolve, 500));
   t.deepEqual(late.messages.map((m) => m.topic), [], 'nothing retained for the device');
+  // With discovery off its controls are no longer taken: a command left over in Home Assistant changes nothing.
+  index = ha.messages.length;
+  await client.publishAsync(String(controller.command_topic), 'ON', { qos: 1 });
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  t.deepEqual(ha.messages.slice(index).filter((m) => m.topic === topics.configResponse || m.topic === topics.configState).map((m) => m.topic), [], 'no answer and no new config');
   t.is(await agent.stop(), 0, agent.output);
 });
 

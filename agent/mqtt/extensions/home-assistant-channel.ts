@@ -15,6 +15,8 @@ export class HomeAssistantChannel implements ConfigOwner {
   readonly name = 'home assistant';
   readonly sections = ['homeassistant'] as const;
   private readonly undo: Array<() => void> = [];
+  /** Home Assistant's routes (its status, the controls' commands): only while discovery is on. */
+  private readonly unrouteHomeAssistant: Array<() => void> = [];
   private commands = 0;
   private enabled: boolean;
 
@@ -29,28 +31,42 @@ export class HomeAssistantChannel implements ConfigOwner {
   }
 
   start(): void {
-    const { topics } = this.transport;
+    // On every connect: the configs, or while off the empty payloads that delete any left from before.
     this.undo.push(
-      this.transport.route(homeAssistantStatusTopic(this.device.discoveryPrefix), (_topic, payload) => {
-        // Home Assistant restarted: without the configs again its entities would be lost until our next connect.
-        if (payload.toString() === AVAILABILITY_ONLINE) this.publishDiscovery();
-      }),
-      this.transport.route(controlCommandFilter(topics), (topic, payload) => this.onCommand(topic, payload)),
       this.transport.onConnect(async () => {
         for (const message of this.messages()) await this.transport.publishAsync(message.topic, message.payload, { qos: 1, retain: true });
       }),
     );
+    this.routeHomeAssistant();
     this.publishDiscovery();
   }
 
   stop(): void {
+    this.unrouteAll();
     for (const undo of this.undo.splice(0)) undo();
   }
 
-  /** Discovery on (configs published) or off (configs deleted). */
+  /** Discovery on (configs published, controls taken) or off (configs deleted, controls no longer subscribed). */
   apply(next: AgentConfig): void {
     this.enabled = next.homeassistant.enabled;
+    this.unrouteAll();
+    this.routeHomeAssistant();
     this.publishDiscovery();
+  }
+
+  private routeHomeAssistant(): void {
+    if (!this.enabled) return;
+    this.unrouteHomeAssistant.push(
+      this.transport.route(homeAssistantStatusTopic(this.device.discoveryPrefix), (_topic, payload) => {
+        // Home Assistant restarted: without the configs again its entities would be lost until our next connect.
+        if (payload.toString() === AVAILABILITY_ONLINE) this.publishDiscovery();
+      }),
+      this.transport.route(controlCommandFilter(this.transport.topics), (topic, payload) => this.onCommand(topic, payload)),
+    );
+  }
+
+  private unrouteAll(): void {
+    for (const unroute of this.unrouteHomeAssistant.splice(0)) unroute();
   }
 
   private onCommand(topic: string, payload: Buffer): void {
