@@ -7,11 +7,13 @@ import { openSerialBridge } from './serial/open-serial-port.js';
 import { PirBridge } from './gpio/pir-bridge.js';
 import { SimulatedBridge } from './simulated.js';
 import { SysfsBridge } from './sysfs/sysfs-bridge.js';
-import type { Clock, EnergySink, FirmwareBridge, Platform } from './types.js';
+import { realClock } from './clock.js';
+import type { EnergySink, FirmwareBridge, Platform } from './types.js';
 
 export type { BridgeReading, Clock, EnergySink, FirmwareBridge, MissingReading, Platform, TripPoint } from './types.js';
 export { BridgeConfigError, bridgeConfigSchema, parseBridgeConfig, type BridgeConfig, type BridgeConfigInput } from './config.js';
 export { combineBridges, mergeReadings } from './combine.js';
+export { ClockStepWatcher, describeStep, monotonicMs, realClock, wallAtMs } from './clock.js';
 export { SimulatedBridge, SIMULATED_ZONE, type SimulatedBridgeOptions } from './simulated.js';
 export { SysfsBridge, type SysfsBridgeOptions } from './sysfs/sysfs-bridge.js';
 export { readPowerRails, type PowerRail } from './sysfs/hwmon.js';
@@ -32,12 +34,6 @@ export async function createBridge(config: unknown): Promise<FirmwareBridge> {
   return build(parseBridgeConfig(config));
 }
 
-export const realClock: Clock = {
-  kind: 'wall',
-  nowMs: () => Date.now(),
-  wait: (ms) => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve()),
-};
-
 const realEnergy: EnergySink = { consume: () => {}, measuresBoardPower: true };
 
 /**
@@ -52,7 +48,7 @@ export async function createPlatform(config: BridgeConfig, simulation: { compute
   return { ...simulatedPlatform(sim, simulation.computeTimeScale), bridge };
 }
 
-/** A real bridge as a platform: the wall clock, and a battery that the bridge measures. */
+/** A real bridge as a platform: the real clock (monotonic, with the wall clock for stamps), and a battery that the bridge measures. */
 export function devicePlatform(bridge: FirmwareBridge): Platform {
   return { bridge, clock: realClock, energy: realEnergy, computeTimeScale: 1, exhausted: () => false };
 }

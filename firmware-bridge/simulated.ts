@@ -108,7 +108,7 @@ const SIMULATED_STEP_S = 1;
 export class SimulatedBridge implements FirmwareBridge {
   readonly name = 'simulated';
   /** The agent loop's clock: simulated time, so a day can pass in minutes. */
-  readonly clock: { readonly kind: 'simulated'; nowMs(): number; wait(ms: number): Promise<void> };
+  readonly clock: { readonly kind: 'simulated'; nowMs(): number; wallMs(): number; wait(ms: number): Promise<void> };
 
   private readonly o: Required<Omit<SimulatedBridgeOptions, 'solar' | 'initialTemperatureC' | 'startAt'>> & { solar?: SolarProfile };
   private readonly startAt: number;
@@ -144,6 +144,8 @@ export class SimulatedBridge implements FirmwareBridge {
         this.sync();
         return this.simulatedNowMs();
       },
+      // Simulated time is the calendar the simulation lives in (times of day, a target's start).
+      wallMs: () => this.clock.nowMs(),
       wait: async (ms) => {
         if (ms <= 0) return;
         if (this.o.clock === 'manual') this.advance(ms / 1000);

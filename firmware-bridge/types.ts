@@ -72,13 +72,17 @@ export const SCALAR_READINGS = ['stateOfCharge', 'voltageV', 'currentA', 'powerW
 export type ScalarReading = (typeof SCALAR_READINGS)[number];
 
 /**
- * The time the agent runs by: the wall clock on a gateway (its RTC); in the simulator,
- * simulated seconds that advance by each frame's interval, so a day passes in minutes.
+ * The time the agent runs by: on a gateway the monotonic clock (the wall clock steps: NTP on a board
+ * without an RTC, an operator), with the wall clock for stamps; in the simulator, simulated seconds
+ * that advance by each frame's interval, so a day passes in minutes.
  */
 export interface Clock {
-  /** wall: the real time (the RTC); simulated: a simulator's own time, which the log keeps beside the real one. */
+  /** wall: real time (monotonic for timing, the wall clock for stamps); simulated: a simulator's own time, which the log keeps beside the real one. */
   readonly kind: 'wall' | 'simulated';
+  /** For intervals, pacing and durations: monotonic on a gateway (never steps), simulated time in the simulator. */
   nowMs(): number;
+  /** The calendar time (ms since epoch), for stamps and times of day: the wall clock on a gateway, simulated time in the simulator. */
+  wallMs(): number;
   /** Waits out a frame slot (really sleeps on a gateway; advances simulated time in the simulator). */
   wait(ms: number): Promise<void>;
 }

@@ -9,7 +9,8 @@ import { AgentProcess } from './helpers/agent-process.js';
 import { mosquittoTest, startMosquitto } from './helpers/brokers.js';
 import { CliProcess } from './helpers/cli-process.js';
 import { MqttWatch } from './helpers/mqtt-watch.js';
-import { CAT_PHOTO, CIFAR_TEST, temporaryDir } from './helpers/shared.js';
+import { horseSceneVideo } from './helpers/scene-video.js';
+import { temporaryDir } from './helpers/shared.js';
 import { buildTinyAgentPackage } from './helpers/tiny-package.js';
 import { freePort } from '../tools/mqtt/mosquitto.js';
 
@@ -22,17 +23,8 @@ import { freePort } from '../tools/mqtt/mosquitto.js';
 
 const withTools = fs.existsSync('/usr/bin/ffmpeg') ? mosquittoTest('mosquitto_sub') : test.skip;
 
-/** 8 s at 10 frames/s: the cat photo, with a CIFAR-10 horse pasted in from 1.5 s to 3.5 s. */
-function sceneVideo(): string {
-  const file = path.join(temporaryDir('edge-exit-scene-'), 'scene.mkv');
-  const horse = path.join(CIFAR_TEST, 'horse', '0000.jpg');
-  execFileSync('/usr/bin/ffmpeg', [
-    '-hide_banner', '-loglevel', 'error', '-loop', '1', '-i', CAT_PHOTO, '-loop', '1', '-i', horse,
-    '-filter_complex', "[0]scale=160:120[bg];[1]scale=48:48[fg];[bg][fg]overlay=50:30:enable='between(t,1.5,3.5)'",
-    '-t', '8', '-r', '10', '-c:v', 'ffv1', file,
-  ]);
-  return file;
-}
+/** 8 s: the cat photo, with a CIFAR-10 horse pasted in from 1.5 s to 3.5 s. */
+const sceneVideo = () => horseSceneVideo(8, 1.5, 3.5);
 
 withTools('a horse walks through a still scene: state retained, one event new → end with one id, a JPEG snapshot, all read back with mosquitto_sub and `logs events`', async (t) => {
   const { modelsDir, buildConfig } = await buildTinyAgentPackage();

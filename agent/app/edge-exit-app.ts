@@ -24,7 +24,7 @@ import { formatStatusLine, statusFilePath } from '../pipeline/status-file.js';
 import { createFrameSource } from '../sources/create-source.js';
 import type { FrameSource } from '../sources/frame-source.js';
 import { LogStore } from '../store/log-store.js';
-import { createPlatform } from '../../firmware-bridge/index.js';
+import { createPlatform, monotonicMs } from '../../firmware-bridge/index.js';
 import type { Platform } from '../../firmware-bridge/types.js';
 import { DashboardRoutes, type LiveView } from '../dashboard/dashboard-routes.js';
 import { AgentMetrics } from './agent-metrics.js';
@@ -109,8 +109,8 @@ export class EdgeExitApp {
   private readonly owners = new ConfigOwners();
   /** The point chosen when the last change was judged, so that applying it does not choose again. */
   private judged: { config: AgentConfig; chosen: ReturnType<typeof chooseOperatingPoint> } | undefined;
-  /** When the pipeline began to run (a slow model load is not a stall). */
-  private runningSinceMs = Date.now();
+  /** When the pipeline began to run (a slow model load is not a stall), on the monotonic clock as the last frame is. */
+  private runningSinceMs = monotonicMs();
   private stopped = false;
 
   constructor(private readonly options: AppOptions) {
@@ -274,7 +274,8 @@ export class EdgeExitApp {
     return healthReport(
       {
         // Before the first frame the clock runs from the start: a camera that never sends one is a stall too.
-        sinceLastFrameMs: () => Date.now() - Math.max(this.pipeline.lastFrameAtMs, this.runningSinceMs),
+        // Monotonic: a wall clock stepped back would make the time since negative and hide a stall.
+        sinceLastFrameMs: () => monotonicMs() - Math.max(this.pipeline.lastFrameAtMs, this.runningSinceMs),
         anyFrameYet: () => Number.isFinite(this.pipeline.lastFrameAtMs),
         engineBackend: () => (this.engine.backendNote === undefined ? this.engine.backend : `${this.engine.backend}: ${this.engine.backendNote}`),
         missingReadings: () => this.pipeline.status().missingReadings,
@@ -282,6 +283,7 @@ export class EdgeExitApp {
         mqttProblem: () => this.link?.problem,
         mqttConnected: () => this.link?.connected ?? false,
         offloadServers: () => (config.offload.enabled ? this.offloader.serversUp : undefined),
+        notes: () => (this.pipeline.clockStepNote === undefined ? [] : [this.pipeline.clockStepNote]),
       },
       config.health.stalledAfterS * 1000,
     );
@@ -490,7 +492,8 @@ export class EdgeExitApp {
   private targetStartedAt(target: AgentConfig['planner']['target']): number {
     const file = path.join(path.dirname(this.dbFile), 'planner-target.json');
     const key = JSON.stringify(target);
-    const now = this.platform.clock.nowMs();
+    // Kept across boots: calendar time, not the monotonic clock.
+    const now = this.platform.clock.wallMs();
     try {
       const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as { target?: string; startedAt?: unknown };
       // A simulated clock starts anew each run: only a wall clock's start carries over.
@@ -561,7 +564,7 @@ export class EdgeExitApp {
 
   /** Runs the pipeline until the source ends, `stop()` is called, `frames` have been classified, or the platform is exhausted. */
   async run(frames = Infinity): Promise<AgentStatus> {
-    this.runningSinceMs = Date.now();
+    this.runningSinceMs = monotonicMs();
     await this.pipeline.run(() => this.pipeline.stats.frames >= frames || this.platform.exhausted());
     if (this.platform.exhausted()) logger.info('the simulated battery is empty');
     return this.pipeline.status();

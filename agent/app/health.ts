@@ -19,11 +19,13 @@ export interface HealthReport {
   /** ok: frames flow and nothing fails; degraded: running with a part failing; stalled: no frame for too long. */
   status: HealthStatus;
   checks: HealthChecks;
+  /** What an operator should know that is not a failure (a step of the wall clock); absent when there is none. */
+  notes?: string[];
 }
 
 /** What the parts say of themselves, read when a report is asked for. */
 export interface HealthSources {
-  /** Milliseconds since the last frame (classified or let stand by the gate), or since the start before the first. */
+  /** Milliseconds since the last frame (classified or let stand by the gate), or since the start before the first, on the monotonic clock. */
   sinceLastFrameMs(): number;
   anyFrameYet(): boolean;
   /** The backend the engine runs on. */
@@ -37,6 +39,8 @@ export interface HealthSources {
   mqttConnected(): boolean;
   /** undefined when offload is off, else the servers that say they are up. */
   offloadServers(): number | undefined;
+  /** Notes for the report (a wall-clock step), none when there are none. */
+  notes?(): string[];
 }
 
 export function healthReport(sources: HealthSources, stalledAfterMs: number): HealthReport {
@@ -61,5 +65,6 @@ export function healthReport(sources: HealthSources, stalledAfterMs: number): He
     offload: servers === undefined ? 'off' : servers > 0 ? `ok (${servers} server${servers === 1 ? '' : 's'} up)` : 'no server up: frames are decided on the device',
   };
   const degraded = log !== 'ok' || mqttProblem !== undefined;
-  return { status: stalled ? 'stalled' : degraded ? 'degraded' : 'ok', checks };
+  const notes = sources.notes?.() ?? [];
+  return { status: stalled ? 'stalled' : degraded ? 'degraded' : 'ok', checks, ...(notes.length > 0 ? { notes } : {}) };
 }

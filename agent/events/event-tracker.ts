@@ -17,6 +17,7 @@ import type { EventRow } from '../store/types.js';
 export type EventSettings = Pick<EventsConfig, 'minConfidence' | 'endAfterS' | 'minDurationS' | 'switchMargin'>;
 
 export interface Observation {
+  /** On a clock that never steps (monotonic, or a scene's time): durations and endAfterS are measured on it. */
   at: number;
   label: string;
   confidence: number;
@@ -36,7 +37,10 @@ export interface EventMessage {
 }
 
 interface Tracked {
+  /** Its start and end are wall-clock stamps; the end is the start plus the duration measured on the observations' clock. */
   summary: EventSummary;
+  /** The first frame's time, on the observations' clock. */
+  startAt: number;
   announced: boolean;
   lastMotionAt: number;
   /** Per label: the sum of its frames' confidences (the switching score), and how many frames gave it. */
@@ -57,9 +61,11 @@ export class EventTracker {
   private current: Tracked | undefined;
   private sequence = 0;
 
+  /** `stamp` gives the wall-clock time of an observation's `at` (identity when `at` already is one, as in a replay on scene time). */
   constructor(
     private settings: EventSettings,
     private readonly exitCount: number,
+    private readonly stamp: (at: number) => number = (at) => at,
   ) {}
 
   update(settings: EventSettings): void {
@@ -84,8 +90,10 @@ export class EventTracker {
     const messages = this.expire(frame.at);
     if (!this.current) {
       if (!frame.motion || frame.confidence < this.settings.minConfidence) return { messages, best: false };
+      const start = this.stamp(frame.at);
       this.current = {
-        summary: { id: `${frame.at.toString(36)}-${(++this.sequence).toString(36)}`, start: frame.at, end: null, label: frame.label, confidence: 0, frames: 0, exits: new Array<number>(this.exitCount).fill(0) },
+        startAt: frame.at,
+        summary: { id: `${start.toString(36)}-${(++this.sequence).toString(36)}`, start, end: null, label: frame.label, confidence: 0, frames: 0, exits: new Array<number>(this.exitCount).fill(0) },
         announced: false,
         lastMotionAt: frame.at,
         scores: new Map(),
@@ -144,7 +152,7 @@ export class EventTracker {
 
   /** Long enough to be an event, and seen on more than one frame: a one-frame blip never is. */
   private lastedLongEnough(tracked: Tracked, at: number): boolean {
-    return at - tracked.summary.start >= this.settings.minDurationS * 1000 && tracked.summary.frames >= 2;
+    return at - tracked.startAt >= this.settings.minDurationS * 1000 && tracked.summary.frames >= 2;
   }
 
   /** Ends what is going on (the agent stops). */
@@ -152,13 +160,18 @@ export class EventTracker {
     if (!this.current) return [];
     const tracked = this.current;
     this.current = undefined;
-    return tracked.announced ? [{ type: 'end', event: { ...tracked.summary, end: Math.min(at, tracked.lastMotionAt + this.settings.endAfterS * 1000), exits: [...tracked.summary.exits] } }] : [];
+    return tracked.announced ? [this.ended(tracked, Math.min(at, tracked.lastMotionAt + this.settings.endAfterS * 1000))] : [];
   }
 
   private expire(at: number): EventMessage[] {
     if (!this.current || at - this.current.lastMotionAt < this.settings.endAfterS * 1000) return [];
     const tracked = this.current;
     this.current = undefined;
-    return tracked.announced ? [{ type: 'end', event: { ...tracked.summary, end: tracked.lastMotionAt, exits: [...tracked.summary.exits] } }] : [];
+    return tracked.announced ? [this.ended(tracked, tracked.lastMotionAt)] : [];
+  }
+
+  /** The end stamp is the start stamp plus the duration: a step of the wall clock meanwhile cannot make it negative. */
+  private ended(tracked: Tracked, endAt: number): EventMessage {
+    return { type: 'end', event: { ...tracked.summary, end: tracked.summary.start + Math.round(endAt - tracked.startAt), exits: [...tracked.summary.exits] } };
   }
 }

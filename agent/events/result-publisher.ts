@@ -4,6 +4,7 @@ import { logger } from '../../common/log/logger.js';
 import type { AgentLink } from '../mqtt/agent-link.js';
 import { encodeJsonPayload, eventMessageSchema, stateSchema, type DeviceState } from '../mqtt/payloads.js';
 import type { LogStore } from '../store/log-store.js';
+import { monotonicMs, wallAtMs } from '../../firmware-bridge/clock.js';
 import { EventTracker, type EventMessage, type EventSummary } from './event-tracker.js';
 
 /**
@@ -12,6 +13,7 @@ import { EventTracker, type EventMessage, type EventSummary } from './event-trac
  * an offload answer may then overrule the device.
  */
 export interface ClassifiedFrame {
+  /** On the results clock (monotonic on a gateway): intervals and durations are measured on it. */
   at: number;
   label: string;
   confidence: number;
@@ -33,6 +35,13 @@ export interface ResultPublisherOptions {
   onEventEnd?: (durationS: number) => void;
   /** The frame size the snapshots have (the model input). */
   frameSize: { width: number; height: number };
+  /**
+   * The results clock, for the times taken here (an answer, events turned off, the stop): monotonic by
+   * default, as the pipeline's. A benchmark on scene time gives its own, with `stamp` the identity.
+   */
+  now?: () => number;
+  /** The wall-clock stamp of a time on the results clock, for state and event rows (default: that of a monotonic time). */
+  stamp?: (at: number) => number;
 }
 
 /** The state is republished at most this often while only its confidence moves. */
@@ -47,7 +56,10 @@ const STATE_MIN_INTERVAL_MS = 100;
 export class ResultPublisher {
   private tracker: EventTracker | undefined;
   private state: DeviceState | undefined;
+  /** On the results clock: the retained state is refreshed every STATE_REFRESH_MS. */
   private lastStatePublishedAt = -Infinity;
+  /** The state's time on the results clock (its `at` is the wall-clock stamp). */
+  private stateAt = -Infinity;
   private lastStateSentWallMs = -Infinity;
   /** The latest state waits for the end of the minimum interval. */
   private stateTimer: NodeJS.Timeout | undefined;
@@ -63,7 +75,12 @@ export class ResultPublisher {
   /** The snapshot last taken (what the retained snapshot topic holds), for the dashboard. */
   latestSnapshot: { jpeg: Buffer; at: number } | undefined;
 
+  private readonly now: () => number;
+  private readonly stamp: (at: number) => number;
+
   constructor(private readonly options: ResultPublisherOptions) {
+    this.now = options.now ?? monotonicMs;
+    this.stamp = options.stamp ?? ((at) => Math.round(wallAtMs(at)));
     this.setEvents(options.events);
   }
 
@@ -71,12 +88,12 @@ export class ResultPublisher {
   setEvents(settings: EventsConfig | undefined): void {
     this.settings = settings;
     if (!settings) {
-      if (this.tracker) this.send(this.tracker.finish(Date.now()));
+      if (this.tracker) this.send(this.tracker.finish(this.now()));
       this.tracker = undefined;
       return;
     }
     if (this.tracker) this.tracker.update(settings);
-    else this.tracker = new EventTracker(settings, this.options.exitCount);
+    else this.tracker = new EventTracker(settings, this.options.exitCount, this.stamp);
   }
 
   /** What the device concluded last, for status. */
@@ -106,7 +123,7 @@ export class ResultPublisher {
   /** The offload server answered: when it is about the frame the state came from, it overrules the device. */
   serverAnswer(requestId: string, label: string, confidence: number, exit: number): void {
     if (requestId !== this.stateRequestId || !this.state) return;
-    this.updateState({ label, confidence, exit, decidedBy: 'server' }, Date.now());
+    this.updateState({ label, confidence, exit, decidedBy: 'server' }, this.now());
   }
 
   /** Whether an event is going on, even one too young to be announced: a sleep would cut it. */
@@ -120,7 +137,7 @@ export class ResultPublisher {
   }
 
   /** Ends the event going on and waits for its snapshot (the agent stops). */
-  async stop(at = Date.now()): Promise<void> {
+  async stop(at = this.now()): Promise<void> {
     if (this.stateTimer) this.publishState();
     if (this.tracker) this.send(this.tracker.finish(at));
     await this.snapshotChain;
@@ -128,7 +145,9 @@ export class ResultPublisher {
 
   private updateState(next: Pick<DeviceState, 'label' | 'confidence' | 'exit' | 'decidedBy'>, at: number): void {
     const changed = !this.state || this.state.label !== next.label || this.state.decidedBy !== next.decidedBy;
-    this.state = { ...next, confidence: Math.min(1, Math.max(0, next.confidence)), since: changed ? Math.trunc(at) : this.state!.since, at: Math.trunc(at) };
+    const stamp = Math.trunc(this.stamp(at));
+    this.state = { ...next, confidence: Math.min(1, Math.max(0, next.confidence)), since: changed ? stamp : this.state!.since, at: stamp };
+    this.stateAt = at;
     // A new label is said at once; the same label again only now and then, so the retained state stays fresh without a message per frame.
     if (!changed && this.stateTimer === undefined && at - this.lastStatePublishedAt < STATE_REFRESH_MS) return;
     const wait = this.lastStateSentWallMs + STATE_MIN_INTERVAL_MS - performance.now();
@@ -139,7 +158,7 @@ export class ResultPublisher {
   private publishState(): void {
     clearTimeout(this.stateTimer);
     this.stateTimer = undefined;
-    this.lastStatePublishedAt = this.state!.at;
+    this.lastStatePublishedAt = this.stateAt;
     this.lastStateSentWallMs = performance.now();
     this.options.link?.publishRetained('state', encodeJsonPayload(stateSchema, this.state!));
   }

@@ -7,6 +7,7 @@ import type { OperatingPoint } from '../model-package/manifest.js';
 import type { Offloader } from '../offload/offloader.js';
 import type { RgbTarget } from '../preprocess/image-to-rgb.js';
 import type { FrameSource } from '../sources/frame-source.js';
+import { monotonicMs } from '../../firmware-bridge/clock.js';
 import type { BridgeReading, Clock, EnergySink, FirmwareBridge, WakeReason } from '../../firmware-bridge/types.js';
 import { FrameContext, type FrameStage, type ServerAnswer } from './frame-context.js';
 import { LiveStats } from './live-stats.js';
@@ -61,8 +62,9 @@ export interface PipelineParts {
   /** A sleep the plan calls for is due (quiet for its awake time): the app decides whether and how the board goes down. */
   onSleepDue?: (duty: DutyCycle) => Promise<SleepOutcome>;
   /**
-   * When results (state, events, snapshots) are stamped: the wall clock on a gateway. A benchmark
-   * replaying a recorded scene faster than real time stamps them with scene time, so events keep its timing.
+   * The time results (state, events, snapshots) are timed by: the monotonic clock on a gateway (the
+   * publisher stamps them with the wall clock). A benchmark replaying a recorded scene faster than real
+   * time gives scene time, so events keep its timing.
    */
   resultsClock?: () => number;
   /** Each frame's context once the chain is done with it (benchmarks and tests watch frames go by). */
@@ -110,6 +112,8 @@ export interface AgentStatus {
   planWarning?: string;
   /** A sleep the plan wants that is held off or cannot be taken, and why. */
   sleep?: string;
+  /** The latest step of the wall clock (NTP, an operator) and how many there were; absent before the first. */
+  clockSteps?: string;
   /** What the segments run on: edgetpu, xnnpack or stock (the exit heads always run on the CPU). */
   backend: string;
   /** Why a package with Edge TPU segments runs on the CPU (none found, or it failed mid-run) and when it is looked for again. */
@@ -142,7 +146,7 @@ export class FramePipeline {
     const { engine, clock, bridge } = parts;
     this.stats = new LiveStats(engine.exitCount);
     const stats = this.stats;
-    const resultsClock = parts.resultsClock ?? Date.now;
+    const resultsClock = parts.resultsClock ?? monotonicMs;
     this.offloadStage = parts.offloader && new OffloadStage(parts.offloader, engine, stats);
     this.control = new ControlStage({
       bridge,
@@ -266,7 +270,12 @@ export class FramePipeline {
     return this.control.currentDecision;
   }
 
-  /** Wall-clock time of the last frame taken from the source (health: is the loop alive?). */
+  /** The latest step of the wall clock and how many there were (status, health); undefined before the first. */
+  get clockStepNote(): string | undefined {
+    return this.control.clockStepNote;
+  }
+
+  /** Monotonic time (monotonicMs) of the last frame taken from the source (health: is the loop alive?). */
   get lastFrameAtMs(): number {
     return this.sourceStage.lastFrameAtMs;
   }
@@ -284,6 +293,7 @@ export class FramePipeline {
     const reading = this.control.lastReading;
     const decision = this.control.currentDecision;
     const wokeBy = this.parts.bridge.wakeReason?.();
+    const clockSteps = this.clockStepNote;
     const { engine } = this.parts;
     return {
       atMs,
@@ -306,6 +316,7 @@ export class FramePipeline {
       offloadServers: this.offloadStage?.serversUp,
       missingReadings: reading?.missing.map((m) => m.reading) ?? [],
       ...(wokeBy === undefined ? {} : { wokeBy }),
+      ...(clockSteps === undefined ? {} : { clockSteps }),
       ...this.control.planStatus(),
       backend: engine.backend,
       ...(engine.backendNote === undefined ? {} : { backendNote: engine.backendNote }),

@@ -34,4 +34,5 @@ export function statusCommand(options: { config?: string; json?: boolean }): voi
   if (status.controller !== undefined && status.controller !== 'on') console.log(`controller ${status.controller}`);
   if (status.mqtt !== undefined) console.log(status.mqtt);
   if (status.backendNote !== undefined) console.log(`segments on ${status.backend}: ${status.backendNote}`);
+  if (status.clockSteps !== undefined) console.log(status.clockSteps);
 }

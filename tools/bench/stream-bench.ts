@@ -115,7 +115,7 @@ export async function runStreamBench(options: {
   const bridge = new SimulatedBridge({ clock: 'manual', capacityWh: 1000 });
   const startMs = bridge.clock.nowMs();
   const sceneNow = () => bridge.clock.nowMs() - startMs;
-  const results = new ResultPublisher({ link, log: store, events: config.events, exitCount: engine.exitCount, frameSize: target });
+  const results = new ResultPublisher({ link, log: store, events: config.events, exitCount: engine.exitCount, frameSize: target, now: sceneNow, stamp: (at) => at });
   const seen: { context?: FrameContext } = {};
   // The product's pipeline, stage for stage, as the app composes it (no controller: the point is fixed).
   const pipeline = new FramePipeline({

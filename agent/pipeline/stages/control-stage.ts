@@ -2,6 +2,7 @@ import { fanDutyFor, type ControllerDecision, type EnergyController } from '../.
 import type { DutyCycle, LifetimePlanner, Plan } from '../../controller/lifetime-planner.js';
 import type { EnergySink, FirmwareBridge, BridgeReading, Clock, WakeReason } from '../../../firmware-bridge/types.js';
 import { logger } from '../../../common/log/logger.js';
+import { ClockStepWatcher, describeStep } from '../../../firmware-bridge/clock.js';
 import type { FrameContext, FrameStage, StageOutcome } from '../frame-context.js';
 import type { AgentLog, PipelineStats } from './shared.js';
 import { hottest, logTimestamps } from './shared.js';
@@ -64,6 +65,8 @@ export class ControlStage implements FrameStage {
   private lastReplanMs = -Infinity;
   private sleepNote: string | undefined;
   private halting = false;
+  /** Steps of the wall clock, looked for every control interval: logged, and shown in status and health. */
+  private readonly clockSteps = new ClockStepWatcher();
 
   constructor(private readonly options: ControlStageOptions) {}
 
@@ -138,8 +141,15 @@ export class ControlStage implements FrameStage {
     return { plan: plan.reason, ...(plan.warning ? { planWarning: plan.warning } : {}), ...(sleep ? { sleep } : {}) };
   }
 
+  /** The latest wall-clock step and how many there were; undefined before the first. */
+  get clockStepNote(): string | undefined {
+    return this.clockSteps.note;
+  }
+
   private async control(nowMs: number): Promise<void> {
     const { bridge, log, stats, clock } = this.options;
+    const step = this.clockSteps.check();
+    if (step !== undefined) logger.warn(`${describeStep(step)}: stamps follow it, timing does not (it runs on the monotonic clock)`);
     const reading = await bridge.read();
     this.reading = reading;
     for (const missing of reading.missing) {
@@ -192,7 +202,8 @@ export class ControlStage implements FrameStage {
     this.lastReplanMs = nowMs;
     const before = planner.plan;
     const plan = planner.replan({
-      nowMs,
+      // Times of day and the target's start are on the calendar.
+      nowMs: this.options.clock.wallMs(),
       stateOfCharge: reading.stateOfCharge,
       charging: reading.charging,
       measuredPowerW: this.options.energy.measuresBoardPower ? reading.powerW : undefined,

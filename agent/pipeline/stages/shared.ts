@@ -14,7 +14,7 @@ export function hottest(reading: BridgeReading): number | undefined {
   return values.length > 0 ? Math.max(...values) : undefined;
 }
 
-/** Log rows carry the wall-clock time, and a simulation's own time beside it. */
+/** Log rows carry the wall-clock time, and a simulation's own time beside it (a gateway's clockMs is monotonic, no stamp). */
 export function logTimestamps(clock: Clock, clockMs: number): { ts: number; simTs?: number } {
-  return clock.kind === 'simulated' ? { ts: Date.now(), simTs: clockMs } : { ts: clockMs };
+  return clock.kind === 'simulated' ? { ts: Date.now(), simTs: clockMs } : { ts: clock.wallMs() };
 }

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../../../firmware-bridge/clock.js';
 import type { Clock } from '../../../firmware-bridge/types.js';
 import { FramePacer, type FrameSource } from '../../sources/frame-source.js';
 import type { FrameContext, FrameStage, StageOutcome } from '../frame-context.js';
@@ -6,7 +7,7 @@ import type { FrameContext, FrameStage, StageOutcome } from '../frame-context.js
 export class SourceStage implements FrameStage {
   readonly name = 'source';
   private readonly pacer: FramePacer;
-  /** Wall-clock time of the last frame taken from the source, classified or let stand (health: is the loop alive?). */
+  /** Monotonic time of the last frame taken from the source, classified or let stand (health: is the loop alive?); a wall-clock step must not hide a stall. */
   lastFrameAtMs = -Infinity;
 
   constructor(
@@ -20,7 +21,7 @@ export class SourceStage implements FrameStage {
     await this.clock.wait(this.pacer.delayFor(context.frameRate));
     const frame = await this.source.next();
     if (!frame) return 'end';
-    this.lastFrameAtMs = Date.now();
+    this.lastFrameAtMs = monotonicMs();
     context.frame = frame;
     return 'next';
   }
