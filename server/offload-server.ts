@@ -10,7 +10,7 @@ import { brokerConnectOptions } from '../agent/mqtt/connect-options.js';
 import { describeConnectionError, isBrokerUnreachable } from '../agent/mqtt/connection-errors.js';
 import { disableNagle } from '../agent/mqtt/no-delay.js';
 import { attachReconnectBackoff, BackoffSchedule } from '../agent/mqtt/reconnect-backoff.js';
-import { decodeOffload, encodeOffloadAnswer, type OffloadPayload } from '../agent/mqtt/offload-codec.js';
+import { decodeOffload, encodeOffloadAnswer, SERVER_ID_PROPERTY, type OffloadPayload } from '../agent/mqtt/offload-codec.js';
 import {
   AVAILABILITY_ONLINE,
   DEFAULT_TOPIC_PREFIX,
@@ -95,6 +95,7 @@ export class OffloadServer {
   private readonly prefix: string;
   /** Retained `online` here tells agents a server can take their offloads. */
   readonly availabilityTopic: string;
+  private readonly serverId: string;
   private readonly loadTopic: string;
   private loadTimer: NodeJS.Timeout | undefined;
   private readonly labels: string[];
@@ -109,6 +110,7 @@ export class OffloadServer {
   private constructor(private readonly options: OffloadServerOptions) {
     this.prefix = options.prefix ?? DEFAULT_TOPIC_PREFIX;
     const serverId = options.serverId ?? defaultServerId(os.hostname(), process.pid, ++serversStarted);
+    this.serverId = serverId;
     this.availabilityTopic = serverAvailabilityTopic(serverId, this.prefix);
     this.loadTopic = serverLoadTopic(serverId, this.prefix);
     this.settings = options.mqtt ?? mqttSchema.parse({});
@@ -271,7 +273,9 @@ export class OffloadServer {
       this.answers.delete(key);
       return;
     }
-    const properties = namedTopic && packet.properties?.correlationData ? { correlationData: packet.properties.correlationData } : undefined;
+    const correlation = namedTopic && packet.properties?.correlationData ? { correlationData: packet.properties.correlationData } : {};
+    // With MQTT 5 the answer names this worker, so the agent can check it against the servers that announced themselves.
+    const properties = (this.options.protocolVersion ?? 5) === 5 ? { ...correlation, userProperties: { [SERVER_ID_PROPERTY]: this.serverId } } : undefined;
     await this.client!.publishAsync(ownTopic, answer, { qos: 1, ...(properties ? { properties } : {}) });
   }
 

@@ -42,6 +42,8 @@ export interface AgentLinkOptions {
   homeAssistant?: Omit<DiscoveryDevice, 'topics' | 'discoveryPrefix' | 'deviceId'>;
   /** Keeps unanswered requests on disk across restarts; in memory only without it. */
   outbox?: Outbox;
+  /** The package's labels: offload answers naming another are refused (without them, any label is taken). */
+  labels?: readonly string[];
 }
 
 /**
@@ -65,7 +67,7 @@ export class AgentLink {
     const transport = new MqttTransport({ url: options.url, deviceId: options.deviceId, mqtt: config.mqtt, protocolVersion: options.protocolVersion });
     this.transport = transport;
     const { onAnswer, onConfigSet, configState, onHealthRequest } = options.handlers;
-    this.offloadClient = new OffloadClient(transport, config.offload, onAnswer, options.outbox);
+    this.offloadClient = new OffloadClient(transport, config.offload, onAnswer, options.outbox, options.labels);
     this.results = new ResultsChannel(transport);
     this.config = onConfigSet && configState ? new ConfigChannel(transport, { handleSet: onConfigSet, stateMessage: configState }) : undefined;
     const health = onHealthRequest ? new HealthChannel(transport, onHealthRequest) : undefined;

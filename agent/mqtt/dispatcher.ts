@@ -1,5 +1,7 @@
-/** Handles one message on a topic its route's filter matched. */
-export type TopicHandler = (topic: string, payload: Buffer) => void;
+import type { IPublishPacket } from 'mqtt';
+
+/** Handles one message on a topic its route's filter matched; the packet says whether the broker replayed it retained. */
+export type TopicHandler = (topic: string, payload: Buffer, packet?: IPublishPacket) => void;
 
 interface Route {
   readonly filter: string;
@@ -48,13 +50,13 @@ export class TopicDispatcher {
   }
 
   /** Hands the message to every matching route; false when none matched. A handler's failure does not reach the others. */
-  dispatch(topic: string, payload: Buffer, onError: (filter: string, error: unknown) => void = () => {}): boolean {
+  dispatch(topic: string, payload: Buffer, onError: (filter: string, error: unknown) => void = () => {}, packet?: IPublishPacket): boolean {
     let matched = false;
     for (const route of [...this.#routes]) {
       if (!topicMatches(route.filter, topic)) continue;
       matched = true;
       try {
-        route.handler(topic, payload);
+        route.handler(topic, payload, packet);
       } catch (error) {
         onError(route.filter, error);
       }

@@ -151,6 +151,16 @@ export function encodeOffload(input: OffloadInput): Buffer {
   return Buffer.concat([head, body, data], total);
 }
 
+/** The model hash prefix of a frame this side encoded, read from its header alone (no copy of the data); undefined when it is not one. */
+export function offloadModelHashPrefix(frame: Buffer): string | undefined {
+  if (frame.length < 6 || !frame.subarray(0, 3).equals(OFFLOAD_MAGIC)) return undefined;
+  const nameAt = 6 + frame[5]!;
+  if (frame.length < nameAt + 1) return undefined;
+  const hashAt = nameAt + 1 + frame[nameAt]!;
+  if (frame.length < hashAt + MODEL_HASH_PREFIX_BYTES) return undefined;
+  return frame.subarray(hashAt, hashAt + MODEL_HASH_PREFIX_BYTES).toString('hex');
+}
+
 /** A bounds-checked reader: every read names what it wanted when the frame ends early. */
 class Reader {
   at = 0;
@@ -274,6 +284,13 @@ function decodeChecked(input: unknown): OffloadDecodeResult {
 // ---------------------------------------------------------------- answer (server → agent)
 
 export const MAX_OFFLOAD_ANSWER_BYTES = 4 * 1024;
+
+/**
+ * The MQTT 5 user property an offload server names itself with on its answers (its id on
+ * `<prefix>/servers/<id>/availability`): a property rather than a payload field, so the
+ * strict answer schema of older agents still reads the answer.
+ */
+export const SERVER_ID_PROPERTY = 'serverId';
 
 export const offloadAnswerSchema = z.strictObject({
   requestId: z.string().regex(REQUEST_ID_PATTERN, `1 to ${MAX_REQUEST_ID_LENGTH} of letters, digits, _ . -`),

@@ -7,6 +7,16 @@ import { WAKE_REASONS } from '../../firmware-bridge/types.js';
 export const MAX_CONFIG_SET_BYTES = 16 * 1024;
 export type JsonDecodeResult = { ok: true; value: unknown } | { ok: false; reason: string };
 
+/**
+ * Untrusted text (a payload, a topic, a reason quoting one) as it may appear in a log line:
+ * at most `max` characters, quoted, with everything outside printable ASCII escaped, so a
+ * sender can neither flood the log nor forge lines or terminal escapes in it.
+ */
+export function logExcerpt(text: string, max = 60): string {
+  const cut = text.length > max ? `${text.slice(0, max)}…` : text;
+  return JSON.stringify(cut).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Bytes → JSON value, never throwing: size first (cheap), then strict UTF-8, then JSON. */
 export function decodeJsonPayload(bytes: unknown, maxBytes: number, what: string): JsonDecodeResult {
   if (!(bytes instanceof Uint8Array)) return { ok: false, reason: `${what}: payload must be bytes, got ${bytes === null ? 'null' : typeof bytes}` };
@@ -117,6 +127,19 @@ export const configSetRequestSchema = z.strictObject({
 export type ConfigSetRequest = z.infer<typeof configSetRequestSchema>;
 
 export type ConfigSetResult = { ok: true; request: ConfigSetRequest } | { ok: false; id?: string; reason: string };
+
+/**
+ * The id of a config/set, from the whole message when it is JSON (any key order), else from
+ * its first bytes; undefined when it has none that could be read. Read before the request is
+ * handled, to refuse a replayed id.
+ */
+export function configSetRequestId(bytes: Buffer): string | undefined {
+  const decoded = decodeJsonPayload(bytes, MAX_CONFIG_SET_BYTES, 'config/set');
+  if (!decoded.ok) return leadingRequestId(bytes);
+  const value = decoded.value;
+  const id = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>).id : undefined;
+  return configRequestIdSchema.safeParse(id).success ? (id as string) : undefined;
+}
 
 /** A config/set is a few levels deep; a deeper one is refused before anything walks it recursively. */
 export const MAX_CONFIG_SET_DEPTH = 16;

@@ -1,12 +1,26 @@
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { redactUrl, type AgentConfig } from '../config/agent-config.js';
 import { logger } from '../../common/log/logger.js';
+import { throttledWarning } from '../../common/log/throttled.js';
 import { brokerConnectOptions } from './connect-options.js';
 import { describeConnectionError } from './connection-errors.js';
 import { TopicDispatcher, type TopicHandler } from './dispatcher.js';
 import { disableNagle } from './no-delay.js';
+import { MAX_OFFLOAD_ANSWER_BYTES } from './offload-codec.js';
+import { logExcerpt, MAX_CONFIG_SET_BYTES } from './payloads.js';
 import { attachReconnectBackoff } from './reconnect-backoff.js';
 import { AVAILABILITY_OFFLINE, AVAILABILITY_ONLINE, deviceTopics, type DeviceTopics } from './topics.js';
+
+/**
+ * The largest payload the agent takes from the broker. What it subscribes to is at most a
+ * config/set (16 KiB) or an offload answer (4 KiB); availability, health requests and Home
+ * Assistant commands are a few bytes; it never subscribes to its snapshot. Four times that,
+ * so a request a little too large still reaches its handler and is answered with the reason
+ * (the config/set fuzz relies on it); anything bigger is a mistake or an attack and dropped.
+ */
+export const MAX_INBOUND_PAYLOAD_BYTES = 4 * Math.max(MAX_CONFIG_SET_BYTES, MAX_OFFLOAD_ANSWER_BYTES);
+/** What one packet may add around that payload: the topic (at most 512 bytes), MQTT 5 properties, the headers. */
+export const MAX_INBOUND_PACKET_BYTES = MAX_INBOUND_PAYLOAD_BYTES + 4096;
 
 export function mqttClientOptions(config: AgentConfig['mqtt'], deviceId: string, topics: DeviceTopics, protocolVersion: 4 | 5): IClientOptions {
   return {
@@ -15,6 +29,9 @@ export function mqttClientOptions(config: AgentConfig['mqtt'], deviceId: string,
     clientId: `edge-exit-${deviceId}`,
     clean: true,
     will: { topic: topics.availability, payload: Buffer.from(AVAILABILITY_OFFLINE), qos: 1, retain: true },
+    // MQTT 5: the broker must not send bigger packets (it drops them for this client), so
+    // a 20 MB publish to a subscribed topic never reaches the gateway's memory at all.
+    ...(protocolVersion === 5 ? { properties: { maximumPacketSize: MAX_INBOUND_PACKET_BYTES } } : {}),
   };
 }
 
@@ -45,6 +62,9 @@ export class MqttTransport {
   #problem: string | undefined;
   /** The last connection failure logged: a broker refusing every retry the same way is said once, not every backoff. */
   #lastFailure: string | undefined;
+  /** Messages dropped for their size (MQTT 3.1.1 has no maximum packet size to tell the broker). */
+  #oversize = 0;
+  readonly #warnOversize = throttledWarning();
 
   constructor(private readonly options: TransportOptions) {
     this.topics = deviceTopics(options.deviceId, options.mqtt.prefix);
@@ -62,6 +82,11 @@ export class MqttTransport {
     return this.#problem;
   }
 
+  /** Messages dropped for being larger than anything the agent takes. */
+  get oversizeDropped(): number {
+    return this.#oversize;
+  }
+
   /** Connects (and keeps reconnecting with backoff); returns at once: the agent runs without a broker. */
   start(): void {
     if (this.#client) return;
@@ -77,8 +102,14 @@ export class MqttTransport {
       this.#lastFailure = message;
       this.#problem = message;
     });
-    client.on('message', (topic, payload) => {
-      const matched = this.#dispatcher.dispatch(topic, payload, (filter, error) => logger.warn(`mqtt: the handler of ${filter} failed on ${topic}: ${(error as Error).message}`));
+    client.on('message', (topic, payload, packet) => {
+      if (payload.length > MAX_INBOUND_PAYLOAD_BYTES) {
+        // Dropped before any handler parses it; a 3.1.1 broker sends whatever it is given.
+        this.#oversize++;
+        this.#warnOversize(`mqtt: dropped a ${payload.length}-byte message on ${logExcerpt(topic, 120)}: at most ${MAX_INBOUND_PAYLOAD_BYTES} bytes are taken (${this.#oversize} so far)`);
+        return;
+      }
+      const matched = this.#dispatcher.dispatch(topic, payload, (filter, error) => logger.warn(`mqtt: the handler of ${filter} failed on ${topic}: ${(error as Error).message}`), packet);
       if (!matched) logger.debug(`mqtt: no handler for ${topic}`);
     });
     client.on('close', () => {

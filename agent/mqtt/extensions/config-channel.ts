@@ -1,4 +1,4 @@
-import { configResponseSchema, encodeJsonPayload, leadingRequestId } from '../payloads.js';
+import { configResponseSchema, configSetRequestId, encodeJsonPayload, leadingRequestId } from '../payloads.js';
 import { SlicedQueue } from '../sliced-queue.js';
 import type { MqttTransport } from '../transport.js';
 
@@ -15,9 +15,21 @@ export interface ConfigSetHandler {
  */
 const CONFIG_SET_PACING = { sliceMs: 2, pauseMs: 8, limit: 500 };
 
+/**
+ * Ids of applied requests are remembered this long, and at most this many: a replayed
+ * request (the same id, perhaps with a new value) must not undo a later change. Every
+ * config/set has an id (the schema requires one), so none escapes this. Refused requests
+ * are not remembered: they changed nothing, and the sender may fix one and send it again.
+ */
+export const REPLAY_WINDOW = { ids: 1000, ms: 24 * 3600_000 };
+
+export const RETAINED_REFUSAL = 'config/set: retained config/set requests are not applied; publish without retain';
+
 /** config/set in (paced), config/response out, and the retained config/state on every connect. */
 export class ConfigChannel {
   private readonly undo: Array<() => void> = [];
+  /** Applied request ids and when, oldest first (REPLAY_WINDOW). */
+  private readonly applied = new Map<string, number>();
   private readonly requests = new SlicedQueue<Buffer>({
     ...CONFIG_SET_PACING,
     handle: (payload) => void this.setFrom(payload),
@@ -30,12 +42,18 @@ export class ConfigChannel {
   constructor(
     private readonly transport: MqttTransport,
     private readonly handler: ConfigSetHandler,
+    private readonly now: () => number = Date.now,
   ) {}
 
   start(): void {
     const { topics } = this.transport;
     this.undo.push(
-      this.transport.route(topics.configSet, (_topic, payload) => this.submit(payload)),
+      this.transport.route(topics.configSet, (_topic, payload, packet) => {
+        // The broker marks a message retained only when it replays a stored one (on every
+        // subscribe, so every reconnect): applying it would undo whatever changed since.
+        if (packet?.retain) this.respondError(configSetRequestId(payload) ?? null, RETAINED_REFUSAL);
+        else this.submit(payload);
+      }),
       this.transport.onConnect(() => this.transport.publishAsync(topics.configState, this.handler.stateMessage(), { qos: 1, retain: true })),
     );
     // Started on a connected link: the state in force now, not at the next connect.
@@ -62,10 +80,29 @@ export class ConfigChannel {
    * as one from MQTT would be (response, retained state), and the response returned.
    */
   setFrom(payload: Buffer): Buffer {
+    const id = configSetRequestId(payload);
+    const now = this.now();
+    this.forgetOld(now);
+    if (id !== undefined && this.applied.has(id)) {
+      const response = encodeJsonPayload(configResponseSchema, { id, status: 'error', reason: `config/set: request id ${id} was already applied; a replayed request is not applied again, send each change with a new id` });
+      this.respond(response);
+      return response;
+    }
     const handled = this.handler.handleSet(payload);
+    if (id !== undefined && (JSON.parse(handled.response.toString()) as { status: string }).status === 'ok') {
+      this.applied.set(id, now);
+      this.forgetOld(now);
+    }
     this.respond(handled.response);
     if (handled.state) void this.transport.publishAsync(this.transport.topics.configState, handled.state, { qos: 1, retain: true }).catch(() => {});
     return handled.response;
+  }
+
+  private forgetOld(now: number): void {
+    for (const [id, at] of this.applied) {
+      if (this.applied.size <= REPLAY_WINDOW.ids && at > now - REPLAY_WINDOW.ms) break;
+      this.applied.delete(id);
+    }
   }
 
   respondError(id: string | null, reason: string): void {

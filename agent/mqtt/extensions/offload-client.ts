@@ -1,7 +1,10 @@
 import type { AgentConfig } from '../../config/agent-config.js';
+import type { IPublishPacket } from 'mqtt';
 import { logger } from '../../../common/log/logger.js';
-import { parseOffloadAnswer, type OffloadAnswer } from '../offload-codec.js';
+import { throttledWarning } from '../../../common/log/throttled.js';
+import { answerMatchesModel, offloadModelHashPrefix, parseOffloadAnswer, SERVER_ID_PROPERTY, type OffloadAnswer } from '../offload-codec.js';
 import type { Outbox } from '../outbox.js';
+import { logExcerpt } from '../payloads.js';
 import { AVAILABILITY_ONLINE, requestIdFromOffloadResponse, serverAvailabilityFilter, serverIdFromAvailability } from '../topics.js';
 import type { MqttTransport } from '../transport.js';
 
@@ -16,6 +19,9 @@ interface Pending {
 /** An unanswered request is sent again this often (the server answers a repeat from its cache). */
 const RESEND_AFTER_MS = 2000;
 
+/** Requests this gateway made that an answer may still be for (late answers are logged too): the newest this many. */
+const REQUESTS_REMEMBERED = 10_000;
+
 /**
  * The offload side of MQTT: requests with deadlines, kept in a bounded queue (and the outbox on
  * disk) while the broker is away and sent again after a silence; answers matched to them; and
@@ -26,13 +32,17 @@ export class OffloadClient {
   private readonly pending = new Map<string, Pending>();
   private readonly deadlines = new Map<string, number>();
   private readonly answered = new Set<string>();
+  /** Request id → the model hash prefix it was sent with, for the requests an answer may be for. */
+  private readonly requested = new Map<string, string | undefined>();
+  /** One line a minute however many answers are refused: each is a message from the network. */
+  private readonly warnRefused = throttledWarning();
   /** Offload server workers whose retained availability says `online`. */
   private readonly serversOnline = new Set<string>();
   /** Waiting in settle() for the last unanswered request to be answered. */
   private settledWaiters: Array<() => void> = [];
   private sweeper: NodeJS.Timeout | undefined;
   private readonly undo: Array<() => void> = [];
-  readonly counters = { sent: 0, resent: 0, queued: 0, expired: 0, droppedFull: 0, answers: 0, lateAnswers: 0, duplicateAnswers: 0, deadlinesMissed: 0 };
+  readonly counters = { sent: 0, resent: 0, queued: 0, expired: 0, droppedFull: 0, answers: 0, lateAnswers: 0, duplicateAnswers: 0, deadlinesMissed: 0, refusedAnswers: 0 };
 
   constructor(
     private readonly transport: MqttTransport,
@@ -41,8 +51,13 @@ export class OffloadClient {
     private readonly onAnswer: (requestId: string, answer: OffloadAnswer, late: boolean) => void,
     /** Keeps unanswered requests on disk across restarts; in memory only without it. */
     private readonly outbox?: Outbox,
+    /** The package's labels: an answer naming another is refused. Without them, any label is taken. */
+    private readonly labels?: readonly string[],
   ) {
-    for (const item of outbox?.all() ?? []) this.pending.set(item.requestId, { ...item, sentAt: undefined });
+    for (const item of outbox?.all() ?? []) {
+      this.pending.set(item.requestId, { ...item, sentAt: undefined });
+      this.requested.set(item.requestId, offloadModelHashPrefix(item.frame));
+    }
     // A clean session resends the retained availabilities on the next subscribe; until then nothing is known.
     transport.onClose(() => this.serversOnline.clear());
   }
@@ -50,7 +65,7 @@ export class OffloadClient {
   start(): void {
     const { topics } = this.transport;
     this.undo.push(
-      this.transport.route(topics.offloadResponseFilter, (topic, payload) => this.onResponse(topic, payload)),
+      this.transport.route(topics.offloadResponseFilter, (topic, payload, packet) => this.onResponse(topic, payload, packet)),
       this.transport.route(serverAvailabilityFilter(topics.prefix), (topic, payload) => this.onAvailability(topic, payload)),
       // Sends what waited while the broker was away.
       this.transport.onConnect(async () => this.sweep()),
@@ -84,17 +99,42 @@ export class OffloadClient {
     else this.serversOnline.delete(serverId);
   }
 
-  private onResponse(topic: string, payload: Buffer): void {
+  private refuse(topic: string, why: string): void {
+    this.counters.refusedAnswers++;
+    // The topic and the reason may quote the sender's text: only a short escaped excerpt is logged.
+    this.warnRefused(`mqtt: refused an offload answer on ${logExcerpt(topic, 120)}: ${logExcerpt(why, 160)} (${this.counters.refusedAnswers} refused so far)`);
+  }
+
+  /**
+   * Anyone who may publish to the answer topic could answer, so an answer is taken only when
+   * it is for a request this gateway sent, for the model it was sent with, with one of the
+   * package's labels, from a server that announced itself (by name when it names itself:
+   * MQTT 5 answers carry its id as a user property), and, with MQTT 5, with the request's
+   * correlation data. None of this proves who sent it: only a signature would.
+   */
+  private onResponse(topic: string, payload: Buffer, packet?: IPublishPacket): void {
     const requestId = requestIdFromOffloadResponse(topic, this.transport.topics);
+    // Only this device's answer topics are answers; a server availability topic goes to onAvailability alone.
+    if (!requestId || serverIdFromAvailability(topic, this.transport.topics.prefix) !== undefined) return this.refuse(topic, 'not an answer topic of this gateway');
     const parsed = parseOffloadAnswer(payload);
-    if (!requestId || !parsed.ok || parsed.answer.requestId !== requestId) {
-      logger.warn(`mqtt: ignoring a malformed answer on ${topic}: ${parsed.ok ? 'its request id does not match the topic' : parsed.reason}`);
-      return;
-    }
+    if (!parsed.ok) return this.refuse(topic, parsed.reason);
+    const { answer } = parsed;
+    if (answer.requestId !== requestId) return this.refuse(topic, 'its request id does not match the topic');
     if (this.answered.has(requestId)) {
       this.counters.duplicateAnswers++;
       return;
     }
+    if (!this.requested.has(requestId)) return this.refuse(topic, 'this gateway sent no request with that id');
+    const named = packet?.properties?.userProperties?.[SERVER_ID_PROPERTY];
+    const serverId = Array.isArray(named) ? named[0] : named;
+    if (serverId !== undefined ? !this.serversOnline.has(serverId) : this.serversOnline.size === 0) {
+      return this.refuse(topic, serverId !== undefined ? `server ${serverId} has not announced itself` : 'no offload server has announced itself');
+    }
+    const correlation = packet?.properties?.correlationData;
+    if (correlation !== undefined && !Buffer.from(correlation).equals(Buffer.from(requestId))) return this.refuse(topic, 'its correlation data is not the request\'s');
+    const modelHashPrefix = this.requested.get(requestId);
+    if (modelHashPrefix !== undefined && !answerMatchesModel(answer, modelHashPrefix)) return this.refuse(topic, `it is for model ${answer.modelHash.slice(0, 16)}, the request was for ${modelHashPrefix}`);
+    if (this.labels && !this.labels.includes(answer.label)) return this.refuse(topic, `its label ${answer.label} is not one of the package's`);
     this.answered.add(requestId);
     this.forget(requestId);
     if (this.answered.size > 100_000) this.answered.delete(this.answered.values().next().value!);
@@ -102,7 +142,7 @@ export class OffloadClient {
     this.deadlines.delete(requestId);
     this.counters.answers++;
     if (late) this.counters.lateAnswers++;
-    this.onAnswer(requestId, parsed.answer, late);
+    this.onAnswer(requestId, answer, late);
   }
 
   private publishOffload(item: Pending, now = Date.now()): void {
@@ -130,6 +170,8 @@ export class OffloadClient {
     }
     const item: Pending = { requestId, frame, queuedAt: now, sentAt: undefined };
     this.pending.set(requestId, item);
+    this.requested.set(requestId, offloadModelHashPrefix(frame));
+    if (this.requested.size > REQUESTS_REMEMBERED) this.requested.delete(this.requested.keys().next().value!);
     this.remember(item);
     if (this.transport.connected) {
       this.publishOffload(item, now);
