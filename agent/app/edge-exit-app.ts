@@ -379,6 +379,8 @@ export class EdgeExitApp {
       deviceId: config.deviceId,
       config,
       protocolVersion: config.mqtt.protocolVersion ?? (config.mqtt.url ? 5 : 4),
+      // An answer naming a class the package does not have is forged or from another model: refused.
+      labels: this.engine.labels,
       handlers: {
         // The answer re-enters the pipeline with its frame's context: the log, temporal reuse and the state all see it.
         // Before the pipeline exists (answers replayed on the first connect) it is only logged, as a late one.
