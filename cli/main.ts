@@ -155,7 +155,8 @@ try {
 } catch (error) {
   logger.debug({ err: error }, 'command failed');
   process.stderr.write(`edge-exit: ${(error as Error).message}\n`);
-  process.exitCode = 1;
+  // A bad config or package exits 78 (EX_CONFIG): restarting cannot fix it, so the systemd units do not (RestartPreventExitStatus=78).
+  process.exitCode = ['ConfigError', 'ModelPackageError', 'PackageNotFoundError'].includes((error as Error | undefined)?.name ?? '') ? 78 : 1;
   // A part that failed to start may leave a handle open (a listening socket, a client); a failed command must still end.
-  setTimeout(() => process.exit(1), 2000).unref();
+  setTimeout(() => process.exit(), 2000).unref();
 }

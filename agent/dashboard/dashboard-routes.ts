@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HealthReport } from '../app/health.js';
-import { sendJson, type RouteHandler } from '../../common/web-server.js';
+import { isMediaType, MAX_BODY_BYTES, readBody, sendJson, type RouteHandler } from '../../common/web-server.js';
 import type { AgentStatus } from '../pipeline/frame-pipeline.js';
 import type { LogReader } from '../store/log-store.js';
 
@@ -41,7 +41,6 @@ const STATIC_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'stat
 const require = createRequire(import.meta.url);
 const UPLOT_DIR = path.dirname(require.resolve('uplot/dist/uPlot.iife.min.js'));
 const LIVE_EVERY_MS = 1000;
-const MAX_BODY_BYTES = 256 * 1024;
 const MAX_TIMELINE_BUCKETS = 2000;
 /** The shortest window a fitted timeline shows: a run seconds old still gets a readable axis. */
 const FIT_MIN_SPAN_MS = 60_000;
@@ -58,24 +57,6 @@ function staticFiles(): Map<string, { body: Buffer; type: string }> {
   ]);
 }
 
-function readBody(request: http.IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        resolve(undefined);
-        request.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => resolve(Buffer.concat(chunks)));
-    request.on('error', reject);
-  });
-}
-
 function numberParam(url: URL, name: string): number | undefined {
   const value = url.searchParams.get(name);
   if (value === null || value === '') return undefined;
@@ -83,12 +64,28 @@ function numberParam(url: URL, name: string): number | undefined {
   return Number.isFinite(parsed) ? parsed : undefined;
 }
 
+/** How the event stream treats a page that does not read. */
+export interface StreamLimits {
+  everyMs: number;
+  /** A page whose buffer has not drained for this long is closed (it reconnects, as EventSource does). */
+  blockedCloseMs: number;
+}
+
+const STREAM_LIMITS: StreamLimits = { everyMs: LIVE_EVERY_MS, blockedCloseMs: 30_000 };
+
 export class DashboardRoutes {
   private readonly files = staticFiles();
-  private readonly streams = new Set<http.ServerResponse>();
+  /** Each open page, with when its writes last filled the buffer (undefined while it reads). */
+  private readonly streams = new Map<http.ServerResponse, { blockedSince?: number }>();
   private ticker: NodeJS.Timeout | undefined;
+  private readonly limits: StreamLimits;
 
-  constructor(private readonly sources: DashboardSources) {}
+  constructor(
+    private readonly sources: DashboardSources,
+    limits: Partial<StreamLimits> = {},
+  ) {
+    this.limits = { ...STREAM_LIMITS, ...limits };
+  }
 
   /** Pages open now (the overhead benchmark and the tests read it). */
   get openStreams(): number {
@@ -155,32 +152,47 @@ export class DashboardRoutes {
 
   private async configSet(request: http.IncomingMessage, response: http.ServerResponse): Promise<true> {
     // A JSON body cannot come from a plain cross-site form: another page in the operator's browser cannot change the config.
-    if (!(request.headers['content-type'] ?? '').startsWith('application/json')) {
+    if (!isMediaType(request.headers['content-type'], 'application/json')) {
       return sendJson(response, 415, { status: 'error', reason: 'config: send the change as application/json, {"id": "...", "set": {...}} as on config/set' });
     }
-    const body = await readBody(request);
-    if (body === undefined) return sendJson(response, 413, { status: 'error', reason: `config: the change is over ${MAX_BODY_BYTES} bytes` });
+    // Over the limit, readBody has answered 413 and drains the rest.
+    const body = await readBody(request, response, { reason: `config: the change is over ${MAX_BODY_BYTES} bytes` });
+    if (body === undefined) return true;
     const answer = JSON.parse(this.sources.applyConfig(body).toString()) as { status: string };
     return sendJson(response, answer.status === 'ok' ? 200 : 422, answer);
   }
 
   private openStream(response: http.ServerResponse): true {
     response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-    this.streams.add(response);
+    this.streams.set(response, {});
     response.on('close', () => {
       this.streams.delete(response);
       if (this.streams.size === 0) this.stopTicker();
     });
     this.send([response]);
     // The live view is built only while someone watches: a closed dashboard costs the loop nothing.
-    this.ticker ??= setInterval(() => this.send([...this.streams]), LIVE_EVERY_MS);
+    this.ticker ??= setInterval(() => this.send([...this.streams.keys()]), this.limits.everyMs);
     return true;
   }
 
   private send(streams: http.ServerResponse[]): void {
     if (streams.length === 0) return;
     const message = `data: ${JSON.stringify(this.sources.live())}\n\n`;
-    for (const stream of streams) stream.write(message);
+    const now = Date.now();
+    for (const stream of streams) {
+      const state = this.streams.get(stream);
+      if (!state) continue;
+      // A page that does not read would otherwise buffer every update in memory: while its buffer is full
+      // it misses updates (the next one it gets is whole and current), and one blocked too long is closed.
+      if (state.blockedSince !== undefined) {
+        if (now - state.blockedSince >= this.limits.blockedCloseMs) stream.destroy();
+        continue;
+      }
+      if (!stream.write(message)) {
+        state.blockedSince = now;
+        stream.once('drain', () => (state.blockedSince = undefined));
+      }
+    }
   }
 
   private stopTicker(): void {
@@ -190,7 +202,7 @@ export class DashboardRoutes {
 
   close(): void {
     this.stopTicker();
-    for (const stream of this.streams) stream.end();
+    for (const stream of this.streams.keys()) stream.end();
     this.streams.clear();
   }
 }

@@ -7,6 +7,15 @@ import { sha256Hex } from './sha256.js';
 import { IMAGE_BOUNDARY, imageSegmentProblems, mainChainStart, readsImage } from './image-segments.js';
 import { describeSpecMismatch, tensorSpecOf } from './tensor-spec.js';
 
+/** A release (models/releases/<name>/) is shipped, not built here: it is restored, or another package is run. */
+function fixHint(packageDir: string): string {
+  const name = path.basename(path.resolve(packageDir));
+  if (path.basename(path.dirname(path.resolve(packageDir))) === 'releases') {
+    return `It is a released package: restore models/releases/${name}/ from the repository (git checkout -- models/releases/${name}), or point model.package at another package.`;
+  }
+  return 'Rebuild it with `edge-exit build-model --force` (or fix the listed files).';
+}
+
 export class ModelPackageError extends Error {
   constructor(
     readonly packageDir: string,
@@ -14,7 +23,7 @@ export class ModelPackageError extends Error {
   ) {
     super(
       `Model package ${packageDir} is not usable:\n${problems.map((p) => `  - ${p}`).join('\n')}\n` +
-        'Rebuild it with `edge-exit build-model --force` (or fix the listed files).',
+        fixHint(packageDir),
     );
     this.name = 'ModelPackageError';
   }
