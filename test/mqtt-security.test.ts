@@ -195,14 +195,14 @@ withTls('edge-exit server connects over TLS with a client certificate and a pass
   // The shared validation: TLS files with a plain URL stop the server before it loads anything.
   const plain = startServer(['--broker', 'mqtt://127.0.0.1:1', ...tlsFlags], { EDGE_EXIT__MQTT__PASSWORD: SERVER_PASSWORD });
   t.teardown(() => plain.stop());
-  t.is(await plain.exited, 1);
+  t.is(await plain.exited, 78);
   t.regex(plain.output, /mqtt\.url: mqtt:\/\/ is not encrypted, so mqtt\.caFile, mqtt\.certFile and mqtt\.keyFile would be ignored: use mqtts:\/\//);
 });
 
 test('a TLS file that cannot be read stops start-up naming the field; a certificate needs its key', async (t) => {
   const agent = AgentProcess.start(agentPackage, { deviceId: 'no-ca-gw', mqtt: { url: 'mqtts://127.0.0.1:1', caFile: '/nonexistent/ca.pem' } }, { frames: 1 });
   t.teardown(() => agent.stop());
-  t.is(await agent.exited, 1);
+  t.is(await agent.exited, 78);
   t.regex(agent.output, /edge-exit: mqtt\.caFile: cannot read \/nonexistent\/ca\.pem \(ENOENT\); it should be the CA certificate \(PEM\) that signed the broker's certificate/);
   const config = parseAgentConfig({ mqtt: { url: 'mqtts://broker.local:8883', certFile: '/etc/edge-exit/client.pem' } });
   t.throws(() => readTlsFiles(config.mqtt), { message: /mqtt\.certFile and mqtt\.keyFile go together: .*only mqtt\.certFile is set/ });
@@ -211,7 +211,7 @@ test('a TLS file that cannot be read stops start-up naming the field; a certific
 test('TLS files with a plain mqtt:// URL stop start-up naming mqtt.url and the fix, instead of connecting unencrypted', async (t) => {
   const agent = AgentProcess.start(agentPackage, { deviceId: 'plain-gw', mqtt: { url: 'mqtt://127.0.0.1:1', caFile: '/etc/edge-exit/ca.pem' } }, { frames: 1 });
   t.teardown(() => agent.stop());
-  t.is(await agent.exited, 1);
+  t.is(await agent.exited, 78);
   t.regex(agent.output, /mqtt\.url: mqtt:\/\/ is not encrypted, so mqtt\.caFile would be ignored: use mqtts:\/\/ \(the broker's TLS listener, usually port 8883\), or remove the TLS files \(got "mqtt:\/\/127\.0\.0\.1:1"\)/);
   t.false(/mqtt: connected/.test(agent.output));
 });

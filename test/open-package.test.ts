@@ -35,7 +35,7 @@ test('3: `bench --suites exits` runs the released cascade on a clone that has on
   t.regex(bench.output, /\| full \|/, bench.output);
 });
 
-test('run with a missing package says which, where it looked and the command that builds it, exits 1 and loads nothing under tools/', (t) => {
+test('run with a missing package says which, where it looked and the command that builds it, exits 78 (a config error systemd does not restart) and loads nothing under tools/', (t) => {
   const dir = temporaryDir('edge-exit-missing-');
   const buildConfig = writeTinyConfig(dir);
   const empty = path.join(dir, 'models');
@@ -44,7 +44,7 @@ test('run with a missing package says which, where it looked and the command tha
   fs.writeFileSync(config, JSON.stringify({ model: { package: buildConfig }, logs: { path: path.join(dir, 'log.db') }, mqtt: { embeddedPort: 20_000 + Math.floor(Math.random() * 20_000) } }));
   const run = recordedRun(['run', '-c', config, '--frames', '3'], { EDGE_EXIT_MODELS_DIR: empty });
   const output = run.output;
-  t.is(run.status, 1, output);
+  t.is(run.status, 78, output);
   t.true(output.includes(`No model package "tiny_cifar10": looked for ${path.join(empty, 'releases', 'tiny_cifar10')}${path.sep} and ${path.join(empty, 'tiny_cifar10')}${path.sep}`), output);
   t.true(output.includes(`\`edge-exit build-model -c ${buildConfig}\``), output);
   t.true(noStackTrace(output), output);
@@ -56,7 +56,7 @@ test('run with a missing package says which, where it looked and the command tha
 test('4: classify -c with an absolute path to a missing .tflite reports that path, not models/releases/<path>', async (t) => {
   const missing = path.join(temporaryDir('edge-exit-nomodel-'), 'model.tflite');
   const run = new CliProcess(['classify', CAT_PHOTO, '-c', missing]);
-  t.is(await run.exited, 1, run.output);
+  t.is(await run.exited, 78, run.output);
   t.true(run.output.includes(`${missing} does not exist`), run.output);
   t.false(run.output.includes('releases'), run.output);
   t.true(noStackTrace(run.output), run.output);
