@@ -12,9 +12,28 @@ const SECRET_FIELDS = new Set(['password', 'token']);
 /** Keys that were renamed: a config written for an earlier version is told the new name. */
 const RENAMED_KEYS: Record<string, string> = { metrics: 'web' };
 
-/** A broker URL as it may be logged: any user:password@ part removed, up to the LAST @ before the host (passwords may hold @). */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^/]*@/, '//[credentials]@');
+/** Query parameters whose values are secrets (case-insensitive, also as part of a name: api_key, access_token). */
+const SECRET_PARAMETER = /pass|pwd|token|key|auth|secret/i;
+
+/**
+ * Text as it may leave the process (logs, status, MQTT, the API, SQLite): in every URL in it the
+ * user:password@ part becomes user:***@ (up to the LAST @ before the host: passwords may hold @), and
+ * secret query parameters (?token=, &password=, ...) become ***. Works on a bare URL and on messages
+ * that quote one (ffmpeg's errors).
+ */
+export function redactUrl(text: string): string {
+  return text
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)([^\s/?#'"]*)@/gi, (_, scheme: string, userinfo: string) => {
+      const colon = userinfo.indexOf(':');
+      // No colon: the whole userinfo may be a token.
+      return `${scheme}${colon < 0 ? '***' : `${userinfo.slice(0, colon)}:***`}@`;
+    })
+    .replace(/\?[^\s#'"]+/g, (query) => query.replace(/([?&;])([^=&;]+)=([^&;]*)/g, (whole, separator: string, name: string) => (SECRET_PARAMETER.test(name) ? `${separator}${name}=***` : whole)));
+}
+
+/** A value (a config) as it may be shown or published: secret fields replaced, credentials taken out of every string's URLs. */
+export function redactSecrets<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value, (key, v: unknown) => (SECRET_FIELDS.has(key) && v !== undefined ? '[redacted]' : typeof v === 'string' ? redactUrl(v) : v))) as T;
 }
 
 function editDistance(a: string, b: string): number {

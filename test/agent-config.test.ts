@@ -56,7 +56,7 @@ test('credentials never reach the published config state or the logged broker UR
   t.false(state.includes('s3cret'), state);
   t.true(state.includes('[redacted]'));
   t.is(remote.config.mqtt.password, 's3cret', 'the agent itself still has it');
-  t.is(redactUrl('mqtts://gate:s3cret@broker.local:8883'), 'mqtts://[credentials]@broker.local:8883');
+  t.is(redactUrl('mqtts://gate:s3cret@broker.local:8883'), 'mqtts://gate:***@broker.local:8883');
   t.is(redactUrl('mqtt://127.0.0.1:1884'), 'mqtt://127.0.0.1:1884');
 });
 

@@ -75,7 +75,7 @@ test('config/set nested thousands of levels deep is refused with its id kept', (
 });
 
 test('a password holding @ is redacted whole, and an mqtt section of the wrong type never echoes it', (t) => {
-  t.is(redactUrl('mqtt://gate-3:S3cr3t@XYZZY-3@broker.local:1883'), 'mqtt://[credentials]@broker.local:1883');
+  t.is(redactUrl('mqtt://gate-3:S3cr3t@XYZZY-3@broker.local:1883'), 'mqtt://gate-3:***@broker.local:1883');
   const config = parseAgentConfig({ mqtt: { url: 'mqtt://gate-3:S3cr3t@XYZZY-3@broker.local:1883' } });
   t.false(JSON.stringify(publicConfig(config)).includes('XYZZY'));
   const error = t.throws(() => parseAgentConfig({ mqtt: [{ url: 'mqtt://u:S3cr3t@XYZZY-3@h', password: 'S3cr3t@XYZZY-3' }] }), { instanceOf: ConfigError });

@@ -104,7 +104,7 @@ test.serial('a camera that refuses the credentials: the reason names the URL wit
   await new Promise((resolve) => setTimeout(resolve, 600));
   t.true(source.stats.restarts >= 2, `${source.stats.restarts} restarts`);
   const said = warnings.join('\n');
-  t.regex(said, /the camera at rtsp:\/\/\[credentials\]@127\.0\.0\.1:8554\/live refused the credentials: check the user and password in source\.url/);
+  t.regex(said, /the camera at rtsp:\/\/cam:\*\*\*@127\.0\.0\.1:8554\/live refused the credentials: check the user and password in source\.url/);
   t.false(said.includes('XYZZY'), said);
   t.is(warnings.length, 1, 'said once, not at every restart');
   t.false(source.name.includes('XYZZY'));
@@ -189,8 +189,8 @@ agentWithFfmpeg('a network stream served by a second ffmpeg: the agent classifie
   t.is(await agent.stop(), 0, agent.output);
   const restarts = agent.output.match(/was killed \(SIGKILL\); starting ffmpeg again/g) ?? [];
   t.is(restarts.length, 1, agent.output);
-  t.regex(agent.output, /stream http:\/\/\[credentials\]@127\.0\.0\.1/);
+  t.regex(agent.output, /stream http:\/\/cam:\*\*\*@127\.0\.0\.1/);
   t.false(agent.output.includes('XYZZY'), 'no password in the output');
   for (const file of fs.readdirSync(agent.dir)) t.false(fs.readFileSync(path.join(agent.dir, file)).includes('XYZZY') && file !== 'agent.json', `no password in ${file}`);
-  t.true(agent.inferences().every((row) => row.source === `stream http://[credentials]@127.0.0.1:${port}/live.ts`));
+  t.true(agent.inferences().every((row) => row.source === `stream http://cam:***@127.0.0.1:${port}/live.ts`));
 });

@@ -3,13 +3,13 @@ import path from 'node:path';
 import { z } from 'zod';
 import { PROJECT_ROOT } from './paths.js';
 import { defaultPackage } from '../model-package/locate.js';
-import { describeIssues, redactUrl, strictSection } from '../../common/config-issues.js';
+import { describeIssues, redactSecrets, strictSection } from '../../common/config-issues.js';
 import { bridgeConfigSchema } from '../../firmware-bridge/config.js';
 import { EXIT_POLICY_NAMES } from '../exit-policy/policy.js';
 import { DEVICE_PROFILE_NAMES } from '../energy/device-profiles.js';
 import { BACKENDS } from '../runtime/backends.js';
 
-export { describeIssues, redactUrl } from '../../common/config-issues.js';
+export { describeIssues, redactSecrets, redactUrl } from '../../common/config-issues.js';
 
 /** Device ids become MQTT topic levels and file names: no wildcards, separators or spaces. */
 export const deviceIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only, 1 to 64 of them (it becomes an MQTT topic level)');
@@ -327,13 +327,13 @@ export const agentConfigSchema = strictSection({
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
-/** The config as it may be shown or published (the retained config/state): credentials replaced. */
+/**
+ * The config as it may be shown or published (the retained config/state, /api/config): passwords and
+ * tokens replaced, and credentials taken out of every URL in it (mqtt.url, and source.url, which may
+ * hold the camera's password).
+ */
 export function publicConfig(config: AgentConfig): AgentConfig {
-  const copy = structuredClone(config);
-  if (copy.mqtt.password !== undefined) copy.mqtt.password = '[redacted]';
-  if (copy.mqtt.url !== undefined) copy.mqtt.url = redactUrl(copy.mqtt.url);
-  if (copy.web.token !== undefined) copy.web.token = '[redacted]';
-  return copy;
+  return redactSecrets(config);
 }
 
 export class ConfigError extends Error {
