@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Before `npm test`: the Debian packages the tests run for real (Mosquitto, PyTorch for the
-// training smoke test, openssl for the TLS tests, ffmpeg for the stream source, Chromium for the dashboard's browser tests). As root with apt-get they are installed;
+// training smoke test, openssl for the TLS tests, ffmpeg for the stream source, Chromium for the dashboard's browser tests, faketime for clock steps). As root with apt-get they are installed;
 // otherwise the exact command to run is printed and the tests do not start half-equipped.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,6 +14,7 @@ const needs = [
   { what: 'ffmpeg (the stream source decodes video with it)', ok: () => has('ffmpeg'), packages: ['ffmpeg'] },
   // Debian's, driven by playwright-core: the tests never download a browser.
   { what: "Chromium at /usr/bin/chromium (the dashboard's browser tests)", ok: () => fs.existsSync('/usr/bin/chromium'), packages: ['chromium'] },
+  { what: 'faketime (the clock-step test steps a running agent\'s wall clock)', ok: () => has('faketime'), packages: ['faketime'] },
 ];
 const missing = needs.filter((need) => !need.ok());
 if (missing.length === 0) process.exit(0);
