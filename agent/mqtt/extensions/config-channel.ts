@@ -39,40 +39,53 @@ export class ConfigChannel {
     },
   });
 
+  /** Requests that came before start(): held, not handled, until every part a change can reach exists. */
+  private readonly held: Buffer[] = [];
+  private open = false;
+
   constructor(
     private readonly transport: MqttTransport,
     private readonly handler: ConfigSetHandler,
     private readonly now: () => number = Date.now,
-  ) {}
-
-  start(): void {
-    const { topics } = this.transport;
+  ) {
+    // Routed from the first connect, so that a request sent as soon as the agent is connected is not lost
+    // for want of a subscription; start() opens the channel once the parts it reaches exist.
     this.undo.push(
-      this.transport.route(topics.configSet, (_topic, payload, packet) => {
+      this.transport.route(transport.topics.configSet, (_topic, payload, packet) => {
         // The broker marks a message retained only when it replays a stored one (on every
         // subscribe, so every reconnect): applying it would undo whatever changed since.
         if (packet?.retain) this.respondError(configSetRequestId(payload) ?? null, RETAINED_REFUSAL);
         else this.submit(payload);
       }),
-      this.transport.onConnect(() => this.transport.publishAsync(topics.configState, this.handler.stateMessage(), { qos: 1, retain: true })),
     );
+  }
+
+  start(): void {
+    const { topics } = this.transport;
+    this.open = true;
+    for (const payload of this.held.splice(0)) this.requests.push(payload);
+    this.undo.push(this.transport.onConnect(() => this.transport.publishAsync(topics.configState, this.handler.stateMessage(), { qos: 1, retain: true })));
     // Started on a connected link: the state in force now, not at the next connect.
     if (this.transport.connected) void this.transport.publishAsync(topics.configState, this.handler.stateMessage(), { qos: 1, retain: true }).catch(() => {});
   }
 
   stop(): void {
+    this.open = false;
+    this.held.length = 0;
     this.requests.clear();
     for (const undo of this.undo.splice(0)) undo();
   }
 
   /** A request in the paced queue, as one from config/set (Home Assistant's commands come this way). */
   submit(payload: Buffer): void {
-    this.requests.push(payload);
+    if (this.open) this.requests.push(payload);
+    else if (this.held.length < CONFIG_SET_PACING.limit) this.held.push(payload);
+    else this.respondError(leadingRequestId(payload) ?? null, `config/set: ${CONFIG_SET_PACING.limit} requests are already waiting for the agent to start; send fewer, and wait for each answer`);
   }
 
   /** config/set messages received and not yet handled. */
   get waiting(): number {
-    return this.requests.waiting;
+    return this.requests.waiting + this.held.length;
   }
 
   /**
