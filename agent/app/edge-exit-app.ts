@@ -20,6 +20,7 @@ import { Offloader } from '../offload/offloader.js';
 import { ResultPublisher } from '../events/result-publisher.js';
 import { MotionGate } from '../gate/motion-gate.js';
 import { FramePipeline, type AgentStatus, type PipelineGate } from '../pipeline/frame-pipeline.js';
+import { pipelineGate } from '../pipeline/stages/gate-stage.js';
 import { formatStatusLine, statusFilePath } from '../pipeline/status-file.js';
 import { createFrameSource } from '../sources/create-source.js';
 import type { FrameSource } from '../sources/frame-source.js';
@@ -539,7 +540,7 @@ export class EdgeExitApp {
     // The background is kept across setting changes: a new threshold should not make every frame motion.
     this.motionGate ??= new MotionGate(config.gate, target.width, target.height);
     this.motionGate.update(config.gate);
-    return { detector: this.motionGate, maxReuseMs: config.gate.maxReuseS * 1000, cropToMotion: config.gate.cropToMotion, temporal: config.gate };
+    return pipelineGate(this.motionGate, config.gate);
   }
 
   /**
